@@ -1,0 +1,128 @@
+"""`wearables demo`: the whole system on one machine, with real outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.common import console, wait_for_stop_signal
+from cli.topics import create_all_topics
+from connectors.simulator.cohort import SyntheticCohort
+from models.errors import WearablesError
+from models.ids import research_id
+from models.providers import Provider
+from models.topics import raw_topic_suffix
+from runtime.broker import EmbeddedBroker
+from runtime.kafka import make_producer
+from runtime.metrics import start_metrics_server
+from runtime.settings import Settings
+from streams.agents import intake_totals
+from streams.app import build_pipeline
+from streams.progress import Progress as WorkerProgress
+from streams.runner import running
+
+__all__ = ["DemoIncomplete", "run_demo"]
+
+
+class DemoIncomplete(WearablesError):
+    """The worker did not process every published page in time."""
+
+
+@contextlib.asynccontextmanager
+async def _kafka(settings: Settings) -> AsyncIterator[str]:
+    if settings.kafka_bootstrap_servers:
+        yield settings.kafka_bootstrap_servers
+        return
+    shutil.rmtree(settings.state_dir, ignore_errors=True)  # state of an earlier in-memory broker
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with console.status("starting the embedded broker"):
+        broker = await EmbeddedBroker(log_path=settings.data_dir / "demo-broker.log").start()
+    try:
+        console.print(f"embedded broker: {broker.bootstrap}")
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+async def _publish(settings: Settings, bootstrap: str, cohort: SyntheticCohort, days: list[date]) -> int:
+    """Publish each participant-day's intraday pages to raw.fitbit; return the page count."""
+    secret = settings.require_secret_key()
+    topic = settings.topic(raw_topic_suffix(Provider.FITBIT))
+    producer = make_producer(settings, bootstrap)
+    await producer.start()
+    sent = 0
+    try:
+        for participant in cohort.participant_ids:
+            key = research_id(secret, participant).encode()
+            for day in days:
+                for data_type, body in (
+                    ("activities-steps-intraday", cohort.fitbit_steps_intraday(participant, day)),
+                    ("activities-heart-intraday", cohort.fitbit_heart_intraday(participant, day)),
+                ):
+                    headers = [("data_type", data_type.encode()), ("date", day.isoformat().encode())]
+                    await producer.send(topic, body, key=key, headers=headers)
+                    sent += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def run_demo(settings: Settings, *, participants: int, days: int, timeout: float,
+                   keep_running: bool, metrics_port: int) -> None:
+    started = time.monotonic()
+    cohort = SyntheticCohort(participants, seed=2026)
+    first = date.today() - timedelta(days=days)
+    day_list = [first + timedelta(days=i) for i in range(days)]
+    async with _kafka(settings) as bootstrap:
+        created, present = await create_all_topics(settings, bootstrap)
+        console.print(f"topics: {len(created)} created, {len(present)} already present")
+        pipeline = build_pipeline(settings, bootstrap=bootstrap)
+        start_metrics_server(metrics_port)
+        console.print("starting the worker (joining its consumer group)")
+        async with running(pipeline.app):
+            expected = await _publish(settings, bootstrap, cohort, day_list)
+            console.print(f"published {expected} raw pages ({participants} participants x {days} days x 2 types)")
+            await _follow(pipeline.progress, expected, timeout)
+            _report(intake_totals(pipeline.table_items("raw_intake")), expected, time.monotonic() - started, metrics_port)
+            if keep_running:
+                console.print("running; press Ctrl-C to stop")
+                await wait_for_stop_signal()
+
+
+async def _follow(progress: WorkerProgress, expected: int, timeout: float) -> None:
+    """Show a live progress line until the worker has consumed ``expected`` pages."""
+    columns = (TextColumn("processing raw pages"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("pages", total=expected)
+        while (done := progress.get("raw_pages")) < expected:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise DemoIncomplete(
+                    f"only {done} of {expected} pages were processed within {timeout:g}s; "
+                    "rerun with a larger --timeout, or look at the worker's log above"
+                )
+            with contextlib.suppress(TimeoutError):
+                await progress.wait_for("raw_pages", done + 1, timeout=min(remaining, 0.5))
+            bar.update(task, completed=progress.get("raw_pages"))
+        bar.update(task, completed=progress.get("raw_pages"))
+
+
+def _report(intake: dict[str, int], expected: int, elapsed: float, metrics_port: int) -> None:
+    table = Table("provider", "raw pages processed", title="worker intake (raw_intake table)")
+    for provider, pages in sorted(intake.items()):
+        table.add_row(str(provider), str(pages))
+    table.add_row("[bold]total[/]", f"[bold]{sum(intake.values())}[/] of {expected} published")
+    console.print(table)
+    if metrics_port:
+        console.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics")
+    console.print(f"demo finished in {elapsed:.1f}s")

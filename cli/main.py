@@ -1,0 +1,200 @@
+"""`wearables`: one console command with a subcommand per process.
+
+Configuration comes from environment variables (see README "Configuration" or
+``runtime/settings.py``); options given on the command line win over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+
+import click
+from rich.table import Table
+
+from cli.common import (
+    console,
+    fail,
+    metrics_port_option,
+    run_async,
+    settings_from_env,
+    wait_for_stop_signal,
+)
+from cli.topics import all_topic_plans, create_all_topics
+from runtime.broker import EmbeddedBroker, remove_address_file, write_address_file
+from runtime.kafka import check_reachable, resolve_bootstrap
+from runtime.metrics import gauge, start_metrics_server
+from runtime.settings import Settings
+from streams.app import build_pipeline
+from streams.runner import running
+
+__all__ = ["main"]
+
+BROKER_UP = gauge("embedded_broker_up", "1 while the embedded broker process is running")
+WORKER_PAGES = gauge("worker_raw_pages_seen", "Raw pages this worker process has consumed")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="wearables-stream")
+def main() -> None:
+    """Wearable data ingestion stream processor for research cohorts.
+
+    Vendor data (Fitbit Web API archives, Google Health API) flows through Kafka topics
+    into deduplicated per-participant daily summaries keyed by pseudonymous research IDs.
+    Start with `wearables demo`. Kafka comes from KAFKA_BOOTSTRAP_SERVERS, or else the
+    embedded broker started by `wearables broker`.
+    """
+
+
+# --------------------------------------------------------------------------- broker
+@main.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port on 127.0.0.1 to listen on (default: a free port).")
+@click.option("--create-topics/--no-create-topics", default=True, show_default=True,
+              help="Create every topic once the broker answers.")
+@metrics_port_option(9465)
+def broker(port: int | None, create_topics: bool, metrics_port: int | None) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, in memory) on 127.0.0.1.
+
+    Prints the bootstrap address and records it in WEARABLES_DATA_DIR/broker.json, so
+    other commands started without KAFKA_BOOTSTRAP_SERVERS connect to it. Stops on
+    Ctrl-C / SIGTERM and takes the broker process with it. All data is lost on stop.
+    """
+    settings = settings_from_env()
+    if settings.kafka_bootstrap_servers:
+        fail(f"KAFKA_BOOTSTRAP_SERVERS is set ({settings.kafka_bootstrap_servers}), so every command uses "
+             "that cluster; unset it to run the embedded broker")
+    run_async(_run_broker)(settings, port, create_topics, _metrics_port(settings, metrics_port, 9465))
+
+
+async def _run_broker(settings: Settings, port: int | None, create_topics: bool, metrics_port: int) -> None:
+    embedded = EmbeddedBroker(port, log_path=settings.data_dir / "broker.log")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # State built against a previous in-memory broker refers to offsets that no longer exist.
+    shutil.rmtree(settings.state_dir, ignore_errors=True)
+    async with embedded:
+        assert embedded.pid is not None
+        write_address_file(settings.data_dir, embedded.bootstrap, embedded.pid)
+        try:
+            BROKER_UP.set(1)
+            start_metrics_server(metrics_port)
+            if create_topics:
+                created, present = await create_all_topics(settings, embedded.bootstrap)
+                console.print(f"topics: {len(created)} created, {len(present)} already present")
+            console.print(f"embedded broker ready: [bold]{embedded.bootstrap}[/] (pid {embedded.pid})")
+            console.print(f"KAFKA_BOOTSTRAP_SERVERS={embedded.bootstrap}", markup=False)
+            stop = asyncio.ensure_future(wait_for_stop_signal())
+            while not stop.done() and embedded.is_running():
+                await asyncio.wait({stop}, timeout=0.5)
+            if not stop.done():
+                stop.cancel()
+                fail(f"the broker process exited unexpectedly; see {embedded.log_path}", code=1)
+            console.print(f"{stop.result()}: stopping the broker")
+        finally:
+            BROKER_UP.set(0)
+            remove_address_file(settings.data_dir, embedded.pid)
+
+
+# --------------------------------------------------------------------------- topics
+@main.group()
+def topics() -> None:
+    """Create or list the topics of DESIGN.md (and Faust's internal ones)."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create every topic that does not exist yet (idempotent).
+
+    Partition counts come from WEARABLES_PARTITIONS (default 8); `participants`, `daily`
+    and Faust changelogs are compacted.
+    """
+    settings = settings_from_env()
+    run_async(_topics_create)(settings)
+
+
+async def _topics_create(settings: Settings) -> None:
+    created, present = await create_all_topics(settings)
+    table = Table("topic", "partitions", "cleanup.policy", "status")
+    for plan in all_topic_plans(settings):
+        status = "[green]created[/]" if plan.name in created else "present"
+        table.add_row(plan.name, str(plan.partitions), plan.config()["cleanup.policy"], status)
+    console.print(table)
+    console.print(f"{len(created)} created, {len(present)} already present on {resolve_bootstrap(settings)}")
+
+
+@topics.command("list")
+def topics_list() -> None:
+    """Show the expected topics and whether each exists on the cluster."""
+    settings = settings_from_env()
+    run_async(_topics_list)(settings)
+
+
+async def _topics_list(settings: Settings) -> None:
+    existing = set(await check_reachable(settings))
+    table = Table("topic", "partitions", "cleanup.policy", "exists")
+    for plan in all_topic_plans(settings):
+        table.add_row(plan.name, str(plan.partitions), plan.config()["cleanup.policy"],
+                      "yes" if plan.name in existing else "[red]no[/]")
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- worker
+@main.command()
+@metrics_port_option(9466)
+def worker(metrics_port: int | None) -> None:
+    """Run the stream-processing worker (Faust agents) until Ctrl-C / SIGTERM.
+
+    Creates missing topics first. Run several workers with the same settings to share
+    the partitions (one consumer group).
+    """
+    settings = settings_from_env()
+    run_async(_run_worker)(settings, _metrics_port(settings, metrics_port, 9466))
+
+
+async def _run_worker(settings: Settings, metrics_port: int) -> None:
+    bootstrap = resolve_bootstrap(settings)
+    await create_all_topics(settings, bootstrap)
+    pipeline = build_pipeline(settings, bootstrap=bootstrap)
+    start_metrics_server(metrics_port)
+    async with running(pipeline.app):
+        console.print(f"worker {settings.app_id} running against {bootstrap}; metrics on :{metrics_port}")
+        stop = asyncio.ensure_future(wait_for_stop_signal())
+        while not stop.done():
+            await asyncio.wait({stop}, timeout=10)
+            WORKER_PAGES.set(pipeline.progress.get("raw_pages"))
+        console.print(f"{stop.result()}: stopping; processed {pipeline.progress.snapshot()}")
+
+
+# --------------------------------------------------------------------------- demo
+@main.command()
+@click.option("--participants", type=click.IntRange(1, 100_000), default=20, show_default=True,
+              help="Synthetic participants in the cohort.")
+@click.option("--days", type=click.IntRange(1, 90), default=3, show_default=True,
+              help="Days of minute-level data per participant.")
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=120, show_default=True,
+              help="Seconds to wait for the worker to process everything.")
+@click.option("--keep-running", is_flag=True, help="Stay up after processing (inspect metrics) until Ctrl-C.")
+@metrics_port_option(9464)
+def demo(participants: int, days: int, timeout: float, keep_running: bool, metrics_port: int | None) -> None:
+    """Run everything locally: embedded broker, topics, worker, a synthetic cohort's data.
+
+    Uses KAFKA_BOOTSTRAP_SERVERS when it is set, else starts the embedded broker. Prints
+    what was processed and exits 0 when every published page has been consumed.
+    """
+    from cli.demo import run_demo  # keeps `wearables --help` fast
+
+    quiet = {} if "WEARABLES_LOG_LEVEL" in os.environ else {"log_level": "WARNING"}  # the console tells
+    settings = settings_from_env(env="demo", **quiet)
+    run_async(run_demo)(settings, participants=participants, days=days, timeout=timeout,
+                        keep_running=keep_running, metrics_port=_metrics_port(settings, metrics_port, 9464))
+
+
+def _metrics_port(settings: Settings, option: int | None, default: int) -> int:
+    if option is not None:
+        return option
+    return settings.metrics_port if settings.metrics_port is not None else default
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

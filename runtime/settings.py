@@ -1,0 +1,217 @@
+"""Typed, frozen configuration read from environment variables (12-factor).
+
+Only the entry point (``cli``) calls :func:`load_settings`; everything else receives a
+``Settings`` object, so tests build their own with :class:`Settings` keyword arguments.
+
+Variables (all optional; the defaults run the demo):
+
+=====================================  ==========================================================
+``WEARABLES_ENV``                      ``production`` (default) or ``demo``. Outside the demo the
+                                       demo secret key is refused.
+``WEARABLES_SECRET_KEY``               keyed-HMAC secret for research IDs and date shifts.
+``WEARABLES_SECRET_KEY_ID``            label recorded with derived IDs (key rotation).
+``WEARABLES_TOPIC_PREFIX``             topic name prefix, default ``wearables.``
+``WEARABLES_PARTITIONS``               partitions per topic, default 8
+``WEARABLES_REPLICATION_FACTOR``       replication factor of created topics, default 1
+``WEARABLES_DATA_DIR``                 state stores, outputs, embedded-broker address; ``./var``
+``WEARABLES_STORE``                    Faust table store, ``rocksdb://`` (default) or ``memory://``
+``WEARABLES_METRICS_PORT``             Prometheus port (0 = off); default per process (demo 9464,
+                                       broker 9465, worker 9466)
+``WEARABLES_LOG_LEVEL``                ``INFO`` by default
+``WEARABLES_KAFKA_CONNECT_TIMEOUT``    seconds to wait for Kafka at start-up, default 15
+``WEARABLES_KAFKA_SESSION_TIMEOUT``    consumer-group session timeout (s), default 6
+``KAFKA_BOOTSTRAP_SERVERS``            ``host:port[,host:port]``; unset = the embedded broker
+``KAFKA_SECURITY_PROTOCOL``            ``PLAINTEXT`` | ``SSL`` | ``SASL_PLAINTEXT`` | ``SASL_SSL``
+``KAFKA_SASL_MECHANISM``               ``PLAIN`` | ``SCRAM-SHA-256`` | ``SCRAM-SHA-512``
+``KAFKA_SASL_USERNAME`` / ``_PASSWORD``  SASL credentials
+``KAFKA_SSL_CAFILE`` / ``_CERTFILE`` / ``_KEYFILE``  TLS files
+=====================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.errors import ConfigurationError
+
+__all__ = ["DEMO_SECRET_KEY", "Settings", "load_settings"]
+
+# Public on purpose: it is the demo's key, and the reason it must never protect real data.
+DEMO_SECRET_KEY = "demo-secret-key-do-not-use-for-real-participants"  # noqa: S105
+_MIN_SECRET_LENGTH = 32
+
+
+def _kafka(name: str) -> Any:
+    # KAFKA_* variables keep their conventional names (no WEARABLES_ prefix).
+    return AliasChoices(f"KAFKA_{name}", f"kafka_{name.lower()}")
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to know, validated once at start-up.
+
+    Build it from the environment with :func:`load_settings`, or directly in tests:
+    ``Settings(env="demo", topic_prefix="t1.", kafka_bootstrap_servers="127.0.0.1:9092")``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="WEARABLES_",
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+    )
+
+    env: Literal["production", "demo"] = "production"
+    secret_key: SecretStr | None = None
+    secret_key_id: str = "k1"
+    topic_prefix: str = "wearables."
+    partitions: int = Field(default=8, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    data_dir: Path = Path("var")
+    store: Literal["rocksdb://", "memory://"] = "rocksdb://"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    kafka_connect_timeout: float = Field(default=15.0, gt=0, le=600)
+    kafka_session_timeout: float = Field(default=6.0, ge=1, le=300)
+
+    kafka_bootstrap_servers: str | None = Field(default=None, validation_alias=_kafka("BOOTSTRAP_SERVERS"))
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", validation_alias=_kafka("SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, validation_alias=_kafka("SASL_MECHANISM")
+    )
+    kafka_sasl_username: str | None = Field(default=None, validation_alias=_kafka("SASL_USERNAME"))
+    kafka_sasl_password: SecretStr | None = Field(default=None, validation_alias=_kafka("SASL_PASSWORD"))
+    kafka_ssl_cafile: Path | None = Field(default=None, validation_alias=_kafka("SSL_CAFILE"))
+    kafka_ssl_certfile: Path | None = Field(default=None, validation_alias=_kafka("SSL_CERTFILE"))
+    kafka_ssl_keyfile: Path | None = Field(default=None, validation_alias=_kafka("SSL_KEYFILE"))
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_a_topic_name(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not value or set(value) - allowed:
+            raise ValueError("use only letters, digits, '.', '_' and '-', e.g. 'wearables.'")
+        return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap_is_host_port(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server.strip()!r} is not host:port (e.g. 'kafka-1:9092,kafka-2:9092')")
+        return ",".join(s.strip() for s in value.split(","))
+
+    @model_validator(mode="after")
+    def _refuse_demo_key_outside_demo(self) -> Settings:
+        if self.env != "demo" and self.secret_key is not None:
+            key = self.secret_key.get_secret_value()
+            if key == DEMO_SECRET_KEY:
+                raise ValueError(
+                    "WEARABLES_SECRET_KEY is the public demo key, which is refused outside the demo; "
+                    "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                )
+            if len(key) < _MIN_SECRET_LENGTH:
+                raise ValueError(f"WEARABLES_SECRET_KEY must be at least {_MIN_SECRET_LENGTH} characters")
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "KAFKA_SECURITY_PROTOCOL=SASL_* needs KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME "
+                "and KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    @property
+    def is_demo(self) -> bool:
+        return self.env == "demo"
+
+    def require_secret_key(self) -> bytes:
+        """The HMAC secret, or a ConfigurationError saying how to set one.
+
+        The demo falls back to the public demo key; any other run must configure its own.
+        """
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        if self.is_demo:
+            return DEMO_SECRET_KEY.encode()
+        raise ConfigurationError(
+            "WEARABLES_SECRET_KEY is not set: set it to a secret of at least "
+            f"{_MIN_SECRET_LENGTH} characters (or WEARABLES_ENV=demo to try the demo key locally)"
+        )
+
+    def topic(self, suffix: str) -> str:
+        """The full name of a catalogue topic under this run's prefix."""
+        return f"{self.topic_prefix}{suffix}"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def state_dir(self) -> Path:
+        """Faust table stores. The embedded broker forgets everything when it stops, so state
+        built against it is kept apart (and wiped by a new embedded broker)."""
+        return self.data_dir / ("faust-embedded" if self.uses_embedded_broker else "faust")
+
+    @property
+    def app_id(self) -> str:
+        """The Faust application id (consumer group; prefix of its changelog topics)."""
+        return f"{self.topic_prefix}worker"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed, validated again."""
+        return Settings.model_validate({**self.model_dump(), **changes})
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict with every secret hidden, for logs and ``--show-config``."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    names = {n: info for n, info in Settings.model_fields.items()}
+    info = names.get(field)
+    variable = f"WEARABLES_{field.upper()}"
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        variable = str(info.validation_alias.choices[0])
+    if not field:  # a model-level rule: its message already names the variables
+        return str(first["msg"]).removeprefix("Value error, ")
+    got = first.get("input")
+    shown = "" if got is None or "PASSWORD" in variable or "SECRET" in variable else f"={got!r}"
+    reason = str(first["msg"]).removeprefix("Value error, ")
+    more = f" (and {len(error.errors()) - 1} more problem(s))" if len(error.errors()) > 1 else ""
+    return f"{variable}{shown}: {reason}{more}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read the environment (or ``environ``) into Settings; bad values raise ConfigurationError.
+
+    The error message is one line naming the variable and what it should be.
+    """
+    source = dict(os.environ if environ is None else environ)
+    try:
+        if environ is None:
+            return Settings(**overrides)
+        # An explicit mapping: do not read os.environ at all.
+        relevant = {k: v for k, v in source.items() if k.upper().startswith(("WEARABLES_", "KAFKA_"))}
+        data: dict[str, Any] = {}
+        for key, value in relevant.items():
+            upper = key.upper()
+            name = upper.removeprefix("WEARABLES_").lower() if upper.startswith("WEARABLES_") else upper
+            data[name] = value
+        data.update(overrides)
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigurationError(_describe(error)) from None

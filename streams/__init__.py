@@ -1,0 +1,9 @@
+"""Faust stream processing: reads topics, owns state, writes derived topics and outputs.
+
+Imports ``models`` and ``runtime`` only; never ``connectors`` (they meet on topics)."""
+
+from streams.app import Pipeline, build_pipeline, create_app, internal_topic_plan
+from streams.progress import Progress
+from streams.runner import running
+
+__all__ = ["Pipeline", "Progress", "build_pipeline", "create_app", "internal_topic_plan", "running"]

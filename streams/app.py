@@ -1,0 +1,124 @@
+"""``build_pipeline(settings)``: a fresh Faust app with its topics, tables and agents.
+
+Nothing is built at import time, so every test and every process gets its own app bound to
+its own event loop (research/faust.md §5). Faust-internal topics are listed here so that
+``wearables topics create`` can pre-create them: the embedded broker cannot be trusted to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from runtime.kafka import TopicPlan, resolve_bootstrap
+from runtime.settings import Settings
+from streams.agents import TABLES, register_agents
+from streams.progress import Progress
+
+__all__ = ["Pipeline", "build_pipeline", "create_app", "internal_topic_plan"]
+
+_faust_metrics: dict[int, FaustMetrics] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """A Faust app and the handles the caller needs around it."""
+
+    app: faust.App
+    progress: Progress
+    settings: Settings
+
+    def table_items(self, name: str) -> dict[Any, Any]:
+        """A copy of a table's local contents (this worker's partitions)."""
+        return dict(self.app.tables[name].items())
+
+
+def internal_topic_plan(settings: Settings) -> list[TopicPlan]:
+    """Faust's own topics for this app id: one compacted changelog per table, and the assignor's."""
+    changelogs = [
+        TopicPlan(f"{settings.app_id}-{table}-changelog", settings.partitions, compacted=True)
+        for table in TABLES
+    ]
+    return [*changelogs, TopicPlan(f"{settings.app_id}-__assignor-__leader", 1)]
+
+
+def _credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    context: ssl.SSLContext | None = None
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+        if settings.kafka_ssl_certfile:
+            context.load_cert_chain(
+                str(settings.kafka_ssl_certfile),
+                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+            )
+    if settings.kafka_security_protocol.startswith("SASL"):
+        assert settings.kafka_sasl_password is not None  # guaranteed by Settings validation
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def _monitor(registry: CollectorRegistry) -> PrometheusMonitor:
+    # Faust's metric objects can be registered once per registry; apps share them.
+    metrics = _faust_metrics.get(id(registry))
+    if metrics is None:
+        metrics = _faust_metrics[id(registry)] = FaustMetrics.create(registry, "wearables_faust")
+    return PrometheusMonitor(metrics=metrics)
+
+
+def build_pipeline(settings: Settings, *, bootstrap: str | None = None,
+                   registry: CollectorRegistry = REGISTRY) -> Pipeline:
+    """A new Faust app for ``settings``. Call it inside the event loop that will run it."""
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    address = bootstrap or resolve_bootstrap(settings)
+    app = faust.App(
+        settings.app_id,
+        broker="kafka://" + address,
+        broker_credentials=_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.state_dir),
+        loop=loop,
+        autodiscover=False,
+        web_enabled=False,  # metrics are served by runtime.metrics on WEARABLES_METRICS_PORT
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=False,  # pre-created by runtime.kafka.ensure_topics
+        producer_acks=-1,
+        producer_linger=0.005,
+        producer_max_request_size=8 << 20,
+        consumer_max_fetch_size=8 << 20,
+        # The embedded broker holds a JoinGroup for about half the session timeout.
+        broker_session_timeout=settings.kafka_session_timeout,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=max(settings.kafka_session_timeout, 10.0),
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        stream_buffer_maxsize=16384,
+    )
+    app.monitor = _monitor(registry)
+    progress = Progress()
+    register_agents(app, settings, progress)
+    app.finalize()
+    return Pipeline(app=app, progress=progress, settings=settings)
+
+
+def create_app(settings: Settings, *, bootstrap: str | None = None) -> faust.App:
+    """A fresh Faust app (see :func:`build_pipeline` for the progress handle)."""
+    return build_pipeline(settings, bootstrap=bootstrap).app
