@@ -91,7 +91,8 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
             expected = await _publish(settings, bootstrap, cohort, day_list)
             console.print(f"published {expected} raw pages ({participants} participants x {days} days x 2 types)")
             await _follow(pipeline.progress, expected, timeout)
-            _report(intake_totals(pipeline.table_items("raw_intake")), expected, time.monotonic() - started, metrics_port)
+            totals = intake_totals(pipeline.table_items("raw_intake"))
+            _report(totals, expected, time.monotonic() - started, metrics_port)
             if keep_running:
                 console.print("running; press Ctrl-C to stop")
                 await wait_for_stop_signal()

@@ -68,6 +68,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs. A zombie (dead, not yet reaped by its new parent) is not alive."""
+    with contextlib.suppress(OSError, IndexError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -169,7 +173,7 @@ class EmbeddedBroker:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
+                preexec_fn=_die_with_parent,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it in order
             )
 

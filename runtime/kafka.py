@@ -8,9 +8,10 @@ at-least-once delivery (``acks=all``, no idempotence); dedup downstream makes re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +108,7 @@ def make_producer(settings: Settings, bootstrap: str | None = None, **overrides:
         "acks": "all",
         "enable_idempotence": False,
         "linger_ms": 5,
-        "max_batch_size": 1 << 20,
+        "max_batch_size": 1 if settings.kafka_single_record_batches else 1 << 20,
         "max_request_size": 8 << 20,
     }
     options.update(overrides)
@@ -136,8 +137,9 @@ async def check_reachable(settings: Settings, bootstrap: str | None = None) -> l
     address = bootstrap or resolve_bootstrap(settings)
     admin = AIOKafkaAdminClient(**client_config(settings, address), request_timeout_ms=5000)
     try:
-        await asyncio.wait_for(admin.start(), settings.kafka_connect_timeout)
-        return sorted(await asyncio.wait_for(admin.list_topics(), settings.kafka_connect_timeout))
+        with _quiet("aiokafka"):  # it logs each refused connection; our error says it once
+            await asyncio.wait_for(admin.start(), settings.kafka_connect_timeout)
+            return sorted(await asyncio.wait_for(admin.list_topics(), settings.kafka_connect_timeout))
     except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as error:
         hint = (
             "check KAFKA_BOOTSTRAP_SERVERS (and KAFKA_SECURITY_PROTOCOL/SASL settings), or unset it "
@@ -145,7 +147,9 @@ async def check_reachable(settings: Settings, bootstrap: str | None = None) -> l
             if settings.kafka_bootstrap_servers
             else "the embedded broker is not running: start it with `wearables broker`"
         )
-        reason = type(error).__name__ if not str(error) else str(error).splitlines()[0]
+        reason = {TimeoutError: "no answer", KafkaConnectionError: "connection failed"}.get(
+            type(error), type(error).__name__
+        )
         raise KafkaUnreachable(
             f"cannot reach Kafka at {address} within {settings.kafka_connect_timeout:g}s ({reason}); {hint}",
             bootstrap_servers=address,
@@ -190,6 +194,17 @@ async def ensure_topics(
     present = [p.name for p in plans if p.name not in created]
     logger.info("topics: %d created, %d already present", len(created), len(present))
     return created, present
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    log = logging.getLogger(name)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:

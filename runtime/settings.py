@@ -20,6 +20,8 @@ Variables (all optional; the defaults run the demo):
 ``WEARABLES_LOG_LEVEL``                ``INFO`` by default
 ``WEARABLES_KAFKA_CONNECT_TIMEOUT``    seconds to wait for Kafka at start-up, default 15
 ``WEARABLES_KAFKA_SESSION_TIMEOUT``    consumer-group session timeout (s), default 6
+``WEARABLES_KAFKA_SINGLE_RECORD_BATCHES``  ``true`` (default): one record per produce batch, needed
+                                       by the embedded broker's end offsets; ``false`` on Kafka
 ``KAFKA_BOOTSTRAP_SERVERS``            ``host:port[,host:port]``; unset = the embedded broker
 ``KAFKA_SECURITY_PROTOCOL``            ``PLAINTEXT`` | ``SSL`` | ``SASL_PLAINTEXT`` | ``SASL_SSL``
 ``KAFKA_SASL_MECHANISM``               ``PLAIN`` | ``SCRAM-SHA-256`` | ``SCRAM-SHA-512``
@@ -69,7 +71,7 @@ class Settings(BaseSettings):
 
     env: Literal["production", "demo"] = "production"
     secret_key: SecretStr | None = None
-    secret_key_id: str = "k1"
+    secret_key_id: str = "k1"  # noqa: S105 - a label for the key, not a secret
     topic_prefix: str = "wearables."
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1, le=16)
@@ -79,6 +81,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     kafka_connect_timeout: float = Field(default=15.0, gt=0, le=600)
     kafka_session_timeout: float = Field(default=6.0, ge=1, le=300)
+    # Tansu (the embedded broker) reports a partition's end offset as the base offset of its
+    # last record batch + 1, so a multi-record batch hides records from anyone reading "up to
+    # the end" (Faust changelog recovery restores too little). One record per batch avoids it.
+    kafka_single_record_batches: bool = True
 
     kafka_bootstrap_servers: str | None = Field(default=None, validation_alias=_kafka("BOOTSTRAP_SERVERS"))
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(

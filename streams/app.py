@@ -88,6 +88,7 @@ def build_pipeline(settings: Settings, *, bootstrap: str | None = None,
     except RuntimeError:
         loop = None
     address = bootstrap or resolve_bootstrap(settings)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker="kafka://" + address,
@@ -103,6 +104,7 @@ def build_pipeline(settings: Settings, *, bootstrap: str | None = None,
         producer_acks=-1,
         producer_linger=0.005,
         producer_max_request_size=8 << 20,
+        producer_max_batch_size=1 if settings.kafka_single_record_batches else 1 << 20,
         consumer_max_fetch_size=8 << 20,
         # The embedded broker holds a JoinGroup for about half the session timeout.
         broker_session_timeout=settings.kafka_session_timeout,

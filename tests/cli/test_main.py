@@ -1,0 +1,93 @@
+"""The `wearables` command as a user meets it: help texts and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from runtime.broker import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBCOMMANDS = ["broker", "demo", "topics", "worker"]
+
+
+def _wearables(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("WEARABLES_", "KAFKA_"))}
+    clean.update(env or {})
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True,
+                          env=clean, cwd=ROOT, timeout=timeout, check=False)
+
+
+def test_help_lists_every_subcommand() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    listed = result.output.split("Commands:")[1]
+    for name in SUBCOMMANDS:
+        assert f"  {name} " in listed
+
+
+@pytest.mark.parametrize("command", [[name] for name in SUBCOMMANDS] + [["topics", "create"], ["topics", "list"]])
+def test_each_subcommand_has_its_own_help(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert result.output.startswith(f"Usage: main {' '.join(command)}")
+    assert len(result.output.splitlines()) > 3
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"WEARABLES_PARTITIONS": "lots"}, "WEARABLES_PARTITIONS='lots'"),
+        ({"KAFKA_BOOTSTRAP_SERVERS": "no-port-here"}, "KAFKA_BOOTSTRAP_SERVERS='no-port-here'"),
+        ({"WEARABLES_LOG_LEVEL": "LOUD"}, "WEARABLES_LOG_LEVEL"),
+    ],
+)
+def test_malformed_variable_is_a_one_line_error(env: dict[str, str], expected: str) -> None:
+    result = _wearables("worker", env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("wearables: error: ") and expected in lines[0]
+
+
+def test_unreachable_bootstrap_server_is_a_one_line_error(tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    result = _wearables("topics", "create", env={
+        "KAFKA_BOOTSTRAP_SERVERS": address, "WEARABLES_KAFKA_CONNECT_TIMEOUT": "2",
+        "WEARABLES_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"cannot reach Kafka at {address}" in lines[0]
+    assert "KAFKA_BOOTSTRAP_SERVERS" in lines[0]
+
+
+def test_no_kafka_at_all_says_how_to_get_one(tmp_path: Path) -> None:
+    result = _wearables("worker", env={"WEARABLES_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "wearables broker" in result.stderr and "KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
+def test_broker_refuses_when_a_cluster_is_configured() -> None:
+    result = _wearables("broker", env={"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"})
+    assert result.returncode == 2
+    assert "unset it to run the embedded broker" in result.stderr
+
+
+@pytest.mark.integration
+def test_demo_processes_every_published_page(tmp_path: Path) -> None:
+    result = _wearables("demo", "--participants", "4", "--days", "2", "--metrics-port", "0",
+                        env={"WEARABLES_DATA_DIR": str(tmp_path), "COLUMNS": "120"}, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "published 16 raw pages" in result.stdout
+    assert "16 of 16 published" in result.stdout
+    assert "│ fitbit   │ 16" in result.stdout

@@ -1,0 +1,74 @@
+"""Shared fixtures: the embedded broker (once per session), fresh settings and topics per test,
+and an in-process worker. Integration tests talk to the real broker over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.broker import EmbeddedBroker
+from runtime.settings import Settings
+from streams.app import Pipeline, build_pipeline
+from streams.runner import running
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No WEARABLES_* or KAFKA_* variable from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.upper().startswith(("WEARABLES_", "KAFKA_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """The embedded broker on a free loopback port, ready once it answers Metadata."""
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    embedded = EmbeddedBroker(log_path=log, ready_timeout=60)
+    embedded.spawn()
+    try:
+        asyncio.run(embedded.wait_ready())
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture
+def settings_factory(broker: EmbeddedBroker, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for this test: its own topic prefix (so tests share nothing) and data dir."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "env": "demo",
+            "topic_prefix": prefix,
+            "kafka_bootstrap_servers": broker.bootstrap,
+            "data_dir": tmp_path / "data",
+            "store": "memory://",
+            "partitions": 4,
+            "metrics_port": 0,
+        }
+        values.update(overrides)
+        return Settings.model_validate(values)
+
+    return make
+
+
+@asynccontextmanager
+async def worker(settings: Settings) -> AsyncIterator[Pipeline]:
+    """A worker running in this event loop against the settings' Kafka, topics pre-created."""
+    from cli.topics import create_all_topics
+
+    await create_all_topics(settings)
+    pipeline = build_pipeline(settings)
+    async with running(pipeline.app):
+        yield pipeline

@@ -1,0 +1,51 @@
+"""Boundaries as tests: import direction (import-linter), lint (ruff), and public surfaces."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ["models", "runtime", "connectors", "streams", "cli"]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run `./run setup` (it installs the dev extra)")
+    return path
+
+
+def test_import_contracts_hold() -> None:
+    result = subprocess.run([_tool("lint-imports")], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_ruff_is_clean() -> None:
+    result = subprocess.run([_tool("ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _modules() -> list[str]:
+    names = []
+    for package in PACKAGES:
+        names.append(package)
+        module = importlib.import_module(package)
+        names += [m.name for m in pkgutil.walk_packages(module.__path__, prefix=f"{package}.")]
+    return names
+
+
+@pytest.mark.parametrize("name", _modules())
+def test_every_module_declares_an_accurate_all(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{name} has no __all__"
+    missing = [item for item in exported if not hasattr(module, item)]
+    assert missing == []
