@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import shutil
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
@@ -18,12 +19,12 @@ from connectors.simulator.cohort import SyntheticCohort
 from models.errors import WearablesError
 from models.ids import research_id
 from models.providers import Provider
+from models.raw import RawPage
 from models.topics import raw_topic_suffix
 from runtime.broker import EmbeddedBroker
 from runtime.kafka import make_producer
 from runtime.metrics import start_metrics_server
 from runtime.settings import Settings
-from streams.agents import intake_totals
 from streams.app import build_pipeline
 from streams.progress import Progress as WorkerProgress
 from streams.runner import running
@@ -52,27 +53,43 @@ async def _kafka(settings: Settings) -> AsyncIterator[str]:
 
 
 async def _publish(settings: Settings, bootstrap: str, cohort: SyntheticCohort, days: list[date]) -> int:
-    """Publish each participant-day's intraday pages to raw.fitbit; return the page count."""
+    """Publish each participant-day's steps and heart-rate pages as raw pages; return the count.
+
+    Half the cohort is linked through the legacy Fitbit Web API, half through Google Health.
+    """
     secret = settings.require_secret_key()
-    topic = settings.topic(raw_topic_suffix(Provider.FITBIT))
     producer = make_producer(settings, bootstrap)
     await producer.start()
     sent = 0
     try:
-        for participant in cohort.participant_ids:
+        for n, participant in enumerate(cohort.participant_ids):
             key = research_id(secret, participant).encode()
-            for day in days:
-                for data_type, body in (
-                    ("activities-steps-intraday", cohort.fitbit_steps_intraday(participant, day)),
-                    ("activities-heart-intraday", cohort.fitbit_heart_intraday(participant, day)),
-                ):
-                    headers = [("data_type", data_type.encode()), ("date", day.isoformat().encode())]
-                    await producer.send(topic, body, key=key, headers=headers)
-                    sent += 1
+            for page in _pages(cohort, participant, days, google=n % 2 == 1):
+                await producer.send(settings.topic(raw_topic_suffix(page.provider)), page.to_bytes(), key=key)
+                sent += 1
         await producer.flush()
     finally:
         await producer.stop()
     return sent
+
+
+def _pages(cohort: SyntheticCohort, participant: str, days: list[date], *, google: bool) -> list[RawPage]:
+    zone, now = cohort.timezone(participant), time.time()
+    pages = []
+    for day in days:
+        if google:
+            bodies = (("steps", cohort.google_steps(participant, day)),
+                      ("heart-rate", cohort.google_heart_rate(participant, day)))
+            provider = Provider.GOOGLE_HEALTH
+        else:
+            bodies = (("activities-steps-intraday", cohort.fitbit_steps_intraday(participant, day)),
+                      ("activities-heart-intraday", cohort.fitbit_heart_intraday(participant, day)))
+            provider = Provider.FITBIT
+        for data_type, body in bodies:
+            pages.append(RawPage(provider=provider, data_type=data_type, date=day.isoformat(), body=body,
+                                 detail=None if google else "1min", timezone=zone, fetched_at=now,
+                                 request_id=f"demo-{uuid.uuid4().hex[:12]}", origin="simulator"))
+    return pages
 
 
 async def run_demo(settings: Settings, *, participants: int, days: int, timeout: float,
@@ -89,10 +106,9 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
         console.print("starting the worker (joining its consumer group)")
         async with running(pipeline.app):
             expected = await _publish(settings, bootstrap, cohort, day_list)
-            console.print(f"published {expected} raw pages ({participants} participants x {days} days x 2 types)")
+            console.print(f"published {expected} raw pages ({participants} participants x {days} days x 2 data types)")
             await _follow(pipeline.progress, expected, timeout)
-            totals = intake_totals(pipeline.table_items("raw_intake"))
-            _report(totals, expected, time.monotonic() - started, metrics_port)
+            _report(pipeline.progress.snapshot(), expected, time.monotonic() - started, metrics_port)
             if keep_running:
                 console.print("running; press Ctrl-C to stop")
                 await wait_for_stop_signal()
@@ -118,11 +134,12 @@ async def _follow(progress: WorkerProgress, expected: int, timeout: float) -> No
         bar.update(task, completed=progress.get("raw_pages"))
 
 
-def _report(intake: dict[str, int], expected: int, elapsed: float, metrics_port: int) -> None:
-    table = Table("provider", "raw pages processed", title="worker intake (raw_intake table)")
-    for provider, pages in sorted(intake.items()):
-        table.add_row(str(provider), str(pages))
-    table.add_row("[bold]total[/]", f"[bold]{sum(intake.values())}[/] of {expected} published")
+def _report(counts: dict[str, int], expected: int, elapsed: float, metrics_port: int) -> None:
+    table = Table("", "count", title="normalize agent: raw pages -> samples topic")
+    table.add_row("raw pages processed", f"{counts.get('raw_pages', 0)} of {expected} published")
+    table.add_row("samples published", str(counts.get("samples", 0)))
+    table.add_row("samples rejected", str(counts.get("rejected", 0)))
+    table.add_row("dead letters", str(counts.get("dead_letters", 0)))
     console.print(table)
     if metrics_port:
         console.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics")

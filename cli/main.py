@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from pathlib import Path
 
 import click
 from rich.table import Table
@@ -164,6 +165,24 @@ async def _run_worker(settings: Settings, metrics_port: int) -> None:
             await asyncio.wait({stop}, timeout=10)
             WORKER_PAGES.set(pipeline.progress.get("raw_pages"))
         console.print(f"{stop.result()}: stopping; processed {pipeline.progress.snapshot()}")
+
+
+# --------------------------------------------------------------------------- import
+@main.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Publish files again even if the import ledger has them.")
+def import_(path: Path, force: bool) -> None:
+    """Publish a cohort's Fitbit JSON archive (PATH/.../FITBIT/<resource>/<participant>/*.json).
+
+    Every file goes to the raw.fitbit topic keyed by the participant's research ID, with the
+    time zone from FITBIT/profile/<participant>/profile.json. Files whose place in the layout
+    is not understood are skipped and reported. Running it twice publishes nothing new
+    (a ledger in WEARABLES_DATA_DIR remembers what was published).
+    """
+    from cli.importer import run_import
+
+    settings = settings_from_env()
+    run_async(run_import)(settings, path, force=force)
 
 
 # --------------------------------------------------------------------------- demo

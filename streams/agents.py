@@ -1,19 +1,20 @@
-"""Agent bodies: take a batch of events, do vectorised work, count, send.
+"""Agent bodies: take a batch of events, call the pure stage functions, send what they return.
 
 Each body catches errors per batch (an exception inside a Faust agent acks and skips the
-event; research/faust.md §3), and tables written inside ``take_events`` use the partitioner.
+event; research/faust.md §3). Outputs are awaited before the batch ends, and Faust flushes the
+producer before it commits offsets, so processing is at-least-once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from models.providers import Provider
 from models.topics import raw_topic_suffix
 from runtime.metrics import counter
-from streams.event_context import as_current_event, by_partition
+from streams.dead_letters import for_error
+from streams.normalize_stage import STAGE, normalize_record
 from streams.progress import Progress
 
 if TYPE_CHECKING:
@@ -22,54 +23,48 @@ if TYPE_CHECKING:
 
     from runtime.settings import Settings
 
-__all__ = ["TABLES", "intake_totals", "register_agents"]
+__all__ = ["TABLES", "register_agents"]
 
 logger = logging.getLogger(__name__)
 
 #: Tables of this app, by name (their changelog topics are pre-created from this list).
-TABLES: tuple[str, ...] = ("raw_intake",)
+TABLES: tuple[str, ...] = ()
 
-RAW_PAGES = counter("raw_pages_total", "Raw vendor pages consumed by the worker", ["provider"])
-RAW_BYTES = counter("raw_bytes_total", "Bytes of raw vendor pages consumed by the worker", ["provider"])
 BATCH_ERRORS = counter("agent_batch_errors_total", "Agent batches that raised", ["stage"])
 
 
 def register_agents(app: faust.App, settings: Settings, progress: Progress) -> None:
-    """Declare this app's topics, tables and agents on ``app``."""
-    provider_by_topic = {settings.topic(raw_topic_suffix(p)): p for p in Provider}
-    raw_topics = app.topic(*provider_by_topic, key_serializer="raw", value_serializer="raw")
-    intake = app.Table("raw_intake", default=int, partitions=settings.partitions,
-                       help="Raw pages consumed per provider (durable across restarts)")
+    """Declare this app's topics and agents on ``app``."""
+    secret = settings.require_secret_key()
+    raw_names = [settings.topic(raw_topic_suffix(p)) for p in Provider]
+    raw_topics = app.topic(*raw_names, key_serializer="raw", value_serializer="raw")
+    samples = app.topic(settings.topic("samples"), key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(settings.topic("dlq"), key_serializer="raw", value_serializer="raw")
 
-    @app.agent(raw_topics, name="raw-intake", concurrency=1)
-    async def raw_intake(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(2000, within=0.2):
+    @app.agent(raw_topics, name="normalize", concurrency=1)
+    async def normalize_pages(stream: StreamT[bytes]) -> None:
+        async for events in stream.take_events(500, within=0.2):
             try:
-                for partition, group in by_partition(events).items():
-                    with as_current_event(group[-1]):
-                        _tally(group, partition)
-                progress.add("raw_pages", len(events))
-            except Exception:  # one bad batch must not stop the agent
-                BATCH_ERRORS.labels(stage="intake").inc()
-                logger.exception("raw-intake batch of %d events failed", len(events))
+                for event in events:
+                    await _normalize_event(event)
+            except Exception:  # e.g. the producer failing; never kill the agent
+                BATCH_ERRORS.labels(stage=STAGE).inc()
+                logger.exception("normalize batch of %d events failed", len(events))
 
-    def _tally(group: list[EventT[bytes]], partition: int) -> None:
-        pages: Counter[Provider] = Counter()
-        size: Counter[Provider] = Counter()
-        for event in group:
-            provider = provider_by_topic[event.message.topic]
-            pages[provider] += 1
-            size[provider] += len(event.value or b"")
-        for provider, count in pages.items():
-            # Keyed by partition too: a table key must live on one partition only.
-            intake[f"{provider.value}|{partition}"] += count
-            RAW_PAGES.labels(provider=provider.value).inc(count)
-            RAW_BYTES.labels(provider=provider.value).inc(size[provider])
-
-
-def intake_totals(items: dict[str, int]) -> dict[str, int]:
-    """Pages per provider from the ``raw_intake`` table's ``provider|partition`` keys."""
-    totals: Counter[str] = Counter()
-    for key, count in items.items():
-        totals[key.partition("|")[0]] += count
-    return dict(totals)
+    async def _normalize_event(event: EventT[bytes]) -> None:
+        message = event.message
+        try:
+            output = normalize_record(message.key, message.value, topic=message.topic, secret=secret)
+        except Exception as error:
+            await dlq.send(key=message.key, value=for_error(STAGE, error, key=message.key,
+                                                            original=message.value or b"",
+                                                            topic=message.topic).to_bytes())
+            return
+        for key, value in output.batches:
+            await samples.send(key=key, value=value)
+        for letter in output.letters:
+            await dlq.send(key=message.key, value=letter.to_bytes())
+        progress.add("raw_pages")
+        progress.add("samples", output.samples)
+        progress.add("rejected", output.rejected)
+        progress.add("dead_letters", len(output.letters))

@@ -12,7 +12,8 @@ from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import REGISTRY, CollectorRegistry
 
 import cli.main  # noqa: F401 - defines the process metrics
-import streams.agents  # noqa: F401 - defines the agent metrics
+import streams.agents
+import streams.normalize_stage  # noqa: F401 - defines the normalize metrics
 from runtime.metrics import ALLOWED_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]

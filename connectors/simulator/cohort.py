@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import date
+import zoneinfo
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 
 __all__ = ["SyntheticCohort"]
 
 _MINUTES = 1440
+_ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Anchorage",
+          "Pacific/Honolulu", "America/Puerto_Rico")
 
 
 class SyntheticCohort:
@@ -34,6 +37,10 @@ class SyntheticCohort:
         while len(ids) < participants:
             ids.add(f"P{rng.randrange(10**9, 10**10)}")
         self.participant_ids: list[str] = sorted(ids)
+
+    def timezone(self, participant_id: str) -> str:
+        """The participant's IANA time zone (as the Fitbit profile reports it)."""
+        return _ZONES[random.Random(f"{self.seed}|{participant_id}|tz").randrange(len(_ZONES))]
 
     def _rng(self, participant_id: str, day: date, stream: str) -> random.Random:
         return random.Random(f"{self.seed}|{participant_id}|{day.isoformat()}|{stream}")
@@ -84,3 +91,33 @@ class SyntheticCohort:
                                                                        "heartRateZones": []}}],
             "activities-heart-intraday": {"dataset": dataset, "datasetInterval": 1, "datasetType": "minute"},
         })
+
+    def google_steps(self, participant_id: str, day: date) -> bytes:
+        """A Google Health v4 ``steps`` list page for one local day (minutes with steps only)."""
+        zone = zoneinfo.ZoneInfo(self.timezone(participant_id))
+        points = []
+        for minute, count in enumerate(self.minute_steps(participant_id, day)):
+            if count == 0:
+                continue
+            local = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=minute)
+            start = local.astimezone(UTC)
+            offset = f"{int(local.utcoffset().total_seconds())}s"  # type: ignore[union-attr]
+            points.append({"name": f"users/me/dataTypes/steps/dataPoints/{day:%Y%m%d}{minute:04d}",
+                           "steps": {"count": str(count), "interval": {
+                               "startTime": f"{start:%Y-%m-%dT%H:%M:%SZ}",
+                               "endTime": f"{start + timedelta(minutes=1):%Y-%m-%dT%H:%M:%SZ}",
+                               "startUtcOffset": offset, "endUtcOffset": offset}}})
+        return orjson.dumps({"dataPoints": points})
+
+    def google_heart_rate(self, participant_id: str, day: date) -> bytes:
+        """A Google Health v4 ``heart-rate`` list page for one local day (one sample a minute)."""
+        zone = zoneinfo.ZoneInfo(self.timezone(participant_id))
+        points = []
+        for minute, bpm in enumerate(self.minute_heart_rate(participant_id, day)):
+            if bpm is None:
+                continue
+            local = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=minute)
+            points.append({"heartRate": {"beatsPerMinute": str(bpm), "sampleTime": {
+                "physicalTime": f"{local.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+                "utcOffset": f"{int(local.utcoffset().total_seconds())}s"}}})  # type: ignore[union-attr]
+        return orjson.dumps({"dataPoints": points})

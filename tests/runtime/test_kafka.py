@@ -36,7 +36,6 @@ async def test_topics_are_created_once_with_configured_partitions(
     assert partitions[settings.topic("samples")] == 3
     assert partitions[settings.topic("daily")] == 3
     assert partitions[f"{settings.app_id}-__assignor-__leader"] == 1
-    assert partitions[f"{settings.app_id}-raw_intake-changelog"] == 3
 
 
 def test_catalogue_plan_marks_compacted_topics() -> None:

@@ -1,0 +1,86 @@
+"""Builders for vendor pages and records used across the tests (documented shapes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+import orjson
+
+from models.providers import Provider
+from models.raw import RawPage
+
+SECRET = b"test-secret-key-with-enough-length-123"
+
+
+def clock(minute: int, second: int = 0) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}:{second:02d}"
+
+
+def fitbit_intraday_body(kind: str, day: date, dataset: Sequence[dict[str, Any]], *,
+                         daily: Any = None, interval: int = 1, dataset_type: str = "minute") -> bytes:
+    """``kind`` is ``steps`` or ``heart``; ``daily`` the ``activities-<kind>[0].value``."""
+    entry: dict[str, Any] = {"dateTime": day.isoformat()}
+    if daily is not None:
+        entry["value"] = daily
+    return orjson.dumps({
+        f"activities-{kind}": [entry],
+        f"activities-{kind}-intraday": {"dataset": list(dataset), "datasetInterval": interval,
+                                        "datasetType": dataset_type},
+    })
+
+
+def fitbit_page(data_type: str, body: bytes, *, day: date | None = None, timezone: str | None = "America/New_York",
+                utc_offset_ms: int | None = None, detail: str | None = "1min") -> RawPage:
+    return RawPage(provider=Provider.FITBIT, data_type=data_type, date=day.isoformat() if day else None, body=body,
+                   detail=detail, timezone=timezone, utc_offset_ms=utc_offset_ms, fetched_at=1.0, request_id="t")
+
+
+def google_page(data_type: str, points: list[Any], *, token: str | None = None) -> RawPage:
+    body: dict[str, Any] = {"dataPoints": points}
+    if token:
+        body["nextPageToken"] = token
+    return RawPage(provider=Provider.GOOGLE_HEALTH, data_type=data_type, date=None, body=orjson.dumps(body),
+                   fetched_at=1.0, request_id="t")
+
+
+def minute_dataset(values: Sequence[Any], *, start_minute: int = 0) -> list[dict[str, Any]]:
+    return [{"time": clock(start_minute + i), "value": v} for i, v in enumerate(values)]
+
+
+def days(first: date, count: int) -> list[date]:
+    return [first + timedelta(days=i) for i in range(count)]
+
+
+def fitabase_minute_steps(shared: Any) -> Any:
+    """Fitabase ``minuteStepsWide_merged.csv`` as long rows: ``id``, ``local`` (datetime), ``steps``.
+
+    Furberg et al. (2016), Crowd-sourced Fitbit datasets, Zenodo 10.5281/zenodo.53894 (CC BY 4.0).
+    """
+    import polars as pl
+
+    wide = pl.read_csv(shared / "validation" / "fitabase" / "minuteStepsWide_merged.csv")
+    minutes = [c for c in wide.columns if c.startswith("Steps")]
+    return (
+        wide.with_columns(hour=pl.col("ActivityHour").str.strptime(pl.Datetime("us"), "%m/%d/%Y %I:%M:%S %p"))
+        .unpivot(index=["Id", "hour"], on=minutes, variable_name="minute", value_name="steps")
+        .select(id=pl.col("Id").cast(pl.String),
+                local=pl.col("hour") + pl.duration(minutes=pl.col("minute").str.slice(5).cast(pl.Int64)),
+                steps=pl.col("steps"))
+        .sort("id", "local")
+    )
+
+
+def fitabase_step_pages(long: Any) -> list[tuple[str, RawPage]]:
+    """One legacy ``activities-steps-intraday`` page per participant-day of the long rows."""
+    import polars as pl
+
+    pages = []
+    by_day = long.with_columns(day=pl.col("local").dt.date(), time=pl.col("local").dt.strftime("%H:%M:%S"))
+    for (person, day), rows in by_day.group_by(["id", "day"], maintain_order=True):
+        dataset = rows.select("time", value="steps").to_dicts()
+        body = fitbit_intraday_body("steps", day, dataset, daily=str(rows["steps"].sum()))
+        pages.append((str(person), fitbit_page("activities-steps-intraday", body, day=day, timezone=None,
+                                               utc_offset_ms=0)))
+    return pages
