@@ -228,3 +228,18 @@ def test_empty_dataset_gives_no_samples_and_no_error() -> None:
     result = normalize(fitbit_page("activities-heart-intraday", fitbit_intraday_body("heart", day, []), day=day),
                        RID, secret=SECRET)
     assert (result.samples, result.rejected, result.input_samples) == (0, 0, 0)
+
+
+def test_classic_sleep_log_levels() -> None:
+    body = orjson.dumps({"sleep": [{
+        "dateOfSleep": "2026-06-10", "startTime": "2026-06-10T01:00:00.000", "isMainSleep": False, "logId": 9,
+        "type": "classic", "minutesAsleep": 50, "timeInBed": 60,
+        "levels": {"data": [{"dateTime": "2026-06-10T01:00:00.000", "level": "asleep", "seconds": 3000},
+                            {"dateTime": "2026-06-10T01:50:00.000", "level": "restless", "seconds": 600}],
+                   "summary": {"asleep": {"count": 1, "minutes": 50}, "restless": {"count": 1, "minutes": 10}}},
+    }]})
+    result = normalize(fitbit_page("sleep", body, day=date(2026, 6, 10), detail=None), RID, secret=SECRET)
+    stage = next(b for b in result.batches if b.metric is Metric.SLEEP_STAGE)
+    assert stage.labels == ["asleep", "restless"] and stage.attributes["type"] == "classic"
+    assert stage.attributes["is_main_sleep"] is False
+    assert stage.timestamps == [_utc("2026-06-10T05:00:00"), _utc("2026-06-10T05:50:00")]
