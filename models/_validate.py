@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from models.errors import DecodeError, Reason
 
-__all__ = ["opt_str", "req", "req_float", "req_int", "req_list", "req_mapping", "req_str"]
+__all__ = ["load_object", "opt_str", "req", "req_float", "req_int", "req_list", "req_mapping", "req_str"]
 
 
 def req(data: Mapping[str, Any], key: str, path: str = "") -> Any:
@@ -66,3 +68,14 @@ def req_mapping(data: Mapping[str, Any], key: str, path: str = "") -> Mapping[st
         raise DecodeError(f"expected an object, got {type(value).__name__}", reason=Reason.BAD_FIELD,
                           field=f"{path}{key}")
     return value
+
+
+def load_object(data: bytes, what: str) -> dict[str, Any]:
+    """Decode a JSON object (a record value); DecodeError says which record it was meant to be."""
+    try:
+        record = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise DecodeError(f"{what} is not JSON", reason=Reason.NOT_JSON) from None
+    if not isinstance(record, dict):
+        raise DecodeError(f"{what} is not an object", reason=Reason.BAD_ENVELOPE)
+    return record

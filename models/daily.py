@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
-from typing import Any
 
 import orjson
 
-from models._validate import req_int, req_str
+from models._validate import load_object, req_int, req_str
 from models.errors import DecodeError, Reason
 
 __all__ = ["DAILY_SCHEMA_VERSION", "HR_ZONES", "DailySummary", "daily_key"]
@@ -77,12 +76,7 @@ class DailySummary:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DailySummary:
-        try:
-            record: Any = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise DecodeError("daily summary is not JSON", reason=Reason.NOT_JSON) from None
-        if not isinstance(record, dict):
-            raise DecodeError("daily summary is not an object", reason=Reason.BAD_ENVELOPE)
+        record = load_object(data, "daily summary")
         if req_int(record, "v") != DAILY_SCHEMA_VERSION:
             raise DecodeError("schema version is not supported", reason=Reason.UNSUPPORTED_SCHEMA, field="v")
         req_str(record, "research_id")

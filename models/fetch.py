@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any
 
 import orjson
 
-from models._validate import req_float, req_str
+from models._validate import load_object, req_float, req_str
 from models.errors import DecodeError, Reason
 from models.providers import Provider
 
@@ -53,10 +52,7 @@ class FetchRequest:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> FetchRequest:
-        try:
-            record: Any = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise DecodeError("fetch request is not JSON", reason=Reason.NOT_JSON) from None
+        record = load_object(data, "fetch request")
         try:
             provider, reason = Provider(req_str(record, "provider")), FetchReason(req_str(record, "reason"))
         except ValueError as error:

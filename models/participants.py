@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import orjson
 
-from models._validate import req_str
+from models._validate import load_object, req_str
 from models.errors import DecodeError, Reason
 from models.providers import Provider
 
@@ -52,8 +51,8 @@ class ParticipantLink:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ParticipantLink:
+        record = load_object(data, "participant record")
         try:
-            record: Any = orjson.loads(data)
             return cls(
                 research_id=req_str(record, "research_id"), provider=Provider(req_str(record, "provider")),
                 api_generation=ApiGeneration(req_str(record, "api_generation")),
@@ -61,7 +60,5 @@ class ParticipantLink:
                 consented_at=record.get("consented_at"), linked_at=record.get("linked_at"),
                 revoked_at=record.get("revoked_at"), withdrawn_at=record.get("withdrawn_at"),
             )
-        except orjson.JSONDecodeError:
-            raise DecodeError("participant record is not JSON", reason=Reason.NOT_JSON) from None
         except ValueError as error:
             raise DecodeError(str(error), reason=Reason.BAD_FIELD) from None

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from models._validate import req_float, req_int, req_list, req_str
+from models._validate import load_object, req_float, req_int, req_list, req_str
 from models.errors import DecodeError, Reason
 from models.providers import Provider
 
@@ -136,11 +136,7 @@ class SampleBatch:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SampleBatch:
-        try:
-            record = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise DecodeError("sample batch is not JSON", reason=Reason.NOT_JSON) from None
-        return cls.from_dict(record)
+        return cls.from_dict(load_object(data, "sample batch"))
 
     @classmethod
     def from_dict(cls, record: Any) -> SampleBatch:
