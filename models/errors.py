@@ -41,6 +41,7 @@ class Reason(StrEnum):
     BAD_KEY = "bad_key"
     BAD_TIME = "bad_time"
     INTERNAL_ERROR = "internal_error"
+    DAY_EXPIRED = "day_expired"  # samples for a day older than the state retention
     # single samples
     NOT_A_NUMBER = "not_a_number"
     HR_OUT_OF_RANGE = "hr_out_of_range"

@@ -73,6 +73,8 @@ class SampleBatch:
     :param fetched_at: when the page holding these samples was fetched (epoch seconds).
     :param request_id: the raw page's request id (provenance).
     :param attributes: batch-level vendor facts (e.g. sleep log type, is_main_sleep).
+    :param rejected_timestamps: UTC times of samples of this local date the normalizer rejected
+        (so that the day can count its rejects once, however often the page is replayed).
     """
 
     research_id: str
@@ -89,6 +91,7 @@ class SampleBatch:
     fetched_at: float = 0.0
     request_id: str = ""
     attributes: dict[str, Attribute] = field(default_factory=dict)
+    rejected_timestamps: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.timestamps)
@@ -129,6 +132,7 @@ class SampleBatch:
             "utc_offset_s": self.utc_offset_s, "local_date": self.local_date, "timestamps": self.timestamps,
             "values": self.values, "labels": self.labels, "durations": self.durations,
             "fetched_at": self.fetched_at, "request_id": self.request_id, "attributes": self.attributes,
+            "rejected_timestamps": self.rejected_timestamps,
         }
 
     def to_bytes(self) -> bytes:
@@ -163,6 +167,7 @@ class SampleBatch:
             labels=record.get("labels"), durations=record.get("durations"),
             fetched_at=req_float(record, "fetched_at") if record.get("fetched_at") is not None else 0.0,
             request_id=str(record.get("request_id") or ""), attributes=attributes,
+            rejected_timestamps=list(record.get("rejected_timestamps") or []),
         )
 
     @classmethod

@@ -22,6 +22,10 @@ Variables (all optional; the defaults run the demo):
 ``WEARABLES_KAFKA_SESSION_TIMEOUT``    consumer-group session timeout (s), default 6
 ``WEARABLES_KAFKA_SINGLE_RECORD_BATCHES``  ``true`` (default): one record per produce batch, needed
                                        by the embedded broker's end offsets; ``false`` on Kafka
+``WEARABLES_GRACE_DAYS``               days after which a local day is final (default 7)
+``WEARABLES_STATE_RETENTION_DAYS``     days a day's samples stay in state for late data (45)
+``WEARABLES_FINALIZE_INTERVAL``        seconds between finalization sweeps per partition (30)
+``WEARABLES_VALID_DAY_MIN_HOURS`` / ``_MIN_STEPS`` / ``_MAX_STEPS``  valid-day rule (10, 100, 45000)
 ``KAFKA_BOOTSTRAP_SERVERS``            ``host:port[,host:port]``; unset = the embedded broker
 ``KAFKA_SECURITY_PROTOCOL``            ``PLAINTEXT`` | ``SSL`` | ``SASL_PLAINTEXT`` | ``SASL_SSL``
 ``KAFKA_SASL_MECHANISM``               ``PLAIN`` | ``SCRAM-SHA-256`` | ``SCRAM-SHA-512``
@@ -85,6 +89,13 @@ class Settings(BaseSettings):
     # last record batch + 1, so a multi-record batch hides records from anyone reading "up to
     # the end" (Faust changelog recovery restores too little). One record per batch avoids it.
     kafka_single_record_batches: bool = True
+    # daily summaries
+    grace_days: int = Field(default=7, ge=0, le=365)
+    state_retention_days: int = Field(default=45, ge=1, le=3650)
+    finalize_interval: float = Field(default=30.0, gt=0, le=86400)
+    valid_day_min_hours: int = Field(default=10, ge=0, le=24)
+    valid_day_min_steps: int = Field(default=100, ge=0)
+    valid_day_max_steps: int = Field(default=45_000, ge=1)
 
     kafka_bootstrap_servers: str | None = Field(default=None, validation_alias=_kafka("BOOTSTRAP_SERVERS"))
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
@@ -129,6 +140,8 @@ class Settings(BaseSettings):
                 )
             if len(key) < _MIN_SECRET_LENGTH:
                 raise ValueError(f"WEARABLES_SECRET_KEY must be at least {_MIN_SECRET_LENGTH} characters")
+        if self.state_retention_days < self.grace_days:
+            raise ValueError("WEARABLES_STATE_RETENTION_DAYS must be at least WEARABLES_GRACE_DAYS")
         if self.kafka_security_protocol.startswith("SASL") and not (
             self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
         ):

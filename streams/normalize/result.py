@@ -93,12 +93,23 @@ def split_into_batches(frame: pl.DataFrame, spec: BatchSpec, *,
             detail=f"{len(indices)} {spec.metric.value} sample(s) rejected: {reason}",
             original=orjson.dumps(original(indices)),
         ))
+    rejected_at: dict[str, list[int]] = {
+        str(day): rows["ts"].unique().sort().to_list()
+        for (day,), rows in bad.filter(pl.col("ts").is_not_null() & pl.col("local_date").is_not_null())
+        .group_by(["local_date"], maintain_order=True)
+    }
     good = checked.filter(pl.col("reason").is_null()).sort("ts", maintain_order=True)
     columns = ["ts", "value", *(c for c in ("label", "duration") if c in good.columns)]
+    fields = {"research_id": spec.research_id, "metric": spec.metric, "unit": spec.unit,
+              "resolution": spec.resolution, "source": spec.source, "fetched_at": spec.page.fetched_at,
+              "request_id": spec.page.request_id}
     for (local_date, offset), rows in good.group_by(["local_date", "offset"], maintain_order=True):
         result.batches.append(SampleBatch.from_frame(
-            rows.select(columns), research_id=spec.research_id, metric=spec.metric, unit=spec.unit,
-            resolution=spec.resolution, source=spec.source, utc_offset_s=int(offset), local_date=str(local_date),
-            fetched_at=spec.page.fetched_at, request_id=spec.page.request_id, attributes=dict(spec.attributes),
+            rows.select(columns), utc_offset_s=int(offset), local_date=str(local_date),
+            attributes=dict(spec.attributes), rejected_timestamps=rejected_at.pop(str(local_date), []), **fields,
         ))
+    for local_date, times in rejected_at.items():  # a date with rejects only: an empty batch carries them
+        offset = int(bad.filter(pl.col("local_date") == local_date)["offset"].drop_nulls().first() or 0)
+        result.batches.append(SampleBatch(timestamps=[], values=[], utc_offset_s=offset, local_date=local_date,
+                                          rejected_timestamps=times, **fields))
     return result

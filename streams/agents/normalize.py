@@ -1,9 +1,4 @@
-"""Agent bodies: take a batch of events, call the pure stage functions, send what they return.
-
-Each body catches errors per batch (an exception inside a Faust agent acks and skips the
-event; research/faust.md §3). Outputs are awaited before the batch ends, and Faust flushes the
-producer before it commits offsets, so processing is at-least-once.
-"""
+"""The normalize agent: ``raw.<provider>`` pages → ``samples`` batches, the unusable → ``dlq``."""
 
 from __future__ import annotations
 
@@ -23,18 +18,15 @@ if TYPE_CHECKING:
 
     from runtime.settings import Settings
 
-__all__ = ["TABLES", "register_agents"]
+__all__ = ["BATCH_ERRORS", "register_normalize"]
 
 logger = logging.getLogger(__name__)
-
-#: Tables of this app, by name (their changelog topics are pre-created from this list).
-TABLES: tuple[str, ...] = ()
 
 BATCH_ERRORS = counter("agent_batch_errors_total", "Agent batches that raised", ["stage"])
 
 
-def register_agents(app: faust.App, settings: Settings, progress: Progress) -> None:
-    """Declare this app's topics and agents on ``app``."""
+def register_normalize(app: faust.App, settings: Settings, progress: Progress) -> None:
+    """Declare the normalize agent and its topics on ``app``."""
     secret = settings.require_secret_key()
     raw_names = [settings.topic(raw_topic_suffix(p)) for p in Provider]
     raw_topics = app.topic(*raw_names, key_serializer="raw", value_serializer="raw")

@@ -1,0 +1,147 @@
+"""The daily agent: ``samples`` → deduplicated day state → ``intraday`` and ``daily``.
+
+State lives in two tables, both keyed so that a key stays on the partition of its research_id:
+``days`` (``research_id|local date`` → packed day state) and ``watermarks`` (``p<partition>`` →
+the partition's event-time watermark). Days are finalized and expired by a sweep that runs
+inside the agent (a Faust timer has no current event, and RocksDB tables need one to write).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import faust
+from aiokafka.partitioner import murmur2
+
+from models.daily import daily_key
+from models.errors import DecodeError
+from models.samples import SampleBatch
+from runtime.metrics import counter, gauge, histogram
+from streams.agents.normalize import BATCH_ERRORS
+from streams.daily.aggregate import DailyRules
+from streams.daily.process import DayPolicy, DayUpdate, apply_batches, finalize_due
+from streams.dead_letters import for_error
+from streams.event_context import as_current_event, by_partition
+from streams.progress import Progress
+
+if TYPE_CHECKING:
+    from faust.types import EventT, StreamT
+
+    from runtime.settings import Settings
+
+__all__ = ["DAILY_TABLES", "policy_of", "register_daily"]
+
+logger = logging.getLogger(__name__)
+
+DAILY_TABLES = ("days", "watermarks")
+STAGE = "daily"
+
+DEDUP = counter("dedup_samples_total", "Samples by dedup outcome", ["outcome"])
+SUMMARIES = counter("daily_summaries_total", "Daily summaries emitted", ["status"])
+DAYS_EXPIRED = counter("daily_days_expired_total", "Day states expired from the store")
+STATE_BYTES = gauge("daily_state_last_bytes", "Size of the last day state written, in bytes")
+SECONDS = histogram("daily_batch_seconds", "Time to apply one partition's batch of sample batches",
+                    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+
+
+def policy_of(settings: Settings) -> DayPolicy:
+    rules = DailyRules(valid_min_hours=settings.valid_day_min_hours, valid_min_steps=settings.valid_day_min_steps,
+                       valid_max_steps=settings.valid_day_max_steps)
+    return DayPolicy(grace_s=settings.grace_days * 86400, retention_s=settings.state_retention_days * 86400,
+                     rules=rules)
+
+
+def register_daily(app: faust.App, settings: Settings, progress: Progress) -> None:
+    """Declare the daily agent, its tables and topics on ``app``."""
+    policy = policy_of(settings)
+    samples = app.topic(settings.topic("samples"), key_serializer="raw", value_serializer="raw")
+    intraday = app.topic(settings.topic("intraday"), key_serializer="raw", value_serializer="raw")
+    daily = app.topic(settings.topic("daily"), key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(settings.topic("dlq"), key_serializer="raw", value_serializer="raw")
+    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    days = app.Table("days", partitions=settings.partitions, schema=raw,
+                     help="research_id|local_date -> packed day state")
+    marks = app.Table("watermarks", partitions=settings.partitions, schema=raw,
+                      help="p<partition> -> event-time watermark (epoch seconds)")
+    last_sweep: dict[int, float] = {}
+
+    @app.agent(samples, name="daily", concurrency=1)
+    async def daily_days(stream: StreamT[bytes]) -> None:
+        async for events in stream.take_events(1000, within=0.3):
+            for partition, group in by_partition(events).items():
+                try:
+                    with as_current_event(group[-1]):
+                        await _apply(partition, group)
+                except Exception:  # never kill the agent; the batch's records go to the dlq
+                    BATCH_ERRORS.labels(stage=STAGE).inc()
+                    logger.exception("daily batch of %d events on partition %d failed", len(group), partition)
+                    for event in group:
+                        await dlq.send(key=event.message.key, value=for_error(
+                            STAGE, RuntimeError("daily batch failed"), key=event.message.key,
+                            original=event.message.value or b"", topic=event.message.topic).to_bytes())
+
+    async def _apply(partition: int, group: list[EventT[bytes]]) -> None:
+        started = time.perf_counter()
+        batches = []
+        for event in group:
+            try:
+                batches.append(SampleBatch.from_bytes(event.message.value or b""))
+            except DecodeError as error:
+                await dlq.send(key=event.message.key, value=for_error(
+                    STAGE, error, key=event.message.key, original=event.message.value or b"",
+                    topic=event.message.topic).to_bytes())
+        watermark = _advance_watermark(partition, batches)
+        keys = {daily_key(b.research_id, b.local_date).encode() for b in batches}
+        stored = {k.decode(): v for k in keys if (v := days.get(k)) is not None}
+        update = apply_batches(batches, stored, policy=policy, watermark=watermark)
+        await _publish(update, status="updated")
+        DEDUP.labels(outcome="new").inc(update.new)
+        DEDUP.labels(outcome="duplicate").inc(update.duplicates)
+        DEDUP.labels(outcome="revision").inc(update.revisions)
+        progress.add("sample_batches", len(group))
+        progress.add("summaries", len(update.summaries))
+        if time.monotonic() - last_sweep.get(partition, 0.0) >= settings.finalize_interval:
+            last_sweep[partition] = time.monotonic()
+            await _sweep(partition, watermark)
+        SECONDS.observe(time.perf_counter() - started)
+
+    def _advance_watermark(partition: int, batches: list[SampleBatch]) -> int:
+        key = f"p{partition}".encode()
+        current = int(marks.get(key) or 0)
+        newest = max((max(b.timestamps) for b in batches if len(b)), default=0)
+        # A clock far in the future on one device must not finalize everyone's days.
+        candidate = min(newest, int(time.time()) + 86400)
+        if candidate > current:
+            marks[key] = str(candidate).encode()
+            return candidate
+        return current
+
+    async def _sweep(partition: int, watermark: int) -> None:
+        mine = {key.decode(): blob for key, blob in list(days.items())
+                if _partition_of(key, settings.partitions) == partition}
+        update = finalize_due(mine, policy=policy, watermark=watermark)
+        for key in update.deletes:
+            del days[key.encode()]
+            DAYS_EXPIRED.inc()
+        await _publish(update, status="final")
+        progress.add("finalized", len(update.summaries))
+
+    async def _publish(update: DayUpdate, *, status: str) -> None:
+        for key, blob in update.states.items():
+            days[key.encode()] = blob
+            STATE_BYTES.set(len(blob))
+        for batch in update.intraday:
+            await intraday.send(key=batch.research_id.encode(), value=batch.to_bytes())
+        for summary in update.summaries:
+            await daily.send(key=summary.key.encode(), value=summary.to_bytes())
+            SUMMARIES.labels(status="late" if summary.late else status).inc()
+        for letter in update.letters:
+            await dlq.send(key=letter.key, value=letter.to_bytes())
+
+
+def _partition_of(key: bytes, partitions: int) -> int:
+    """The partition of a ``research_id|date`` key: that of its research_id (the producer's murmur2)."""
+    research_id = key.partition(b"|")[0]
+    return (murmur2(research_id) & 0x7FFFFFFF) % partitions

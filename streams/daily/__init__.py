@@ -1,0 +1,1 @@
+"""Per-participant local days: deduplicated state, summaries, finalization (pure; no Faust)."""

@@ -1,0 +1,181 @@
+"""Apply a batch of sample batches to the stored days: dedup, bookkeeping, summaries, outputs.
+
+Pure: stored day states come in as bytes and leave as bytes; the agent does the I/O. Every day
+touched by the batch gets one new summary (revision + 1): that is the debounce.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import orjson
+import polars as pl
+
+from models.daily import HR_ZONES, DailySummary, daily_key
+from models.dead_letter import DeadLetter
+from models.errors import Reason
+from models.providers import Provider
+from models.samples import Metric, Resolution, SampleBatch, Unit
+from streams.daily.aggregate import DailyRules, summarize
+from streams.daily.state import KEYED_SCHEMA, DayMeta, day_end_utc, pack_states, unpack_states
+from streams.dedup import deduplicate
+
+__all__ = ["DayPolicy", "DayUpdate", "apply_batches", "finalize_due", "header_of", "rows_of"]
+
+_UNITS = {Metric.STEPS: Unit.STEPS, Metric.HEART_RATE: Unit.BPM, Metric.SLEEP_STAGE: Unit.SECONDS,
+          Metric.DEVICE: Unit.PERCENT}
+_METRIC_CODES = {metric: code for code, metric in enumerate(Metric)}
+_RESOLUTIONS = {Metric.SLEEP_STAGE: Resolution.SEGMENT, Metric.VENDOR_DAILY: Resolution.DAY}
+
+
+@dataclass(frozen=True, slots=True)
+class DayPolicy:
+    """When a day is final, when its state expires, and the research rules of its summary."""
+
+    grace_s: int = 7 * 86400
+    retention_s: int = 45 * 86400
+    rules: DailyRules = field(default_factory=DailyRules)
+
+
+@dataclass(slots=True)
+class DayUpdate:
+    states: dict[str, bytes] = field(default_factory=dict)  # table writes
+    deletes: list[str] = field(default_factory=list)  # table deletes (expired days)
+    summaries: list[DailySummary] = field(default_factory=list)  # to ``daily``
+    intraday: list[SampleBatch] = field(default_factory=list)  # new/changed samples, to ``intraday``
+    letters: list[DeadLetter] = field(default_factory=list)  # arrivals for expired days
+    new: int = 0
+    duplicates: int = 0
+    revisions: int = 0
+
+
+def rows_of(batches: Iterable[SampleBatch]) -> pl.DataFrame:
+    """Incoming batches as rows (``KEYED_SCHEMA``), in arrival order."""
+    frames = []
+    for batch in batches:
+        if not len(batch):
+            continue
+        frame = batch.to_frame()
+        frames.append(frame.with_columns(
+            key=pl.lit(daily_key(batch.research_id, batch.local_date)), metric=pl.lit(batch.metric.value),
+            label=pl.col("label").fill_null("") if "label" in frame.columns else pl.lit(""),
+            duration=pl.col("duration") if "duration" in frame.columns else pl.lit(None, dtype=pl.Int64),
+            offset=pl.lit(batch.utc_offset_s, dtype=pl.Int64),
+            attrs=pl.lit(orjson.dumps(batch.attributes, option=orjson.OPT_SORT_KEYS).decode()),
+        ).select(list(KEYED_SCHEMA)))
+    return pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=KEYED_SCHEMA)
+
+
+def header_of(blob: bytes) -> dict[str, object]:
+    """The bookkeeping header of a stored day, without unpacking its samples."""
+    return orjson.loads(blob.partition(b"\n")[0])  # type: ignore[no-any-return]
+
+
+def apply_batches(batches: list[SampleBatch], stored: Mapping[str, bytes], *, policy: DayPolicy,
+                  watermark: int) -> DayUpdate:
+    """Apply arrivals to their days. ``stored`` holds the current bytes of the days they touch."""
+    update = DayUpdate()
+    accepted = []
+    for batch in batches:
+        if day_end_utc(batch.local_date, batch.utc_offset_s) + policy.retention_s < watermark:
+            update.letters.append(DeadLetter(
+                stage="daily", reason=Reason.DAY_EXPIRED, key=batch.research_id.encode(), original=batch.to_bytes(),
+                detail=f"{batch.local_date} is older than the state retention; replay with a longer retention",
+                count=len(batch), at=time.time()))
+        else:
+            accepted.append(batch)
+    if not accepted:
+        return update
+    incoming = rows_of(accepted)
+    touched = list(dict.fromkeys(daily_key(b.research_id, b.local_date) for b in accepted))
+    stored_rows, metas = unpack_states({k: stored[k] for k in touched if k in stored})
+    result = deduplicate(stored_rows, incoming)
+    counts = {row[0]: row[1:] for row in result.counts.select("key", "new", "duplicates", "revisions").iter_rows()}
+    first = {daily_key(b.research_id, b.local_date): b for b in reversed(accepted)}
+    rejected = _rejected(accepted)
+    for key in touched:
+        new, duplicates, revisions = counts.get(key, (0, 0, 0))
+        old = metas.get(key) or DayMeta(offset=first[key].utc_offset_s, source=first[key].source.value)
+        changed = new + revisions > 0
+        metas[key] = old.with_(revision=old.revision + 1, duplicates=old.duplicates + duplicates,
+                               revisions=old.revisions + revisions, late=old.late or (old.final and changed),
+                               rejected=sorted(set(old.rejected) | rejected.get(key, set())))
+        update.new, update.duplicates, update.revisions = (update.new + new, update.duplicates + duplicates,
+                                                           update.revisions + revisions)
+    rows = result.rows.filter(pl.col("key").is_in(touched))
+    update.states = pack_states(rows, {k: metas[k] for k in touched})
+    update.summaries = summaries_for(rows, {k: metas[k] for k in touched}, policy.rules)
+    update.intraday = _intraday(result.changed, first)
+    return update
+
+
+def finalize_due(stored: Mapping[str, bytes], *, policy: DayPolicy, watermark: int) -> DayUpdate:
+    """Days that passed the grace period become final (one last revision); days past retention expire."""
+    update = DayUpdate()
+    due: dict[str, bytes] = {}
+    for key, blob in stored.items():
+        header = header_of(blob)
+        end = day_end_utc(key.rpartition("|")[2], int(header["off"]))  # type: ignore[call-overload]
+        if end + policy.retention_s < watermark:
+            update.deletes.append(key)
+        elif not header["final"] and end + policy.grace_s < watermark:
+            due[key] = blob
+    if due:
+        rows, metas = unpack_states(due)
+        metas = {k: m.with_(final=True, revision=m.revision + 1) for k, m in metas.items()}
+        update.states = pack_states(rows, metas)
+        update.summaries = summaries_for(rows, metas, policy.rules)
+    return update
+
+
+def summaries_for(rows: pl.DataFrame, metas: Mapping[str, DayMeta], rules: DailyRules) -> list[DailySummary]:
+    fields = {r["key"]: r for r in summarize(rows, rules).iter_rows(named=True)} if rows.height else {}
+    out = []
+    for key, meta in metas.items():
+        research_id, _, local_date = key.rpartition("|")
+        f = fields.get(key, {})
+        stages = dict(zip(f.get("stage_labels") or [], f.get("stage_minutes") or [], strict=True))
+        out.append(DailySummary(
+            research_id=research_id, local_date=local_date, revision=meta.revision, final=meta.final, late=meta.late,
+            steps=int(f.get("steps") or 0), vendor_steps=f.get("vendor_steps"), hr_min=f.get("hr_min"),
+            hr_max=f.get("hr_max"), hr_mean=f.get("hr_mean"), minutes_with_hr=int(f.get("minutes_with_hr") or 0),
+            vendor_resting_hr=f.get("vendor_resting_hr"), approx_resting_hr=f.get("approx_resting_hr"),
+            zone_minutes={name: int(f.get(f"zone_{i}") or 0) for i, name in enumerate(HR_ZONES)}
+            if f.get("hr_min") is not None else {},
+            hours_with_steps=int(f.get("hours_with_steps") or 0), valid_day=bool(f.get("valid_day")),
+            sleep_minutes_asleep=f.get("sleep_minutes_asleep"), sleep_minutes_in_bed=f.get("sleep_minutes_in_bed"),
+            sleep_stage_minutes={str(k): int(v) for k, v in stages.items()},
+            samples=int(f.get("samples") or 0), duplicates=meta.duplicates, revisions=meta.revisions,
+            rejects=len(meta.rejected), first_sample_at=f.get("first_sample_at"), last_sample_at=f.get("last_sample_at"),
+        ))
+    return out
+
+
+def _rejected(batches: list[SampleBatch]) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    for batch in batches:
+        if batch.rejected_timestamps:
+            key = daily_key(batch.research_id, batch.local_date)
+            code = _METRIC_CODES[batch.metric]  # one integer per (metric, time): deterministic across processes
+            out.setdefault(key, set()).update(t * 16 + code for t in batch.rejected_timestamps)
+    return out
+
+
+def _intraday(changed: pl.DataFrame, first: Mapping[str, SampleBatch]) -> list[SampleBatch]:
+    out = []
+    for (key, metric, offset, attrs), rows in changed.group_by("key", "metric", "offset", "attrs", maintain_order=True):
+        batch = first[str(key)]
+        metric_ = Metric(str(metric))
+        labelled = bool((rows["label"] != "").any())
+        out.append(SampleBatch(
+            research_id=batch.research_id, metric=metric_, unit=_UNITS.get(metric_, Unit.MIXED),
+            resolution=_RESOLUTIONS.get(metric_, batch.resolution if batch.metric is metric_ else Resolution.EVENT),
+            source=Provider(batch.source), utc_offset_s=int(offset), local_date=batch.local_date,
+            timestamps=rows["ts"].to_list(), values=rows["value"].to_list(),
+            labels=rows["label"].to_list() if labelled else None,
+            durations=rows["duration"].to_list() if rows["duration"].null_count() < rows.height else None,
+            attributes=orjson.loads(str(attrs)),
+        ))
+    return out
