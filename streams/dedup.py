@@ -21,7 +21,7 @@ IDENTITY = ["key", "metric", "label", "ts"]
 class Deduplicated:
     """The outcome for one batch of arrivals.
 
-    :param rows: every day's samples after applying the arrivals (stored ∪ new, changed replaced).
+    :param rows: every day's samples after applying the arrivals (stored plus new, changed replaced).
     :param changed: the arrivals that are new or changed a value (final value per identity),
         i.e. what goes to ``intraday``.
     :param counts: per key: ``new``, ``duplicates``, ``revisions``.
@@ -42,7 +42,8 @@ def deduplicate(stored: pl.DataFrame, incoming: pl.DataFrame) -> Deduplicated:
                .sort([*IDENTITY, "seq"]))
     first = pl.col("seq") == pl.col("seq").min().over(IDENTITY)
     prior_value = pl.when(first).then(pl.col("stored_value")).otherwise(pl.col("value").shift(1).over(IDENTITY))
-    prior_duration = pl.when(first).then(pl.col("stored_duration")).otherwise(pl.col("duration").shift(1).over(IDENTITY))
+    prior_duration = (pl.when(first).then(pl.col("stored_duration"))
+                      .otherwise(pl.col("duration").shift(1).over(IDENTITY)))
     prior_exists = pl.when(first).then(pl.col("stored_").fill_null(False)).otherwise(pl.lit(True))
     classified = ordered.with_columns(
         status=pl.when(~prior_exists).then(pl.lit("new"))

@@ -5,7 +5,10 @@ Rules (DESIGN.md "Daily summary content"; research/fitbit_allofus.md §1.5):
   vendor's own daily total when it sent one (both kept; neither overwrites the other).
 - heart rate min/max/mean over the day's HR samples; ``minutes_with_hr`` = distinct minutes
   with HR > 0; ``approx_resting_hr`` = 10th percentile (nearest rank) of the HR samples inside
-  local 10-minute windows whose 10 step minutes are all present and all zero.
+  local 10-minute windows whose 10 minutes are all worn and all without steps. A minute is
+  worn when it has a step record or a heart-rate sample; a missing step record counts as zero
+  (Google Health lists only minutes with steps; Fitbit lists every minute, which gives the
+  All of Us rule exactly).
 - ``zone_minutes``: minutes (per-minute mean HR) in the four Fitbit zones, with the zone
   lower bounds the vendor sent for that day, else the configured defaults.
 - ``hours_with_steps`` = local clock hours with steps > 0; ``valid_day`` = at least
@@ -77,9 +80,11 @@ def _heart(rows: pl.DataFrame) -> pl.DataFrame:
 
 def _resting(rows: pl.DataFrame) -> pl.DataFrame:
     window = (pl.col("ts") + pl.col("offset")) // 600
-    still = (rows.filter(pl.col("metric") == "steps")
-             .group_by("key", window.alias("window"))
-             .agg(minutes=(pl.col("ts") // 60).n_unique(), moving=(pl.col("value") != 0).any())
+    minutes = (rows.filter(pl.col("metric").is_in(["steps", "heart_rate"]))
+               .with_columns(steps=pl.when(pl.col("metric") == "steps").then(pl.col("value")).otherwise(0.0))
+               .group_by("key", window.alias("window"), (pl.col("ts") // 60).alias("minute"))
+               .agg(moving=(pl.col("steps") != 0).any()))
+    still = (minutes.group_by("key", "window").agg(minutes=pl.len(), moving=pl.col("moving").any())
              .filter((pl.col("minutes") == 10) & ~pl.col("moving")).select("key", "window"))
     hr = rows.filter(pl.col("metric") == "heart_rate").with_columns(window=window)
     return (hr.join(still, on=["key", "window"], how="semi").group_by("key")

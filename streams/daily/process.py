@@ -148,7 +148,8 @@ def summaries_for(rows: pl.DataFrame, metas: Mapping[str, DayMeta], rules: Daily
             sleep_minutes_asleep=f.get("sleep_minutes_asleep"), sleep_minutes_in_bed=f.get("sleep_minutes_in_bed"),
             sleep_stage_minutes={str(k): int(v) for k, v in stages.items()},
             samples=int(f.get("samples") or 0), duplicates=meta.duplicates, revisions=meta.revisions,
-            rejects=len(meta.rejected), first_sample_at=f.get("first_sample_at"), last_sample_at=f.get("last_sample_at"),
+            rejects=len(meta.rejected), first_sample_at=f.get("first_sample_at"),
+            last_sample_at=f.get("last_sample_at"),
         ))
     return out
 

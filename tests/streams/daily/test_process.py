@@ -1,0 +1,138 @@
+"""The core stream's semantics on the pure functions: reference values, idempotence, late data."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from connectors.simulator.cohort import SyntheticCohort
+from models.daily import HR_ZONES
+from models.errors import Reason
+from streams.daily.aggregate import DailyRules
+from streams.daily.process import DayPolicy, finalize_due
+from tests.streams.daily.helpers import Store, batches_of, cohort_pages, shuffled
+
+DAY = date(2026, 5, 12)
+COHORT = SyntheticCohort(6, seed=21)
+
+
+def _watermark(day: date, days_after: float = 1) -> int:
+    return int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp() + days_after * 86400)
+
+
+def _expected(person: str, rules: DailyRules, *, fitbit: bool) -> dict[str, object]:
+    """Every summary field, computed here from the cohort's own minute lists (plain Python)."""
+    steps = COHORT.minute_steps(person, DAY)
+    rates = COHORT.minute_heart_rate(person, DAY)
+    zone = zoneinfo.ZoneInfo(COHORT.timezone(person))
+    midnight = datetime(DAY.year, DAY.month, DAY.day, tzinfo=zone)
+    ts = [int((midnight + timedelta(minutes=m)).timestamp()) for m in range(1440)]
+    hr = [r for r in rates if r is not None]
+    # worn minute: a step record (Fitbit lists every minute; Google only minutes with steps) or an HR sample
+    worn = [fitbit or s > 0 or r is not None for s, r in zip(steps, rates, strict=True)]
+    still = [w for w in range(144) if all(steps[m] == 0 and worn[m] for m in range(w * 10, w * 10 + 10))]
+    resting = sorted(rates[m] for w in still for m in range(w * 10, w * 10 + 10) if rates[m] is not None)
+    zones = dict.fromkeys(HR_ZONES, 0)
+    for r in hr:
+        name = ("Peak" if r >= rules.peak_min_bpm else "Cardio" if r >= rules.cardio_min_bpm
+                else "Fat Burn" if r >= rules.fat_burn_min_bpm else "Out of Range")
+        zones[name] += 1
+    hours = sum(1 for h in range(24) if sum(steps[h * 60:h * 60 + 60]) > 0)
+    total = sum(steps)
+    stepped = [t for t, s in zip(ts, steps, strict=True) if fitbit or s > 0]
+    hr_ts = [t for t, r in zip(ts, rates, strict=True) if r is not None]
+    return {
+        "steps": total, "vendor_steps": total if fitbit else None,
+        "hr_min": float(min(hr)), "hr_max": float(max(hr)), "hr_mean": pytest.approx(sum(hr) / len(hr)),
+        "minutes_with_hr": sum(1 for r in hr if r > 0),
+        "approx_resting_hr": float(resting[round((len(resting) - 1) * 0.10)]) if resting else None,
+        "zone_minutes": zones, "hours_with_steps": hours,
+        "valid_day": hours >= rules.valid_min_hours and rules.valid_min_steps <= total <= rules.valid_max_steps,
+        "samples": len(stepped) + len(hr) + (1 if fitbit else 0),
+        "first_sample_at": min(stepped + hr_ts), "last_sample_at": max(stepped + hr_ts),
+        "sleep_minutes_asleep": None, "rejects": 0, "final": False, "late": False,
+    }
+
+
+def test_every_summary_field_matches_an_independent_computation() -> None:
+    store = Store()
+    store.apply(batches_of(cohort_pages(COHORT, [DAY])), watermark=_watermark(DAY))
+    assert len(store.daily) == len(COHORT.participant_ids)
+    for n, person in enumerate(COHORT.participant_ids):
+        summary = store.daily[f"R{person[1:]}|{DAY.isoformat()}"]
+        expected = _expected(person, store.policy.rules, fitbit=n % 2 == 0)
+        got = {field: getattr(summary, field) for field in expected}
+        assert got == expected, person
+
+
+def test_same_pages_twice_shuffled_or_with_duplicates_give_the_same_summaries() -> None:
+    cohort = SyntheticCohort(100, seed=4)
+    week = [DAY + timedelta(days=i) for i in range(5)]
+    batches = batches_of(cohort_pages(cohort, week))  # 1,000 pages
+    watermark = _watermark(week[-1])
+    clean = Store()
+    clean.apply(batches, watermark=watermark)
+    assert len(clean.daily) == 500
+
+    twice, mixed, dupes = Store(), Store(), Store()
+    twice.apply(batches + batches, watermark=watermark)
+    mixed.apply(shuffled(batches, seed=1), watermark=watermark)
+    extra = shuffled(batches, seed=2)[: int(len(batches) * 0.3)]
+    dupes.apply(shuffled(batches + extra, seed=3), watermark=watermark)
+    for other in (twice, mixed, dupes):
+        assert other.comparable() == clean.comparable()
+    assert all(s.duplicates > 0 for s in twice.daily.values())
+
+
+def test_late_data_revises_the_day_and_is_flagged_after_final() -> None:
+    person = COHORT.participant_ids[0]
+    key = f"R{person[1:]}|{DAY.isoformat()}"
+    pages = cohort_pages(COHORT, [DAY])
+    steps_page = [p for p in pages if p[0] == f"R{person[1:]}" and "steps" in p[1].data_type]
+    heart_page = [p for p in pages if p[0] == f"R{person[1:]}" and "heart" in p[1].data_type]
+    store = Store()
+    store.apply(batches_of(steps_page), watermark=_watermark(DAY))
+    first = store.daily[key]
+    assert (first.revision, first.final, first.late) == (1, False, False)
+
+    # 6 days late (within grace): revises, not late
+    store.apply(batches_of(heart_page), watermark=_watermark(DAY, 6))
+    six = store.daily[key]
+    assert (six.revision, six.final, six.late) == (2, False, False) and six.hr_min is not None
+
+    # past the grace period the day becomes final
+    update = finalize_due(store.days, policy=store.policy, watermark=_watermark(DAY, 9))
+    store.days.update(update.states)
+    store.daily.update({s.key: s for s in update.summaries})
+    final = store.daily[key]
+    assert (final.revision, final.final, final.late) == (3, True, False)
+    assert final.steps == six.steps and final.hr_mean == six.hr_mean
+
+    # 30 days late: still applied, flagged late
+    store.apply(_bumped(batches_of(steps_page)), watermark=_watermark(DAY, 30))
+    late = store.daily[key]
+    assert (late.revision, late.final, late.late) == (4, True, True)
+    assert late.steps == final.steps + 1440 and late.revisions == 1440
+
+    # beyond the state retention: not applied, but kept in the dead-letter topic
+    store.apply(batches_of(steps_page), watermark=_watermark(DAY, 50))
+    assert store.daily[key].revision == 4
+    assert [letter.reason for letter in store.letters] == [Reason.DAY_EXPIRED] * len(store.letters)
+    assert store.letters
+
+
+def _bumped(batches: list) -> list:  # type: ignore[type-arg]
+    from dataclasses import replace
+
+    from models.samples import Metric
+
+    return [replace(b, values=[v + 1 for v in b.values]) if b.metric is Metric.STEPS else b for b in batches]
+
+
+def test_expired_days_leave_the_store() -> None:
+    store = Store(DayPolicy(grace_s=86400, retention_s=3 * 86400))
+    store.apply(batches_of(cohort_pages(COHORT, [DAY])), watermark=_watermark(DAY))
+    update = finalize_due(store.days, policy=store.policy, watermark=_watermark(DAY, 5))
+    assert sorted(update.deletes) == sorted(store.days) and not update.summaries
