@@ -16,13 +16,14 @@ from rich.table import Table
 from cli.common import console, wait_for_stop_signal
 from cli.topics import create_all_topics
 from connectors.simulator.cohort import SyntheticCohort
+from models.daily import DailySummary
 from models.errors import WearablesError
 from models.ids import research_id
 from models.providers import Provider
 from models.raw import RawPage
 from models.topics import raw_topic_suffix
 from runtime.broker import EmbeddedBroker
-from runtime.kafka import make_producer
+from runtime.kafka import make_consumer, make_producer
 from runtime.metrics import start_metrics_server
 from runtime.settings import Settings
 from streams.app import build_pipeline
@@ -108,7 +109,9 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
             expected = await _publish(settings, bootstrap, cohort, day_list)
             console.print(f"published {expected} raw pages ({participants} participants x {days} days x 2 data types)")
             await _follow(pipeline.progress, expected, timeout)
+            summaries = await _latest_summaries(settings, bootstrap)
             _report(pipeline.progress.snapshot(), expected, time.monotonic() - started, metrics_port)
+            _report_days(summaries)
             if keep_running:
                 console.print("running; press Ctrl-C to stop")
                 await wait_for_stop_signal()
@@ -121,7 +124,12 @@ async def _follow(progress: WorkerProgress, expected: int, timeout: float) -> No
     deadline = loop.time() + timeout
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("pages", total=expected)
-        while (done := progress.get("raw_pages")) < expected:
+        def finished() -> bool:
+            summarized = progress.get("sample_batches") >= progress.get("batches_out")
+            return progress.get("raw_pages") >= expected and summarized
+
+        while not finished():
+            done = progress.get("raw_pages")
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise DemoIncomplete(
@@ -129,17 +137,48 @@ async def _follow(progress: WorkerProgress, expected: int, timeout: float) -> No
                     "rerun with a larger --timeout, or look at the worker's log above"
                 )
             with contextlib.suppress(TimeoutError):
-                await progress.wait_for("raw_pages", done + 1, timeout=min(remaining, 0.5))
+                await progress.wait_for("summaries", progress.get("summaries") + 1, timeout=min(remaining, 0.5))
             bar.update(task, completed=progress.get("raw_pages"))
         bar.update(task, completed=progress.get("raw_pages"))
 
 
+async def _latest_summaries(settings: Settings, bootstrap: str) -> dict[str, DailySummary]:
+    consumer = make_consumer(settings, settings.topic("daily"), bootstrap=bootstrap, group_id=f"demo-{uuid.uuid4()}")
+    await consumer.start()
+    latest: dict[str, DailySummary] = {}
+    try:
+        while batch := await consumer.getmany(timeout_ms=1000):
+            for messages in batch.values():
+                for message in messages:
+                    summary = DailySummary.from_bytes(message.value)
+                    latest[summary.key] = summary
+    finally:
+        await consumer.stop()
+    return latest
+
+
+def _report_days(summaries: dict[str, DailySummary]) -> None:
+    days = list(summaries.values())
+    valid = sum(d.valid_day for d in days)
+    steps = sorted(d.steps for d in days)
+    console.print(f"daily topic: {len(days)} participant-days summarized, {valid} valid days "
+                  f"(>= 10 h with steps, 100-45,000 steps), median {steps[len(steps) // 2] if steps else 0} steps")
+    table = Table("research_id", "date", "steps", "vendor_steps", "HR mean", "approx resting HR", "valid",
+                  "revision", title="a few daily summaries")
+    for day in days[:5]:
+        table.add_row(day.research_id[:9] + "…", day.local_date, str(day.steps), str(day.vendor_steps),
+                      f"{day.hr_mean:.1f}" if day.hr_mean else "-", str(day.approx_resting_hr), str(day.valid_day),
+                      str(day.revision))
+    console.print(table)
+
+
 def _report(counts: dict[str, int], expected: int, elapsed: float, metrics_port: int) -> None:
-    table = Table("", "count", title="normalize agent: raw pages -> samples topic")
+    table = Table("", "count", title="worker: raw pages -> samples -> daily")
     table.add_row("raw pages processed", f"{counts.get('raw_pages', 0)} of {expected} published")
     table.add_row("samples published", str(counts.get("samples", 0)))
     table.add_row("samples rejected", str(counts.get("rejected", 0)))
     table.add_row("dead letters", str(counts.get("dead_letters", 0)))
+    table.add_row("daily summaries emitted", str(counts.get("summaries", 0)))
     console.print(table)
     if metrics_port:
         console.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics")

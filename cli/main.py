@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from pathlib import Path
 
 import click
@@ -207,6 +208,36 @@ def demo(participants: int, days: int, timeout: float, keep_running: bool, metri
     settings = settings_from_env(env="demo", **quiet)
     run_async(run_demo)(settings, participants=participants, days=days, timeout=timeout,
                         keep_running=keep_running, metrics_port=_metrics_port(settings, metrics_port, 9464))
+
+
+# --------------------------------------------------------------------------- bench
+@main.group()
+def bench() -> None:
+    """Benchmarks: print medians and ratios measured in one run, write JSON."""
+
+
+@bench.command("pipeline")
+@click.option("--participants", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
+@click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True)
+@click.option("--hr-resolution", type=click.Choice(["1min", "1s"]), default="1min", show_default=True)
+@click.option("--baseline-participants", type=click.IntRange(1, 10_000), default=10, show_default=True,
+              help="Participants (x days) for the one-record-per-sample baseline.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the figures as JSON here.")
+def bench_pipeline(participants: int, days: int, hr_resolution: str, baseline_participants: int,
+                   out: Path | None) -> None:
+    """normalize -> dedup -> daily on N participants x D days of minute data, end to end.
+
+    Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts the embedded broker. Reports samples/s end
+    to end and per stage, the ratio to a one-record-per-sample Faust pipeline and to one Polars
+    query over the same samples in memory, state bytes per participant-day and peak RSS.
+    """
+    from cli.bench import BenchParams, run_pipeline_bench
+
+    quiet = {} if "WEARABLES_LOG_LEVEL" in os.environ else {"log_level": "WARNING"}
+    settings = settings_from_env(env="demo", store="memory://", topic_prefix=f"bench{int(time.time())}.", **quiet)
+    params = BenchParams(participants=participants, days=days, hr_resolution=hr_resolution,
+                         baseline_participants=baseline_participants)
+    run_async(run_pipeline_bench)(settings, params, out)
 
 
 def _metrics_port(settings: Settings, option: int | None, default: int) -> int:

@@ -12,7 +12,6 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-import faust
 from aiokafka.partitioner import murmur2
 
 from models.daily import daily_key
@@ -27,6 +26,7 @@ from streams.event_context import as_current_event, by_partition
 from streams.progress import Progress
 
 if TYPE_CHECKING:
+    import faust
     from faust.types import EventT, StreamT
 
     from runtime.settings import Settings
@@ -60,10 +60,10 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
     intraday = app.topic(settings.topic("intraday"), key_serializer="raw", value_serializer="raw")
     daily = app.topic(settings.topic("daily"), key_serializer="raw", value_serializer="raw")
     dlq = app.topic(settings.topic("dlq"), key_serializer="raw", value_serializer="raw")
-    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    days = app.Table("days", partitions=settings.partitions, schema=raw,
+    # bytes types give "raw" serializers to both the store and the changelog (a Schema only reaches the latter)
+    days = app.Table("days", partitions=settings.partitions, key_type=bytes, value_type=bytes,
                      help="research_id|local_date -> packed day state")
-    marks = app.Table("watermarks", partitions=settings.partitions, schema=raw,
+    marks = app.Table("watermarks", partitions=settings.partitions, key_type=bytes, value_type=bytes,
                       help="p<partition> -> event-time watermark (epoch seconds)")
     last_sweep: dict[int, float] = {}
 

@@ -57,6 +57,7 @@ def register_normalize(app: faust.App, settings: Settings, progress: Progress) -
         for letter in output.letters:
             await dlq.send(key=message.key, value=letter.to_bytes())
         progress.add("raw_pages")
+        progress.add("batches_out", len(output.batches))
         progress.add("samples", output.samples)
         progress.add("rejected", output.rejected)
         progress.add("dead_letters", len(output.letters))

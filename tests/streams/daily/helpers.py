@@ -28,7 +28,8 @@ def cohort_pages(cohort: SyntheticCohort, days: Iterable[date]) -> list[tuple[st
                           ("activities-heart-intraday", cohort.fitbit_heart_intraday(person, day))]
                 provider = Provider.FITBIT
             else:
-                bodies = [("steps", cohort.google_steps(person, day)), ("heart-rate", cohort.google_heart_rate(person, day))]
+                bodies = [("steps", cohort.google_steps(person, day)),
+                          ("heart-rate", cohort.google_heart_rate(person, day))]
                 provider = Provider.GOOGLE_HEALTH
             for data_type, body in bodies:
                 pages.append((f"R{person[1:]}", RawPage(provider=provider, data_type=data_type, date=day.isoformat(),

@@ -11,7 +11,8 @@ from streams.daily.process import rows_of
 from streams.daily.state import KEYED_SCHEMA, DayMeta, pack_states, unpack_states
 from tests.streams.daily.helpers import batches_of, cohort_pages
 
-row = st.tuples(st.sampled_from(["a|2026-01-01", "b|2026-01-02"]), st.sampled_from(["steps", "heart_rate", "sleep_stage"]),
+row = st.tuples(st.sampled_from(["a|2026-01-01", "b|2026-01-02"]),
+                st.sampled_from(["steps", "heart_rate", "sleep_stage"]),
                 st.sampled_from(["", "light", "deep"]), st.integers(1_700_000_000, 1_800_000_000),
                 st.one_of(st.integers(0, 300).map(float), st.floats(-1e6, 1e6, allow_nan=False)),
                 st.one_of(st.none(), st.integers(0, 10_000)), st.sampled_from([-18000, 0, 19800]),
@@ -22,7 +23,8 @@ row = st.tuples(st.sampled_from(["a|2026-01-01", "b|2026-01-02"]), st.sampled_fr
 @settings(max_examples=60)
 def test_pack_unpack_round_trips_exactly(rows: list[tuple[object, ...]]) -> None:
     frame = pl.DataFrame(rows, schema=KEYED_SCHEMA, orient="row")
-    metas = {key: DayMeta(revision=3, final=True, duplicates=2, rejected=[5, 9]) for key in ("a|2026-01-01", "b|2026-01-02")}
+    metas = {key: DayMeta(revision=3, final=True, duplicates=2, rejected=[5, 9])
+             for key in ("a|2026-01-01", "b|2026-01-02")}
     back, back_metas = unpack_states(pack_states(frame, metas))
     order = ["key", "metric", "label", "ts"]
     assert back.sort(order).equals(frame.sort(order))

@@ -1,0 +1,34 @@
+"""`wearables bench pipeline` on a tiny cohort: the JSON carries every figure the issue asks for."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+KEYS = {"end_to_end_samples_per_s", "baseline_samples_per_s", "baseline_ratio", "limit_samples_per_s", "limit_ratio",
+        "state_bytes_per_participant_day", "peak_rss_bytes", "parameters", "normalize_samples_per_s",
+        "daily_samples_per_s"}
+
+
+def test_bench_pipeline_writes_its_figures(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEARABLES_", "KAFKA_"))}
+    env["WEARABLES_DATA_DIR"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "cli.main", "bench", "pipeline", "--participants", "3", "--days",
+                             "2", "--baseline-participants", "1", "--out", str(out)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    figures = orjson.loads(out.read_text())
+    assert KEYS <= set(figures)
+    assert figures["samples"] == 3 * 2 * 2 * 1440
+    assert figures["parameters"]["participants"] == 3 and figures["parameters"]["days"] == 2
+    assert 0 < figures["limit_ratio"] < 10 and figures["baseline_ratio"] > 0
+    assert 500 < figures["state_bytes_per_participant_day"] < 8192
+    assert "end_to_end_samples_per_s" in result.stdout
