@@ -72,3 +72,13 @@ async def worker(settings: Settings) -> AsyncIterator[Pipeline]:
     pipeline = build_pipeline(settings)
     async with running(pipeline.app):
         yield pipeline
+
+
+@pytest.fixture(scope="session")
+def fitabase_minutes() -> Any:
+    """Fitabase minute steps as long rows (id, local, steps); see tests/builders.py for the citation."""
+    from tests.builders import fitabase_minute_steps
+
+    if not (SHARED / "validation" / "fitabase").is_dir():
+        pytest.fail(f"the Fitabase validation data is missing: expected {SHARED}/validation/fitabase")
+    return fitabase_minute_steps(SHARED)

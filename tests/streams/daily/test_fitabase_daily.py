@@ -10,19 +10,11 @@ from datetime import UTC, datetime
 
 import orjson
 import polars as pl
-import pytest
 
 from models.raw import RawPage
-from tests.builders import fitabase_minute_steps, fitabase_step_pages
+from tests.builders import fitabase_step_pages
 from tests.conftest import SHARED
 from tests.streams.daily.helpers import Store, batches_of
-
-
-@pytest.fixture(scope="module")
-def minute_steps() -> pl.DataFrame:
-    if not (SHARED / "validation" / "fitabase").is_dir():
-        pytest.fail(f"the Fitabase validation data is missing: expected {SHARED}/validation/fitabase")
-    return fitabase_minute_steps(SHARED)
 
 
 def _with_vendor_totals(pages: list[tuple[str, RawPage]]) -> list[tuple[str, RawPage]]:
@@ -44,14 +36,15 @@ def _with_vendor_totals(pages: list[tuple[str, RawPage]]) -> list[tuple[str, Raw
     return out
 
 
-def test_daily_steps_vendor_steps_and_valid_day_on_real_data(minute_steps: pl.DataFrame) -> None:
-    pages = _with_vendor_totals(fitabase_step_pages(minute_steps))
+def test_daily_steps_vendor_steps_and_valid_day_on_real_data(fitabase_minutes: pl.DataFrame) -> None:
+    pages = _with_vendor_totals(fitabase_step_pages(fitabase_minutes))
     store = Store()
     last = max(datetime.fromisoformat(p.date or "") for _, p in pages).replace(tzinfo=UTC)
     store.apply(batches_of([(f"R{person}", page) for person, page in pages]),
                 watermark=int(last.timestamp()) + 86400, chunk=128)
 
-    expected = (minute_steps.with_columns(day=pl.col("local").dt.date().cast(pl.String), hour=pl.col("local").dt.hour())
+    by_hour = fitabase_minutes.with_columns(day=pl.col("local").dt.date().cast(pl.String), hour=pl.col("local").dt.hour())
+    expected = (by_hour
                 .group_by("id", "day", "hour").agg(steps=pl.col("steps").sum())
                 .group_by("id", "day").agg(steps=pl.col("steps").sum(), hours=(pl.col("steps") > 0).sum()))
     daily = pl.read_csv(SHARED / "validation" / "fitabase" / "dailySteps_merged.csv").select(

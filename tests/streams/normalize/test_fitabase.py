@@ -7,23 +7,14 @@ Data: Furberg, Brinton, Keating & Ortiz (2016), Crowd-sourced Fitbit datasets
 from __future__ import annotations
 
 import polars as pl
-import pytest
 
 from models.samples import Metric
 from streams.normalize import normalize
-from tests.builders import SECRET, fitabase_minute_steps, fitabase_step_pages
-from tests.conftest import SHARED
+from tests.builders import SECRET, fitabase_step_pages
 
 
-@pytest.fixture(scope="module")
-def minute_steps() -> pl.DataFrame:
-    if not (SHARED / "validation" / "fitabase").is_dir():
-        pytest.fail(f"the Fitabase validation data is missing: expected {SHARED}/validation/fitabase")
-    return fitabase_minute_steps(SHARED)
-
-
-def test_every_fitabase_minute_normalizes_to_the_same_value(minute_steps: pl.DataFrame) -> None:
-    pages = fitabase_step_pages(minute_steps)
+def test_every_fitabase_minute_normalizes_to_the_same_value(fitabase_minutes: pl.DataFrame) -> None:
+    pages = fitabase_step_pages(fitabase_minutes)
     rows: dict[str, list[pl.DataFrame]] = {}
     rejected = 0
     for person, page in pages:
@@ -34,8 +25,8 @@ def test_every_fitabase_minute_normalizes_to_the_same_value(minute_steps: pl.Dat
                 rows.setdefault("all", []).append(batch.to_frame().with_columns(id=pl.lit(person)))
     got = (pl.concat(rows["all"]).select("id", local=pl.from_epoch("ts", time_unit="s"),
                                          steps=pl.col("value").cast(pl.Int64)).sort("id", "local"))
-    want = minute_steps.with_columns(pl.col("local").cast(pl.Datetime("us"))).sort("id", "local")
+    want = fitabase_minutes.with_columns(pl.col("local").cast(pl.Datetime("us"))).sort("id", "local")
     assert rejected == 0
     assert got.height == want.height == 21645 * 60
     assert got.with_columns(pl.col("local").cast(pl.Datetime("us"))).equals(want)
-    assert minute_steps["id"].n_unique() == 33
+    assert fitabase_minutes["id"].n_unique() == 33
