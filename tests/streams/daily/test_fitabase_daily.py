@@ -43,7 +43,8 @@ def test_daily_steps_vendor_steps_and_valid_day_on_real_data(fitabase_minutes: p
     store.apply(batches_of([(f"R{person}", page) for person, page in pages]),
                 watermark=int(last.timestamp()) + 86400, chunk=128)
 
-    by_hour = fitabase_minutes.with_columns(day=pl.col("local").dt.date().cast(pl.String), hour=pl.col("local").dt.hour())
+    by_hour = fitabase_minutes.with_columns(day=pl.col("local").dt.date().cast(pl.String),
+                                            hour=pl.col("local").dt.hour())
     expected = (by_hour
                 .group_by("id", "day", "hour").agg(steps=pl.col("steps").sum())
                 .group_by("id", "day").agg(steps=pl.col("steps").sum(), hours=(pl.col("steps") > 0).sum()))
