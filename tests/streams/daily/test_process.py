@@ -136,3 +136,20 @@ def test_expired_days_leave_the_store() -> None:
     store.apply(batches_of(cohort_pages(COHORT, [DAY])), watermark=_watermark(DAY))
     update = finalize_due(store.days, policy=store.policy, watermark=_watermark(DAY, 5))
     assert sorted(update.deletes) == sorted(store.days) and not update.summaries
+
+
+def test_rejects_are_counted_once_per_day_however_often_replayed() -> None:
+    from models.samples import Metric
+    from tests.builders import fitbit_intraday_body, fitbit_page, minute_dataset
+
+    values = [70] * 1440
+    values[100], values[200], values[300] = 10, 300, 255  # three impossible heart rates
+    page = fitbit_page("activities-heart-intraday", fitbit_intraday_body("heart", DAY, minute_dataset(values)),
+                       day=DAY, timezone="Europe/London")
+    store = Store()
+    for _ in range(3):
+        store.apply(batches_of([("R1", page)]), watermark=_watermark(DAY))
+    summary = store.daily[f"R1|{DAY.isoformat()}"]
+    assert summary.rejects == 3 and summary.minutes_with_hr == 1437
+    assert summary.duplicates == 2 * 1437 and summary.revision == 3
+    assert all(b.metric is Metric.HEART_RATE for b in batches_of([("R1", page)]))
