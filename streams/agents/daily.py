@@ -84,12 +84,13 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
         """One vectorised pass over the whole batch; table writes under each key's own partition."""
         started = time.perf_counter()
         groups = by_partition(events)
-        batches, partition_of_key, watermarks = [], {}, {}
+        batches, raw, partition_of_key, watermarks = [], [], {}, {}
         for partition, group in groups.items():
             decoded = []
             for event in group:
                 try:
                     decoded.append(SampleBatch.from_bytes(event.message.value or b""))
+                    raw.append(event.message.value or b"")
                 except DecodeError as error:
                     await dlq.send(key=event.message.key, value=for_error(
                         STAGE, error, key=event.message.key, original=event.message.value or b"",
@@ -108,6 +109,8 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
                     if partition_of_key[key] == partition:
                         days[key.encode()] = blob
                         STATE_BYTES.set(len(blob))
+        for position in update.forwarded:
+            await intraday.send(key=batches[position].research_id.encode(), value=raw[position])
         await _send(update, status="updated")
         DEDUP.labels(outcome="new").inc(update.new)
         DEDUP.labels(outcome="duplicate").inc(update.duplicates)

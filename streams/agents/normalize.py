@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 from models.providers import Provider
 from models.topics import raw_topic_suffix
 from runtime.metrics import counter
-from streams.dead_letters import for_error
-from streams.normalize_stage import STAGE, normalize_record
+from streams.normalize_stage import STAGE, RawRecord, normalize_records
 from streams.progress import Progress
 
 if TYPE_CHECKING:
@@ -37,27 +36,20 @@ def register_normalize(app: faust.App, settings: Settings, progress: Progress) -
     async def normalize_pages(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(500, within=0.2):
             try:
-                for event in events:
-                    await _normalize_event(event)
+                await _normalize_events(events)
             except Exception:  # e.g. the producer failing; never kill the agent
                 BATCH_ERRORS.labels(stage=STAGE).inc()
                 logger.exception("normalize batch of %d events failed", len(events))
 
-    async def _normalize_event(event: EventT[bytes]) -> None:
-        message = event.message
-        try:
-            output = normalize_record(message.key, message.value, topic=message.topic, secret=secret)
-        except Exception as error:
-            await dlq.send(key=message.key, value=for_error(STAGE, error, key=message.key,
-                                                            original=message.value or b"",
-                                                            topic=message.topic).to_bytes())
-            return
-        for key, value in output.batches:
-            await samples.send(key=key, value=value)
-        for letter in output.letters:
-            await dlq.send(key=message.key, value=letter.to_bytes())
-        progress.add("raw_pages")
-        progress.add("batches_out", len(output.batches))
-        progress.add("samples", output.samples)
-        progress.add("rejected", output.rejected)
-        progress.add("dead_letters", len(output.letters))
+    async def _normalize_events(events: list[EventT[bytes]]) -> None:
+        records = [RawRecord(e.message.key, e.message.value, e.message.topic) for e in events]
+        for record, output in zip(records, normalize_records(records, secret=secret), strict=True):
+            for key, value in output.batches:
+                await samples.send(key=key, value=value)
+            for letter in output.letters:
+                await dlq.send(key=record.key, value=letter.to_bytes())
+            progress.add("raw_pages")
+            progress.add("batches_out", len(output.batches))
+            progress.add("samples", output.samples)
+            progress.add("rejected", output.rejected)
+            progress.add("dead_letters", len(output.letters))

@@ -46,6 +46,7 @@ class DayUpdate:
     deletes: list[str] = field(default_factory=list)  # table deletes (expired days)
     summaries: list[DailySummary] = field(default_factory=list)  # to ``daily``
     intraday: list[SampleBatch] = field(default_factory=list)  # new/changed samples, to ``intraday``
+    forwarded: list[int] = field(default_factory=list)  # input batches that go to ``intraday`` as they came
     letters: list[DeadLetter] = field(default_factory=list)  # arrivals for expired days
     new: int = 0
     duplicates: int = 0
@@ -95,8 +96,8 @@ def apply_batches(batches: list[SampleBatch], stored: Mapping[str, bytes], *, po
                   watermark: int) -> DayUpdate:
     """Apply arrivals to their days. ``stored`` holds the current bytes of the days they touch."""
     update = DayUpdate()
-    accepted = []
-    for batch in batches:
+    accepted, positions = [], []
+    for position, batch in enumerate(batches):
         if day_end_utc(batch.local_date, batch.utc_offset_s) + policy.retention_s < watermark:
             update.letters.append(DeadLetter(
                 stage="daily", reason=Reason.DAY_EXPIRED, key=batch.research_id.encode(), original=batch.to_bytes(),
@@ -104,6 +105,7 @@ def apply_batches(batches: list[SampleBatch], stored: Mapping[str, bytes], *, po
                 count=len(batch), at=time.time()))
         else:
             accepted.append(batch)
+            positions.append(position)
     if not accepted:
         return update
     incoming = rows_of(accepted)
@@ -125,7 +127,10 @@ def apply_batches(batches: list[SampleBatch], stored: Mapping[str, bytes], *, po
     rows = result.rows.filter(pl.col("key").is_in(touched))
     update.states = pack_states(rows, {k: metas[k] for k in touched})
     update.summaries = summaries_for(rows, {k: metas[k] for k in touched}, policy.rules)
-    update.intraday = _intraday(result.changed, first)
+    if result.all_new:  # the batches hold exactly the new samples: forward them, bytes and all
+        update.forwarded = [p for p, b in zip(positions, accepted, strict=True) if len(b)]
+    else:
+        update.intraday = _intraday(result.changed, first)
     return update
 
 

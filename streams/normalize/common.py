@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
 from models.errors import DecodeError, Reason
-from streams.normalize.result import BatchSpec, Normalized, split_into_batches
-from streams.normalize.timeconv import Zone, local_to_utc
+from streams.normalize.result import BatchSpec, Normalized, split_pages
+from streams.normalize.timeconv import Zone, pages_to_utc
 
-__all__ = ["as_number", "daily_figures", "load_json", "numbers", "parse_duration_s", "parse_iso_date"]
+__all__ = ["as_number", "daily_figures", "daily_figures_of_pages", "load_json", "local_midnight_s", "numbers",
+           "parse_duration_s", "parse_iso_date"]
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def load_json(body: bytes) -> Any:
@@ -71,11 +75,34 @@ def daily_figures(figures: list[tuple[str, Any]], day: date, zone: Zone, spec: B
     """The vendor's own daily numbers as one labelled batch at the local midnight of ``day``."""
     if not figures:
         return Normalized()
-    midnight = pl.lit(datetime(day.year, day.month, day.day))
-    utc, offset = local_to_utc(midnight, zone, ordered_day=False)
+    return daily_figures_of_pages([(figures, day, zone, spec)])[0]
+
+
+def daily_figures_of_pages(pages: Sequence[tuple[list[tuple[str, Any]], date, Zone, BatchSpec]]) -> list[Normalized]:
+    """``daily_figures`` of many pages (``(figures, day, zone, spec)`` each) in one vectorised pass."""
+    if not pages:
+        return []
+    lengths = np.array([len(figures) for figures, *_ in pages], dtype=np.int64)
+    page = np.repeat(np.arange(len(pages)), lengths)
+    midnight = pl.Series([local_midnight_s(day) for _, day, _, _ in pages], dtype=pl.Int64)
+    local_date = pl.Series([day.isoformat() for _, day, _, _ in pages], dtype=pl.String)
     frame = pl.DataFrame({
-        "idx": list(range(len(figures))),
-        "label": [label for label, _ in figures],
-        "value": numbers([value for _, value in figures]),
-    }).with_columns(ts=utc, offset=offset, local_date=pl.lit(day.isoformat()))
-    return split_into_batches(frame, spec, original=lambda rows: [dict([figures[i]]) for i in rows])
+        "page": page, "idx": np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths),
+        "label": [label for figures, *_ in pages for label, _ in figures],
+        # per page, as a page alone would be read (a mixed cohort must not change how a value parses)
+        "value": pl.concat([numbers([value for _, value in figures]) for figures, *_ in pages]),
+    }).with_columns(naive=pl.lit(midnight).gather(pl.col("page")))
+    frame = pages_to_utc(frame, [zone for _, _, zone, _ in pages], ordered_day=False)
+    frame = frame.select("page", "idx", "label", "value", "ts", "offset",
+                         local_date=pl.lit(local_date).gather(pl.col("page")))
+    originals = [_figure_entries(figures) for figures, *_ in pages]
+    return split_pages(frame, [spec for *_, spec in pages], originals)
+
+
+def _figure_entries(figures: list[tuple[str, Any]]) -> Callable[[Sequence[int]], list[Any]]:
+    return lambda rows: [dict([figures[i]]) for i in rows]
+
+
+def local_midnight_s(day: date) -> int:
+    """The local midnight of ``day`` as naive epoch seconds."""
+    return (day.toordinal() - _EPOCH_ORDINAL) * 86400

@@ -11,21 +11,31 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from models._validate import req_list, req_mapping
 from models.errors import DecodeError, Reason
 from models.raw import RawPage
 from models.samples import Metric, Resolution, Unit
-from streams.normalize.common import daily_figures, load_json, numbers, parse_iso_date
-from streams.normalize.result import BatchSpec, Normalized, split_into_batches
-from streams.normalize.timeconv import Zone, local_to_utc, zone_of
+from streams.normalize.common import (
+    daily_figures,
+    daily_figures_of_pages,
+    load_json,
+    local_midnight_s,
+    numbers,
+    parse_iso_date,
+)
+from streams.normalize.result import BatchSpec, Normalized, split_into_batches, split_pages
+from streams.normalize.timeconv import Zone, local_to_utc, pages_to_utc, zone_of
 
-__all__ = ["normalize_fitbit"]
+__all__ = ["INTRADAY_TYPES", "IntradayPage", "intraday_batches", "normalize_fitbit", "read_intraday"]
 
 _SUMMARY_FIELDS = {  # Fitbit daily activity summary field → our label (All of Us activity_summary names)
     "steps": "steps", "caloriesOut": "calories_out", "caloriesBMR": "calories_bmr",
@@ -39,16 +49,16 @@ _SLEEP_FIELDS = {
     "minutesToFallAsleep": "minutes_to_fall_asleep", "timeInBed": "time_in_bed", "efficiency": "efficiency",
 }
 _LOCAL_DATETIME = "%Y-%m-%dT%H:%M:%S%.f"
+INTRADAY_TYPES = {"activities-heart-intraday": Metric.HEART_RATE, "activities-steps-intraday": Metric.STEPS}
+
 _ZONE_FIELDS = (("minutes", "minutes"), ("min", "min"), ("max", "max"), ("caloriesOut", "calories_out"))
 
 
 def normalize_fitbit(page: RawPage, research_id: str, *, secret: bytes) -> Normalized:
     """Normalize one Fitbit page; a DecodeError means the whole page is unusable."""
+    if page.data_type in INTRADAY_TYPES:
+        return intraday_batches([read_intraday(page, research_id)])[0]
     body = load_json(page.body)
-    if page.data_type == "activities-heart-intraday":
-        return _intraday(body, page, research_id, Metric.HEART_RATE)
-    if page.data_type == "activities-steps-intraday":
-        return _intraday(body, page, research_id, Metric.STEPS)
     if page.data_type == "activities-summary":
         return _activity_summary(body, page, research_id)
     if page.data_type == "sleep":
@@ -59,32 +69,86 @@ def normalize_fitbit(page: RawPage, research_id: str, *, secret: bytes) -> Norma
 
 
 # ----------------------------------------------------------------------------- intraday
-def _intraday(body: Any, page: RawPage, research_id: str, metric: Metric) -> Normalized:
+@dataclass(slots=True)
+class IntradayPage:
+    """An intraday page read and checked, its columns waiting for the pass shared by many pages."""
+
+    spec: BatchSpec
+    day: date
+    zone: Zone
+    dataset: Sequence[Any]
+    times: pl.Series  # String, ``HH:MM:SS`` local wall-clock times of ``day``
+    values: pl.Series  # Float64, null where unusable
+    figures: list[tuple[str, Any]]  # the vendor's daily figures of the page
+
+
+def read_intraday(page: RawPage, research_id: str) -> IntradayPage:
+    """Decode an intraday page (Python work only); a DecodeError means it is unusable."""
+    body = load_json(page.body)
+    metric = INTRADAY_TYPES[page.data_type]
     resource = "activities-heart" if metric is Metric.HEART_RATE else "activities-steps"
     section = f"{resource}-intraday"
     intraday = req_mapping(_object(body), section)
     dataset = req_list(intraday, "dataset", f"{section}.")
     day, summary = _day_entry(body, resource, page)
     zone = zone_of(page.timezone, page.utc_offset_ms)
-    resolution = _resolution(intraday, page.detail)
     unit = Unit.BPM if metric is Metric.HEART_RATE else Unit.STEPS
-    spec = BatchSpec(research_id, metric, unit, resolution, page)
-
     times, values = _dataset_columns(dataset)
-    clock = times.str.to_time("%H:%M:%S", strict=False)
-    local = pl.lit(day).dt.combine(pl.col("clock"))
-    frame = pl.DataFrame({"idx": range(len(dataset)), "clock": clock, "value": values})
-    utc, offset = local_to_utc(local, zone, ordered_day=True, rows=frame.height)
-    frame = frame.with_columns(ts=utc, offset=offset, local_date=pl.lit(day.isoformat()),
-                               time_reason=_time_reason(pl.col("clock"), utc))
-    result = split_into_batches(frame.drop("clock"), spec, original=lambda rows: [dataset[i] for i in rows])
-    daily_spec = BatchSpec(research_id, Metric.VENDOR_DAILY, Unit.MIXED, Resolution.DAY, page)
-    result.extend(daily_figures(_intraday_daily_figures(summary, metric), day, zone, daily_spec))
-    return result
+    return IntradayPage(BatchSpec(research_id, metric, unit, _resolution(intraday, page.detail), page), day, zone,
+                        dataset, times, values, _intraday_daily_figures(summary, metric))
+
+
+def intraday_batches(pages: Sequence[IntradayPage]) -> list[Normalized]:
+    """Every page's batches and rejects, from one vectorised pass per metric and resolution."""
+    results = [Normalized() for _ in pages]
+    families: dict[tuple[Metric, Resolution], list[int]] = defaultdict(list)
+    for i, page in enumerate(pages):
+        families[(page.spec.metric, page.spec.resolution)].append(i)
+    for members in families.values():
+        chosen = [pages[i] for i in members]
+        frame = _intraday_frame(chosen)
+        originals = [_entries(p.dataset) for p in chosen]
+        for i, result in zip(members, split_pages(frame, [p.spec for p in chosen], originals), strict=True):
+            results[i].extend(result)
+    with_figures = [i for i, p in enumerate(pages) if p.figures]
+    figures = daily_figures_of_pages([(pages[i].figures, pages[i].day, pages[i].zone, _daily_spec(pages[i].spec))
+                                      for i in with_figures])
+    for i, result in zip(with_figures, figures, strict=True):
+        results[i].extend(result)
+    return results
+
+
+def _intraday_frame(pages: Sequence[IntradayPage]) -> pl.DataFrame:
+    lengths = np.array([len(p.times) for p in pages], dtype=np.int64)
+    page = np.repeat(np.arange(len(pages)), lengths)
+    starts = np.cumsum(lengths) - lengths
+    midnight = pl.Series([local_midnight_s(p.day) for p in pages], dtype=pl.Int64)
+    local_date = pl.Series([p.day.isoformat() for p in pages], dtype=pl.String)
+    clock = pl.concat([p.times for p in pages]).str.to_time("%H:%M:%S", strict=False)
+    frame = pl.DataFrame({
+        "page": page, "idx": np.arange(int(lengths.sum())) - np.repeat(starts, lengths), "clock": clock,
+        "value": pl.concat([p.values for p in pages]),
+    }).with_columns(naive=pl.lit(midnight).gather(pl.col("page")) + pl.col("clock").cast(pl.Int64) // 1_000_000_000)
+    frame = pages_to_utc(frame, [p.zone for p in pages], ordered_day=True)
+    return frame.select("page", "idx", "ts", "offset", "value", local_date=pl.lit(local_date).gather(pl.col("page")),
+                        time_reason=_time_reason(pl.col("clock"), pl.col("ts")))
+
+
+def _daily_spec(spec: BatchSpec) -> BatchSpec:
+    return BatchSpec(spec.research_id, Metric.VENDOR_DAILY, Unit.MIXED, Resolution.DAY, spec.page)
+
+
+def _entries(dataset: Sequence[Any]) -> Callable[[Sequence[int]], list[Any]]:
+    return lambda rows: [dataset[i] for i in rows]
 
 
 def _dataset_columns(dataset: Sequence[Any]) -> tuple[pl.Series, pl.Series]:
-    """``time`` and ``value`` columns of a dataset, built by Polars for well-formed pages."""
+    """``time`` and ``value`` columns of a dataset: list comprehensions for well-formed pages."""
+    try:
+        times = pl.Series("time", [item["time"] for item in dataset], dtype=pl.String, strict=True)
+        return times, numbers([item["value"] for item in dataset])
+    except (TypeError, KeyError, IndexError, pl.exceptions.PolarsError):
+        pass
     try:
         frame = pl.DataFrame(dataset, infer_schema_length=None)
         if frame.schema.get("time") == pl.String and "value" in frame.columns:

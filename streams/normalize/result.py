@@ -19,7 +19,7 @@ from models.raw import RawPage
 from models.samples import Attribute, Metric, Resolution, SampleBatch, Unit
 from streams.normalize.validate import reject_reasons
 
-__all__ = ["BatchSpec", "Normalized", "Rejected", "split_into_batches"]
+__all__ = ["BatchSpec", "Normalized", "Rejected", "split_into_batches", "split_pages"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,44 +72,77 @@ class BatchSpec:
 
 def split_into_batches(frame: pl.DataFrame, spec: BatchSpec, *,
                        original: Callable[[Sequence[int]], list[Any]]) -> Normalized:
-    """Validate a sample frame and cut the good rows into batches by (local_date, offset).
+    """``split_pages`` for the frame of a single page."""
+    return split_pages(frame.with_columns(page=pl.lit(0, dtype=pl.Int64)), [spec], [original])[0]
 
-    ``frame`` columns: ``idx`` (row of the input), ``ts`` (UTC epoch s, null if the time was
-    unusable), ``offset`` (s), ``local_date`` (ISO), ``value`` (Float64, null if unusable),
-    optional ``label`` and ``duration``. ``original(indices)`` returns the input entries of
-    rejected rows, for the dead letter.
+
+def split_pages(frame: pl.DataFrame, specs: Sequence[BatchSpec],
+                originals: Sequence[Callable[[Sequence[int]], list[Any]]]) -> list[Normalized]:
+    """Validate the sample rows of many pages at once and cut the good rows into batches.
+
+    One vectorised pass for all the pages (per-page Polars calls would cost more than the work).
+    ``frame`` columns: ``page`` (index into ``specs``), ``idx`` (row of that page's input),
+    ``ts`` (UTC epoch s, null if the time was unusable), ``offset`` (s), ``local_date`` (ISO),
+    ``value`` (Float64, null if unusable), optional ``label``, ``duration`` and ``time_reason``.
+    The pages share one metric and resolution. ``originals[page](indices)`` returns the input
+    entries of rejected rows, for the dead letter. A page's batches are cut by
+    (local_date, offset), in time order; a date with rejects only gets an empty batch.
     """
-    result = Normalized(input_samples=frame.height)
+    results = [Normalized() for _ in specs]
     if frame.height == 0:
-        return result
+        return results
+    for page, n in frame.group_by("page").len().iter_rows():
+        results[page].input_samples = n
     if "time_reason" not in frame.columns:
         frame = frame.with_columns(time_reason=pl.lit(None, dtype=pl.String))
-    checked = frame.with_columns(reason=reject_reasons(spec.metric, spec.resolution))
+    checked = frame.with_columns(reason=reject_reasons(specs[0].metric, specs[0].resolution))
     bad = checked.filter(pl.col("reason").is_not_null())
-    for (reason,), rows in bad.group_by(["reason"], maintain_order=True):
-        indices = rows["idx"].to_list()
-        result.rejects.append(Rejected(
-            reason=Reason(str(reason)), count=len(indices),
-            detail=f"{len(indices)} {spec.metric.value} sample(s) rejected: {reason}",
-            original=orjson.dumps(original(indices)),
-        ))
-    rejected_at: dict[str, list[int]] = {
-        str(day): rows["ts"].unique().sort().to_list()
-        for (day,), rows in bad.filter(pl.col("ts").is_not_null() & pl.col("local_date").is_not_null())
-        .group_by(["local_date"], maintain_order=True)
-    }
-    good = checked.filter(pl.col("reason").is_null()).sort("ts", maintain_order=True)
+    rejected_at = _rejects(bad, specs, originals, results) if bad.height else {}
+    good = checked.filter(pl.col("reason").is_null())
     columns = ["ts", "value", *(c for c in ("label", "duration") if c in good.columns)]
-    fields = {"research_id": spec.research_id, "metric": spec.metric, "unit": spec.unit,
-              "resolution": spec.resolution, "source": spec.source, "fetched_at": spec.page.fetched_at,
-              "request_id": spec.page.request_id}
-    for (local_date, offset), rows in good.group_by(["local_date", "offset"], maintain_order=True):
-        result.batches.append(SampleBatch.from_frame(
-            rows.select(columns), utc_offset_s=int(offset), local_date=str(local_date),
-            attributes=dict(spec.attributes), rejected_timestamps=rejected_at.pop(str(local_date), []), **fields,
+    # Batches in order of their first sample: group number = first row of the group in time order.
+    good = (good.sort("page", "ts", maintain_order=True).with_row_index("row")
+            .with_columns(group=pl.col("row").min().over("page", "local_date", "offset"))
+            .sort("group", maintain_order=True))
+    groups = good.group_by("group", maintain_order=True).agg(
+        pl.col("page").first(), pl.col("local_date").first(), pl.col("offset").first(), n=pl.len())
+    lists = {name: good[name].to_list() for name in columns}
+    position = 0
+    for _, page, local_date, offset, n in groups.iter_rows():
+        part = slice(position, position + n)
+        position += n
+        results[page].batches.append(_batch(
+            specs[page], utc_offset_s=int(offset), local_date=str(local_date),
+            rejected_timestamps=rejected_at.pop((page, str(local_date)), []),
+            timestamps=lists["ts"][part], values=lists["value"][part],
+            labels=lists["label"][part] if "label" in lists else None,
+            durations=lists["duration"][part] if "duration" in lists else None))
+    for (page, local_date), times in rejected_at.items():  # a date with rejects only: an empty batch carries them
+        rows = bad.filter((pl.col("page") == page) & (pl.col("local_date") == local_date))
+        offset = int(rows["offset"].drop_nulls().first() or 0)  # type: ignore[arg-type]
+        results[page].batches.append(_batch(specs[page], utc_offset_s=offset, local_date=local_date,
+                                            rejected_timestamps=times, timestamps=[], values=[]))
+    return results
+
+
+def _rejects(bad: pl.DataFrame, specs: Sequence[BatchSpec],
+             originals: Sequence[Callable[[Sequence[int]], list[Any]]],
+             results: list[Normalized]) -> dict[tuple[int, str], list[int]]:
+    """Record the rejects of each page; return the rejected times per (page, local date)."""
+    for (page, reason), rows in bad.group_by(["page", "reason"], maintain_order=True):
+        indices = rows["idx"].to_list()
+        metric = specs[page].metric.value  # type: ignore[index]
+        results[page].rejects.append(Rejected(  # type: ignore[index]
+            reason=Reason(str(reason)), count=len(indices),
+            detail=f"{len(indices)} {metric} sample(s) rejected: {reason}",
+            original=orjson.dumps(originals[page](indices)),  # type: ignore[index]
         ))
-    for local_date, times in rejected_at.items():  # a date with rejects only: an empty batch carries them
-        offset = int(bad.filter(pl.col("local_date") == local_date)["offset"].drop_nulls().first() or 0)
-        result.batches.append(SampleBatch(timestamps=[], values=[], utc_offset_s=offset, local_date=local_date,
-                                          rejected_timestamps=times, **fields))
-    return result
+    timed = bad.filter(pl.col("ts").is_not_null() & pl.col("local_date").is_not_null())
+    return {(int(page), str(day)): rows["ts"].unique().sort().to_list()  # type: ignore[arg-type]
+            for (page, day), rows in timed.group_by(["page", "local_date"], maintain_order=True)}
+
+
+def _batch(spec: BatchSpec, **columns: Any) -> SampleBatch:
+    return SampleBatch(research_id=spec.research_id, metric=spec.metric, unit=spec.unit, resolution=spec.resolution,
+                       source=spec.source, fetched_at=spec.page.fetched_at, request_id=spec.page.request_id,
+                       attributes=dict(spec.attributes), **columns)

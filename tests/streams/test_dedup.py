@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.daily.state import KEYED_SCHEMA
-from streams.dedup import deduplicate
+from streams.dedup import classify, deduplicate
 
 
 def frame(rows: list[tuple[object, ...]]) -> pl.DataFrame:
@@ -42,3 +42,19 @@ def test_order_and_repetition_do_not_change_the_result(samples: dict[int, int], 
     assert sorted(second.rows.select("ts", "value").iter_rows()) == sorted((t, float(v)) for t, v in samples.items())
     total_new = int(first.counts["new"].sum() or 0) + int(second.counts["new"].sum() or 0)
     assert total_new == len(samples)
+
+
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 6), st.integers(0, 3)), max_size=12),
+       st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 6), st.integers(0, 3)), max_size=30))
+def test_the_hash_shortcut_agrees_with_classifying_every_row(stored: list[tuple[str, int, int]],
+                                                            arrivals: list[tuple[str, int, int]]) -> None:
+    before = frame(list({(k, t): r(k, t, float(v)) for k, t, v in stored}.values()))  # stored state is unique
+    incoming = frame([r(k, t, float(v)) for k, t, v in arrivals])
+    fast = deduplicate(before, incoming)
+    full = classify(before, incoming.with_columns(seq=pl.int_range(pl.len())))
+    assert fast.changed.rows() == full.changed.drop("seq").rows()  # same rows, same (arrival) order
+    assert sorted(fast.rows.rows()) == sorted(full.rows.rows())
+    def totals(counts: pl.DataFrame) -> list[tuple[object, ...]]:
+        return sorted(counts.select("key", *(pl.col(c).cast(pl.Int64) for c in ("new", "duplicates", "revisions")))
+                      .filter(pl.sum_horizontal("new", "duplicates", "revisions") > 0).rows())
+    assert totals(fast.counts) == totals(full.counts)

@@ -49,6 +49,7 @@ class Store:
         self.days: dict[str, bytes] = {}
         self.daily: dict[str, DailySummary] = {}
         self.letters: list[object] = []
+        self.intraday: list[SampleBatch] = []  # what went to the ``intraday`` topic
 
     def apply(self, batches: list[SampleBatch], *, watermark: int, chunk: int = 64) -> None:
         for start in range(0, len(batches), chunk):
@@ -59,6 +60,11 @@ class Store:
             self.days.update(update.states)
             self.daily.update({s.key: s for s in update.summaries})
             self.letters += update.letters
+            self.intraday += update.intraday + [part[i] for i in update.forwarded]
+
+    def intraday_samples(self) -> list[tuple[str, str, int, float]]:
+        return sorted((b.research_id, b.metric.value, t, v) for b in self.intraday
+                      for t, v in zip(b.timestamps, b.values, strict=True))
 
     def comparable(self) -> dict[str, dict[str, object]]:
         return {key: {f: getattr(s, f) for f in s.__dataclass_fields__ if f not in IGNORED}

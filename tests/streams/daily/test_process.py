@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -124,8 +125,6 @@ def test_late_data_revises_the_day_and_is_flagged_after_final() -> None:
 
 
 def _bumped(batches: list) -> list:  # type: ignore[type-arg]
-    from dataclasses import replace
-
     from models.samples import Metric
 
     return [replace(b, values=[v + 1 for v in b.values]) if b.metric is Metric.STEPS else b for b in batches]
@@ -153,3 +152,18 @@ def test_rejects_are_counted_once_per_day_however_often_replayed() -> None:
     assert summary.rejects == 3 and summary.minutes_with_hr == 1437
     assert summary.duplicates == 2 * 1437 and summary.revision == 3
     assert all(b.metric is Metric.HEART_RATE for b in batches_of([("R1", page)]))
+
+
+def test_intraday_gets_each_new_or_changed_sample_once() -> None:
+    batches = batches_of(cohort_pages(COHORT, [DAY]))
+    every = sorted((b.research_id, b.metric.value, t, v) for b in batches
+                   for t, v in zip(b.timestamps, b.values, strict=True))
+    store = Store()
+    store.apply(batches, watermark=_watermark(DAY))
+    assert store.intraday_samples() == every and len(every) > 10_000
+    store.intraday.clear()
+    changed = batches[0]
+    revised = replace(changed, timestamps=changed.timestamps[:1], values=[changed.values[0] + 1])
+    store.apply([*shuffled(batches, 3), revised], watermark=_watermark(DAY), chunk=10_000)  # duplicates + one change
+    assert store.intraday_samples() == [(changed.research_id, changed.metric.value, changed.timestamps[0],
+                                         changed.values[0] + 1)]
