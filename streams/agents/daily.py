@@ -8,6 +8,7 @@ inside the agent (a Faust timer has no current event, and RocksDB tables need on
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -69,7 +70,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
 
     @app.agent(samples, name="daily", concurrency=1)
     async def daily_days(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(2000, within=1.0):
+        async for events in stream.take_events(1000, within=0.25):
             try:
                 await _apply(events)
             except Exception:  # never kill the agent; the batch's records go to the dlq
@@ -102,7 +103,9 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
             batches += decoded
         stored = {k: v for k in partition_of_key if (v := days.get(k.encode())) is not None}
         # The oldest watermark of the batch's partitions decides retention: nothing is dropped early.
-        update = apply_batches(batches, stored, policy=policy, watermark=min(watermarks.values(), default=0))
+        # Off the event loop (pure; Polars releases the GIL): producing and fetching go on meanwhile.
+        update = await asyncio.to_thread(apply_batches, batches, stored, policy=policy,
+                                         watermark=min(watermarks.values(), default=0))
         for partition, group in groups.items():
             with as_current_event(group[-1]):
                 for key, blob in update.states.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -43,7 +44,9 @@ def register_normalize(app: faust.App, settings: Settings, progress: Progress) -
 
     async def _normalize_events(events: list[EventT[bytes]]) -> None:
         records = [RawRecord(e.message.key, e.message.value, e.message.topic) for e in events]
-        for record, output in zip(records, normalize_records(records, secret=secret), strict=True):
+        # Off the event loop: Polars releases the GIL, so the loop keeps producing and fetching meanwhile.
+        outputs = await asyncio.to_thread(normalize_records, records, secret=secret)
+        for record, output in zip(records, outputs, strict=True):
             for key, value in output.batches:
                 await samples.send(key=key, value=value)
             for letter in output.letters:
