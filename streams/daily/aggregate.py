@@ -80,11 +80,11 @@ def _heart(rows: pl.DataFrame) -> pl.DataFrame:
 
 def _resting(rows: pl.DataFrame) -> pl.DataFrame:
     window = (pl.col("ts") + pl.col("offset")) // 600
-    minutes = (rows.filter(pl.col("metric").is_in(["steps", "heart_rate"]))
-               .with_columns(steps=pl.when(pl.col("metric") == "steps").then(pl.col("value")).otherwise(0.0))
-               .group_by("key", window.alias("window"), (pl.col("ts") // 60).alias("minute"))
-               .agg(moving=(pl.col("steps") != 0).any()))
-    still = (minutes.group_by("key", "window").agg(minutes=pl.len(), moving=pl.col("moving").any())
+    # A still window: its 10 minutes all worn (a step record or an HR sample) and none with steps.
+    still = (rows.filter(pl.col("metric").is_in(["steps", "heart_rate"]))
+             .group_by("key", window.alias("window"))
+             .agg(minutes=(pl.col("ts") // 60).n_unique(),
+                  moving=((pl.col("metric") == "steps") & (pl.col("value") != 0)).any())
              .filter((pl.col("minutes") == 10) & ~pl.col("moving")).select("key", "window"))
     hr = rows.filter(pl.col("metric") == "heart_rate").with_columns(window=window)
     return (hr.join(still, on=["key", "window"], how="semi").group_by("key")
