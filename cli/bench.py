@@ -4,32 +4,35 @@ and a Polars batch limit, measured in one run on this machine. Prints a table, w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import platform
-import resource
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import faust
 import numpy as np
 import orjson
-from prometheus_client import REGISTRY
+from aiokafka import TopicPartition
 from rich.table import Table
 
 from cli.common import console
 from cli.topics import create_all_topics
+from cli.worker_processes import WorkerProcesses, cpu_seconds, peak_rss, worker_processes
 from models.providers import Provider
 from models.raw import RawPage
 from models.topics import raw_topic_suffix
 from runtime.broker import EmbeddedBroker
-from runtime.kafka import TopicPlan, ensure_topics, make_producer
+from runtime.kafka import TopicPlan, ensure_topics, make_consumer, make_producer
 from runtime.settings import Settings
-from streams.app import build_pipeline
 from streams.daily.aggregate import DailyRules, summarize
 from streams.daily.process import rows_of
 from streams.normalize import normalize
@@ -48,6 +51,7 @@ class BenchParams:
     hr_resolution: str = "1min"
     baseline_participants: int = 10
     seed: int = 1
+    workers: int = 2
 
 
 def _day_pages(rng: np.random.Generator, person: int, day: date, hr_resolution: str) -> list[tuple[bytes, RawPage]]:
@@ -86,15 +90,15 @@ def _sample_count(pages: list[tuple[bytes, RawPage]]) -> int:
     return sum(orjson.loads(p.body)[f"{p.data_type}"]["dataset"].__len__() for _, p in pages)
 
 
-async def _publish(settings: Settings, pages: list[tuple[bytes, RawPage]]) -> float:
+async def _publish(settings: Settings, records: list[tuple[bytes, bytes]]) -> float:
     producer = make_producer(settings, linger_ms=20)
     await producer.start()
     started = time.perf_counter()
     try:
         topic = settings.topic(raw_topic_suffix(Provider.FITBIT))
         pending = []
-        for key, page in pages:
-            pending.append(await producer.send(topic, page.to_bytes(), key=key))
+        for key, value in records:
+            pending.append(await producer.send(topic, value, key=key))
             if len(pending) >= 2000:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -104,36 +108,83 @@ async def _publish(settings: Settings, pages: list[tuple[bytes, RawPage]]) -> fl
     return time.perf_counter() - started
 
 
-def _histogram_sum(name: str) -> float:
-    return sum(s.value for m in REGISTRY.collect() if m.name == name for s in m.samples if s.name.endswith("_sum"))
-
-
-async def _pipeline(settings: Settings, pages: list[tuple[bytes, RawPage]], samples: int) -> dict[str, Any]:
-    pipeline = build_pipeline(settings)
-    norm_before, daily_before = _histogram_sum("wearables_normalize_page_seconds"), _histogram_sum(
-        "wearables_daily_batch_seconds")
-    async with running(pipeline.app):
-        started = time.perf_counter()
-        progress = pipeline.progress
-        with console.status("") as status:
-            while True:
-                done = progress.get("raw_pages") >= len(pages) and \
-                    progress.get("sample_batches") >= progress.get("batches_out") > 0
-                status.update(f"pipeline: {progress.get('raw_pages')}/{len(pages)} pages normalized, "
-                              f"{progress.get('sample_batches')}/{progress.get('batches_out')} batches summarized")
-                if done:
-                    break
-                await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - started
-        states = [v for v in pipeline.app.tables["days"].values()]
+async def _pipeline(settings: Settings, records: list[tuple[bytes, bytes]], samples: int,
+                    workers: int, broker_pid: int | None) -> dict[str, Any]:
+    """Start ``workers`` worker processes, publish the pages, time until every sample is in a day."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "", "WEARABLES_ENV": settings.env,
+           "WEARABLES_TOPIC_PREFIX": settings.topic_prefix, "WEARABLES_PARTITIONS": str(settings.partitions),
+           "WEARABLES_STORE": settings.store, "WEARABLES_LOG_LEVEL": "WARNING",
+           # one worker per core: each one's Polars pool gets its share, not every core (oversubscription)
+           "POLARS_MAX_THREADS": os.environ.get("POLARS_MAX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))}
+    with tempfile.TemporaryDirectory(prefix="wearables-bench-") as tmp:
+        async with worker_processes(workers, env, Path(tmp)) as pool, aiohttp.ClientSession() as session:
+            await _until(pool, session, lambda t: t.get("wearables_worker_ready", 0) >= workers,
+                         lambda t: f"starting {workers} worker process(es): {int(t.get('wearables_worker_ready', 0))} "
+                                   "ready", timeout=180)
+            started, cpu_before = time.perf_counter(), pool.cpu_seconds()
+            broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
+            publishing = asyncio.ensure_future(_publish(settings, records))
+            totals = await _until(
+                pool, session, lambda t: t.get(_NEW_SAMPLES, 0) >= samples,
+                lambda t: f"pipeline: {int(t.get('wearables_normalize_samples_total', 0)):,} samples normalized, "
+                          f"{int(t.get(_NEW_SAMPLES, 0)):,} of {samples:,} in day state",
+                timeout=max(300.0, samples / 20_000))
+            elapsed, worker_cpu = time.perf_counter() - started, pool.cpu_seconds() - cpu_before
+            broker_cpu = cpu_seconds(broker_pid) - broker_before if broker_pid else 0.0
+            publish_s = await publishing
+            rss = pool.peak_rss()
+    sizes = await _latest_sizes(settings, f"{settings.app_id}-days-changelog")
     return {
-        "elapsed_s": elapsed, "end_to_end_samples_per_s": samples / elapsed,
-        "normalize_samples_per_s":
-            samples / max(_histogram_sum("wearables_normalize_page_seconds") - norm_before, 1e-9),
-        "daily_samples_per_s": samples / max(_histogram_sum("wearables_daily_batch_seconds") - daily_before, 1e-9),
-        "state_bytes_per_participant_day": statistics.fmean(len(s) for s in states) if states else 0.0,
-        "participant_days": len(states), "summaries": progress.get("summaries"),
+        "elapsed_s": elapsed, "publish_s": publish_s, "end_to_end_samples_per_s": samples / elapsed,
+        "normalize_samples_per_s": samples / max(totals.get("wearables_normalize_page_seconds_sum", 0), 1e-9),
+        "daily_samples_per_s": samples / max(totals.get("wearables_daily_batch_seconds_sum", 0), 1e-9),
+        "state_bytes_per_participant_day": statistics.fmean(sizes) if sizes else 0.0,
+        "participant_days": len(sizes), "summaries": int(totals.get("wearables_daily_summaries_total", 0)),
+        "workers_peak_rss_bytes": rss, "workers_cpu_s": worker_cpu, "broker_cpu_s": broker_cpu,
     }
+
+
+_NEW_SAMPLES = "wearables_dedup_samples_total{outcome=new}"
+
+
+async def _until(pool: WorkerProcesses, session: aiohttp.ClientSession, done: Callable[[dict[str, float]], bool],
+                 describe: Callable[[dict[str, float]], str], *, timeout: float) -> dict[str, float]:
+    """Poll the workers' metrics until ``done``; show ``describe`` as a live line."""
+    deadline = time.monotonic() + timeout
+    totals: dict[str, float] = {}
+    with console.status("") as status:
+        while True:
+            pool.check_alive()
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):  # not serving yet
+                totals = await pool.totals(session)
+            status.update(describe(totals))
+            if totals and done(totals):
+                return totals
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gave up after {timeout:.0f}s: {describe(totals)}")
+            await asyncio.sleep(0.2)
+
+
+async def _latest_sizes(settings: Settings, topic: str) -> list[int]:
+    """Sizes of the latest value of every key of a (changelog) topic."""
+    consumer = make_consumer(settings)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        latest: dict[bytes, int] = {}
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                for message in messages:
+                    if message.value is None:
+                        latest.pop(message.key, None)
+                    else:
+                        latest[message.key] = len(message.value)
+        return list(latest.values())
+    finally:
+        await consumer.stop()
 
 
 async def _baseline(settings: Settings, pages: list[tuple[bytes, RawPage]]) -> dict[str, Any]:
@@ -175,7 +226,7 @@ async def _baseline(settings: Settings, pages: list[tuple[bytes, RawPage]]) -> d
     async with running(app):
         started = time.perf_counter()
         while seen[0] < len(records):
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
         elapsed = time.perf_counter() - started
     return {"baseline_samples": len(records), "baseline_samples_per_s": len(records) / elapsed}
 
@@ -192,15 +243,6 @@ def _limit(pages: list[tuple[bytes, RawPage]], samples: int) -> dict[str, Any]:
     return {"limit_samples_per_s": samples / statistics.median(timings)}
 
 
-def _peak_rss(broker: EmbeddedBroker | None) -> int:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    if broker is not None and broker.pid:
-        for line in Path(f"/proc/{broker.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return own + int(line.split()[1]) * 1024
-    return own
-
-
 async def run_pipeline_bench(settings: Settings, params: BenchParams, out: Path | None) -> dict[str, Any]:
     broker = None if settings.kafka_bootstrap_servers else await EmbeddedBroker().start()
     try:
@@ -211,20 +253,21 @@ async def run_pipeline_bench(settings: Settings, params: BenchParams, out: Path 
             pages = _generate(params, params.participants)
             samples = _sample_count(pages)
         console.print(f"generated {len(pages)} raw pages, {samples:,} samples")
-        publish_s = await _publish(settings, pages)
-        console.print(f"published in {publish_s:.1f}s")
+        records = [(key, page.to_bytes()) for key, page in pages]  # serialized before the clock starts
         result: dict[str, Any] = {"parameters": {**dataclasses.asdict(params), "partitions": settings.partitions,
                                                  "store": settings.store, "cpu_count": os.cpu_count(),
                                                  "python": platform.python_version()},
-                                  "samples": samples, "pages": len(pages), "publish_s": publish_s}
-        result |= await _pipeline(settings, pages, samples)
+                                  "samples": samples, "pages": len(pages)}
+        result |= await _pipeline(settings, records, samples, params.workers, broker.pid if broker else None)
+        console.print(f"pipeline: {samples:,} samples in {result['elapsed_s']:.1f}s with {params.workers} worker(s)")
         small = _generate(params, params.baseline_participants)
         console.print("measuring the per-sample baseline and the Polars limit")
         result |= await _baseline(settings, small)
         result |= _limit(pages, samples)
         result["baseline_ratio"] = result["end_to_end_samples_per_s"] / result["baseline_samples_per_s"]
         result["limit_ratio"] = result["end_to_end_samples_per_s"] / result["limit_samples_per_s"]
-        result["peak_rss_bytes"] = _peak_rss(broker)
+        result["peak_rss_bytes"] = result["workers_peak_rss_bytes"] + (peak_rss(broker.pid) if broker and broker.pid
+                                                                        else 0)
     finally:
         if broker is not None:
             broker.stop()
@@ -239,7 +282,7 @@ def _print(result: dict[str, Any]) -> None:
     table = Table("figure", "value", title="wearables bench pipeline")
     for key in ("samples", "end_to_end_samples_per_s", "normalize_samples_per_s", "daily_samples_per_s",
                 "baseline_samples_per_s", "baseline_ratio", "limit_samples_per_s", "limit_ratio",
-                "state_bytes_per_participant_day", "peak_rss_bytes", "elapsed_s"):
+                "state_bytes_per_participant_day", "peak_rss_bytes", "elapsed_s", "workers_cpu_s", "broker_cpu_s"):
         value = result.get(key)
         table.add_row(key, f"{value:,.2f}" if isinstance(value, float) else f"{value:,}")
     console.print(table)

@@ -35,6 +35,7 @@ __all__ = ["main"]
 
 BROKER_UP = gauge("embedded_broker_up", "1 while the embedded broker process is running")
 WORKER_PAGES = gauge("worker_raw_pages_seen", "Raw pages this worker process has consumed")
+WORKER_READY = gauge("worker_ready", "1 once this worker has joined its group and recovered its tables")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -161,6 +162,7 @@ async def _run_worker(settings: Settings, metrics_port: int) -> None:
     start_metrics_server(metrics_port)
     async with running(pipeline.app):
         console.print(f"worker {settings.app_id} running against {bootstrap}; metrics on :{metrics_port}")
+        WORKER_READY.set(1)
         stop = asyncio.ensure_future(wait_for_stop_signal())
         while not stop.done():
             await asyncio.wait({stop}, timeout=10)
@@ -222,21 +224,28 @@ def bench() -> None:
 @click.option("--hr-resolution", type=click.Choice(["1min", "1s"]), default="1min", show_default=True)
 @click.option("--baseline-participants", type=click.IntRange(1, 10_000), default=10, show_default=True,
               help="Participants (x days) for the one-record-per-sample baseline.")
+@click.option("--workers", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default="CPU count",
+              help="Worker processes sharing the partitions (one Python process uses about one core).")
+@click.option("--store", type=click.Choice(["rocksdb", "memory"]), default="rocksdb", show_default=True,
+              help="The workers' table store.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the figures as JSON here.")
-def bench_pipeline(participants: int, days: int, hr_resolution: str, baseline_participants: int,
-                   out: Path | None) -> None:
+def bench_pipeline(participants: int, days: int, hr_resolution: str, baseline_participants: int, workers: int,
+                   store: str, out: Path | None) -> None:
     """normalize -> dedup -> daily on N participants x D days of minute data, end to end.
 
-    Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts the embedded broker. Reports samples/s end
-    to end and per stage, the ratio to a one-record-per-sample Faust pipeline and to one Polars
-    query over the same samples in memory, state bytes per participant-day and peak RSS.
+    Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts the embedded broker. Starts --workers
+    `wearables worker` processes, publishes the pages as raw vendor pages, and times from the
+    first page published until every sample is in its day's state. Reports samples/s end to
+    end and per stage, the ratio to a one-record-per-sample Faust pipeline and to one Polars
+    query over the same samples in memory, state bytes per participant-day (from the state
+    changelog) and peak RSS (workers + broker).
     """
     from cli.bench import BenchParams, run_pipeline_bench
 
     quiet = {} if "WEARABLES_LOG_LEVEL" in os.environ else {"log_level": "WARNING"}
-    settings = settings_from_env(env="demo", store="memory://", topic_prefix=f"bench{int(time.time())}.", **quiet)
+    settings = settings_from_env(env="demo", store=f"{store}://", topic_prefix=f"bench{int(time.time())}.", **quiet)
     params = BenchParams(participants=participants, days=days, hr_resolution=hr_resolution,
-                         baseline_participants=baseline_participants)
+                         baseline_participants=baseline_participants, workers=workers)
     run_async(run_pipeline_bench)(settings, params, out)
 
 
