@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import faust
 import numpy as np
 import orjson
 from aiokafka import TopicPartition
 from rich.table import Table
 
+from cli.bench_baseline import baseline_topic, baseline_topics
 from cli.common import console
 from cli.topics import create_all_topics
 from cli.worker_processes import WorkerProcesses, cpu_seconds, peak_rss, worker_processes
@@ -31,12 +31,11 @@ from models.providers import Provider
 from models.raw import RawPage
 from models.topics import raw_topic_suffix
 from runtime.broker import EmbeddedBroker
-from runtime.kafka import TopicPlan, ensure_topics, make_consumer, make_producer
+from runtime.kafka import ensure_topics, make_consumer, make_producer
 from runtime.settings import Settings
 from streams.daily.aggregate import DailyRules, summarize
 from streams.daily.process import rows_of
 from streams.normalize import normalize
-from streams.runner import running
 
 __all__ = ["BenchParams", "run_pipeline_bench"]
 
@@ -52,6 +51,7 @@ class BenchParams:
     baseline_participants: int = 10
     seed: int = 1
     workers: int = 2
+    runs: int = 3
 
 
 def _day_pages(rng: np.random.Generator, person: int, day: date, hr_resolution: str) -> list[tuple[bytes, RawPage]]:
@@ -111,12 +111,8 @@ async def _publish(settings: Settings, records: list[tuple[bytes, bytes]]) -> fl
 async def _pipeline(settings: Settings, records: list[tuple[bytes, bytes]], samples: int,
                     workers: int, broker_pid: int | None) -> dict[str, Any]:
     """Start ``workers`` worker processes, publish the pages, time until every sample is in a day."""
-    env = {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "", "WEARABLES_ENV": settings.env,
-           "WEARABLES_TOPIC_PREFIX": settings.topic_prefix, "WEARABLES_PARTITIONS": str(settings.partitions),
-           "WEARABLES_STORE": settings.store, "WEARABLES_LOG_LEVEL": "WARNING",
-           # one worker per core: each one's Polars pool gets its share, not every core (oversubscription)
-           "POLARS_MAX_THREADS": os.environ.get("POLARS_MAX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))}
     with tempfile.TemporaryDirectory(prefix="wearables-bench-") as tmp:
+        env = _worker_env(settings, workers)
         async with worker_processes(workers, env, Path(tmp)) as pool, aiohttp.ClientSession() as session:
             await _until(pool, session, lambda t: t.get("wearables_worker_ready", 0) >= workers,
                          lambda t: f"starting {workers} worker process(es): {int(t.get('wearables_worker_ready', 0))} "
@@ -187,48 +183,46 @@ async def _latest_sizes(settings: Settings, topic: str) -> list[int]:
         await consumer.stop()
 
 
-async def _baseline(settings: Settings, pages: list[tuple[bytes, RawPage]]) -> dict[str, Any]:
-    """The same day summaries from a Faust pipeline that carries one Kafka record per sample."""
-    topic_name = settings.topic("bench.per-sample")
-    await ensure_topics(settings, [TopicPlan(topic_name, settings.partitions),
-                                   TopicPlan(f"{settings.topic_prefix}baseline-sums-changelog", settings.partitions,
-                                             True),
-                                   TopicPlan(f"{settings.topic_prefix}baseline-__assignor-__leader", 1)])
+async def _baseline(settings: Settings, pages: list[tuple[bytes, RawPage]], workers: int) -> dict[str, Any]:
+    """The same samples through ``workers`` per-sample baseline processes (one record per sample)."""
+    await ensure_topics(settings, baseline_topics(settings))
     records = []
     for key, page in pages:
         for batch in normalize(page, key.decode(), secret=b"bench").batches:
             for ts, value in zip(batch.timestamps, batch.values, strict=True):
                 record = {"day": batch.local_date, "m": batch.metric.value, "t": ts, "v": value}
                 records.append((key, orjson.dumps(record)))
-    producer = make_producer(settings, linger_ms=20, max_batch_size=1 << 16)
-    await producer.start()
-    for key, value in records:
-        await producer.send(topic_name, value, key=key)
-    await producer.flush()
-    await producer.stop()
-    app = faust.App(f"{settings.topic_prefix}baseline", broker=f"kafka://{settings.kafka_bootstrap_servers}",
-                    store="memory://", web_enabled=False, topic_allow_declare=False, autodiscover=False,
-                    broker_session_timeout=settings.kafka_session_timeout, broker_heartbeat_interval=1.0,
-                    producer_max_batch_size=1, table_standby_replicas=0, loop=asyncio.get_running_loop())
-    sums = app.Table("sums", default=float, partitions=settings.partitions)
-    topic = app.topic(topic_name, value_serializer="json")
-    seen = [0]
-
-    @app.agent(topic)
-    async def per_sample(stream: Any) -> None:
-        async for event in stream.events():  # one event, one table update per sample
-            value = event.value
-            day_key = f"{event.message.key.decode()}|{value['day']}|{value['m']}"
-            sums[day_key] += value["v"]
-            seen[0] += 1
-
-    app.finalize()
-    async with running(app):
-        started = time.perf_counter()
-        while seen[0] < len(records):
-            await asyncio.sleep(0.2)
-        elapsed = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="wearables-bench-baseline-") as tmp:
+        async with worker_processes(workers, _worker_env(settings, workers), Path(tmp),
+                                    command=("bench", "baseline-worker")) as pool, aiohttp.ClientSession() as session:
+            await _until(pool, session, lambda t: t.get("wearables_bench_baseline_ready", 0) >= workers,
+                         lambda t: f"starting {workers} baseline process(es)", timeout=180)
+            started = time.perf_counter()
+            producer = make_producer(settings, linger_ms=20, max_batch_size=1 << 16)
+            await producer.start()
+            try:
+                for key, value in records:
+                    await producer.send(baseline_topic(settings), value, key=key)
+                await producer.flush()
+            finally:
+                await producer.stop()
+            await _until(pool, session, lambda t: t.get(_BASELINE_SEEN, 0) >= len(records),
+                         lambda t: f"baseline: {int(t.get(_BASELINE_SEEN, 0)):,} of {len(records):,} samples",
+                         timeout=max(300.0, len(records) / 500))
+            elapsed = time.perf_counter() - started
     return {"baseline_samples": len(records), "baseline_samples_per_s": len(records) / elapsed}
+
+
+_BASELINE_SEEN = "wearables_bench_baseline_samples_total"
+
+
+def _worker_env(settings: Settings, workers: int) -> dict[str, str]:
+    return {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "", "WEARABLES_ENV": settings.env,
+            "WEARABLES_TOPIC_PREFIX": settings.topic_prefix, "WEARABLES_PARTITIONS": str(settings.partitions),
+            "WEARABLES_STORE": settings.store, "WEARABLES_LOG_LEVEL": "WARNING",
+            # one worker per core: each one's Polars pool gets its share, not every core (oversubscription)
+            "POLARS_MAX_THREADS": os.environ.get("POLARS_MAX_THREADS",
+                                                 str(max(1, (os.cpu_count() or 1) // workers)))}
 
 
 def _limit(pages: list[tuple[bytes, RawPage]], samples: int) -> dict[str, Any]:
@@ -248,7 +242,6 @@ async def run_pipeline_bench(settings: Settings, params: BenchParams, out: Path 
     try:
         if broker is not None:
             settings = settings.with_overrides(kafka_bootstrap_servers=broker.bootstrap)
-        await create_all_topics(settings)
         with console.status(f"generating {params.participants} x {params.days} participant-days"):
             pages = _generate(params, params.participants)
             samples = _sample_count(pages)
@@ -258,11 +251,18 @@ async def run_pipeline_bench(settings: Settings, params: BenchParams, out: Path 
                                                  "store": settings.store, "cpu_count": os.cpu_count(),
                                                  "python": platform.python_version()},
                                   "samples": samples, "pages": len(pages)}
-        result |= await _pipeline(settings, records, samples, params.workers, broker.pid if broker else None)
-        console.print(f"pipeline: {samples:,} samples in {result['elapsed_s']:.1f}s with {params.workers} worker(s)")
+        runs = []
+        for run in range(params.runs):  # each run on fresh topics and state: the same work every time
+            run_settings = settings.with_overrides(topic_prefix=f"{settings.topic_prefix}run{run}.")
+            await create_all_topics(run_settings)
+            runs.append(await _pipeline(run_settings, records, samples, params.workers,
+                                        broker.pid if broker else None))
+            console.print(f"run {run + 1}/{params.runs}: {samples:,} samples in {runs[-1]['elapsed_s']:.1f}s "
+                          f"with {params.workers} worker(s): {runs[-1]['end_to_end_samples_per_s']:,.0f} samples/s")
+        result |= _median_run(runs)
         small = _generate(params, params.baseline_participants)
         console.print("measuring the per-sample baseline and the Polars limit")
-        result |= await _baseline(settings, small)
+        result |= await _baseline(settings, small, params.workers)
         result |= _limit(pages, samples)
         result["baseline_ratio"] = result["end_to_end_samples_per_s"] / result["baseline_samples_per_s"]
         result["limit_ratio"] = result["end_to_end_samples_per_s"] / result["limit_samples_per_s"]
@@ -276,6 +276,15 @@ async def run_pipeline_bench(settings: Settings, params: BenchParams, out: Path 
         out.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         console.print(f"wrote {out}")
     return result
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Figures of the median run (by end-to-end rate), the peak RSS of all, and every run's rate."""
+    ranked = sorted(runs, key=lambda r: r["end_to_end_samples_per_s"])
+    median = dict(ranked[len(ranked) // 2])
+    median["workers_peak_rss_bytes"] = max(r["workers_peak_rss_bytes"] for r in runs)
+    median["runs_end_to_end_samples_per_s"] = [r["end_to_end_samples_per_s"] for r in runs]
+    return median
 
 
 def _print(result: dict[str, Any]) -> None:

@@ -228,9 +228,11 @@ def bench() -> None:
               help="Worker processes sharing the partitions (one Python process uses about one core).")
 @click.option("--store", type=click.Choice(["rocksdb", "memory"]), default="rocksdb", show_default=True,
               help="The workers' table store.")
+@click.option("--runs", type=click.IntRange(1, 99), default=3, show_default=True,
+              help="Pipeline runs (fresh topics each); the figures are the median run's.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the figures as JSON here.")
 def bench_pipeline(participants: int, days: int, hr_resolution: str, baseline_participants: int, workers: int,
-                   store: str, out: Path | None) -> None:
+                   store: str, runs: int, out: Path | None) -> None:
     """normalize -> dedup -> daily on N participants x D days of minute data, end to end.
 
     Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts the embedded broker. Starts --workers
@@ -245,8 +247,18 @@ def bench_pipeline(participants: int, days: int, hr_resolution: str, baseline_pa
     quiet = {} if "WEARABLES_LOG_LEVEL" in os.environ else {"log_level": "WARNING"}
     settings = settings_from_env(env="demo", store=f"{store}://", topic_prefix=f"bench{int(time.time())}.", **quiet)
     params = BenchParams(participants=participants, days=days, hr_resolution=hr_resolution,
-                         baseline_participants=baseline_participants, workers=workers)
+                         baseline_participants=baseline_participants, workers=workers, runs=runs)
     run_async(run_pipeline_bench)(settings, params, out)
+
+
+@bench.command("baseline-worker", hidden=True)
+@metrics_port_option(9467)
+def bench_baseline_worker(metrics_port: int | None) -> None:
+    """One process of the per-sample baseline (started by `bench pipeline`)."""
+    from cli.bench_baseline import run_baseline_worker
+
+    settings = settings_from_env()
+    run_async(run_baseline_worker)(settings, _metrics_port(settings, metrics_port, 9467))
 
 
 def _metrics_port(settings: Settings, option: int | None, default: int) -> int:

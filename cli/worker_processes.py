@@ -89,8 +89,10 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def worker_processes(count: int, env: dict[str, str], data_dir: Path) -> AsyncIterator[WorkerProcesses]:
-    """Start ``count`` workers with ``env`` (each its own data dir and log); stop them on exit."""
+async def worker_processes(count: int, env: dict[str, str], data_dir: Path, *,
+                           command: tuple[str, ...] = ("worker",)) -> AsyncIterator[WorkerProcesses]:
+    """Start ``count`` ``wearables <command>`` processes with ``env`` (each its own data dir and
+    log, a free metrics port); stop them on exit."""
     processes, ports = [], []
     try:
         for n in range(count):
@@ -99,7 +101,7 @@ async def worker_processes(count: int, env: dict[str, str], data_dir: Path) -> A
             worker_dir.mkdir(parents=True, exist_ok=True)
             log = (worker_dir / "worker.log").open("wb")
             processes.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "cli.main", "worker", "--metrics-port", str(port),
+                sys.executable, "-m", "cli.main", *command, "--metrics-port", str(port),
                 env={**os.environ, **env, "WEARABLES_DATA_DIR": str(worker_dir)}, stdout=log, stderr=log))
             ports.append(port)
         yield WorkerProcesses(processes, ports)

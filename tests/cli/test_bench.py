@@ -22,7 +22,7 @@ def test_bench_pipeline_writes_its_figures(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEARABLES_", "KAFKA_"))}
     env["WEARABLES_DATA_DIR"] = str(tmp_path)
     result = subprocess.run([sys.executable, "-m", "cli.main", "bench", "pipeline", "--participants", "3", "--days",
-                             "2", "--baseline-participants", "1", "--out", str(out)],
+                             "2", "--baseline-participants", "1", "--workers", "2", "--runs", "2", "--out", str(out)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     figures = orjson.loads(out.read_text())
@@ -31,4 +31,7 @@ def test_bench_pipeline_writes_its_figures(tmp_path: Path) -> None:
     assert figures["parameters"]["participants"] == 3 and figures["parameters"]["days"] == 2
     assert 0 < figures["limit_ratio"] < 10 and figures["baseline_ratio"] > 0
     assert 500 < figures["state_bytes_per_participant_day"] < 8192
+    assert figures["participant_days"] == 3 * 2  # read back from the day-state changelog
+    assert len(figures["runs_end_to_end_samples_per_s"]) == 2 and figures["parameters"]["workers"] == 2
+    assert figures["workers_cpu_s"] > 0 and figures["peak_rss_bytes"] > figures["workers_peak_rss_bytes"] > 0
     assert "end_to_end_samples_per_s" in result.stdout
