@@ -25,13 +25,13 @@ from rich.table import Table
 
 from cli.bench_baseline import baseline_topic, baseline_topics
 from cli.common import console
-from cli.topics import create_all_topics
+from cli.topics import all_topic_plans, create_all_topics
 from cli.worker_processes import WorkerProcesses, cpu_seconds, peak_rss, worker_processes
 from models.providers import Provider
 from models.raw import RawPage
 from models.topics import raw_topic_suffix
 from runtime.broker import EmbeddedBroker
-from runtime.kafka import ensure_topics, make_consumer, make_producer
+from runtime.kafka import delete_topics, ensure_topics, make_consumer, make_producer
 from runtime.settings import Settings
 from streams.daily.aggregate import DailyRules, summarize
 from streams.daily.process import rows_of
@@ -220,6 +220,7 @@ def _worker_env(settings: Settings, workers: int) -> dict[str, str]:
     return {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "", "WEARABLES_ENV": settings.env,
             "WEARABLES_TOPIC_PREFIX": settings.topic_prefix, "WEARABLES_PARTITIONS": str(settings.partitions),
             "WEARABLES_STORE": settings.store, "WEARABLES_LOG_LEVEL": "WARNING",
+            "WEARABLES_KAFKA_COMPRESSION": settings.kafka_compression,
             # one worker per core: each one's Polars pool gets its share, not every core (oversubscription)
             "POLARS_MAX_THREADS": os.environ.get("POLARS_MAX_THREADS",
                                                  str(max(1, (os.cpu_count() or 1) // workers)))}
@@ -248,7 +249,9 @@ async def run_pipeline_bench(settings: Settings, params: BenchParams, out: Path 
         console.print(f"generated {len(pages)} raw pages, {samples:,} samples")
         records = [(key, page.to_bytes()) for key, page in pages]  # serialized before the clock starts
         result: dict[str, Any] = {"parameters": {**dataclasses.asdict(params), "partitions": settings.partitions,
-                                                 "store": settings.store, "cpu_count": os.cpu_count(),
+                                                 "store": settings.store, "compression": settings.kafka_compression,
+                                                 "single_record_batches": settings.kafka_single_record_batches,
+                                                 "cpu_count": os.cpu_count(),
                                                  "python": platform.python_version()},
                                   "samples": samples, "pages": len(pages)}
         runs = []
@@ -257,6 +260,8 @@ async def run_pipeline_bench(settings: Settings, params: BenchParams, out: Path 
             await create_all_topics(run_settings)
             runs.append(await _pipeline(run_settings, records, samples, params.workers,
                                         broker.pid if broker else None))
+            if broker is not None:  # the embedded broker keeps topics in memory: free the run's
+                await delete_topics(run_settings, [plan.name for plan in all_topic_plans(run_settings)])
             console.print(f"run {run + 1}/{params.runs}: {samples:,} samples in {runs[-1]['elapsed_s']:.1f}s "
                           f"with {params.workers} worker(s): {runs[-1]['end_to_end_samples_per_s']:,.0f} samples/s")
         result |= _median_run(runs)

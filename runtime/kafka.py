@@ -28,6 +28,7 @@ __all__ = [
     "TopicPlan",
     "check_reachable",
     "client_config",
+    "delete_topics",
     "ensure_topics",
     "make_consumer",
     "make_producer",
@@ -110,6 +111,7 @@ def make_producer(settings: Settings, bootstrap: str | None = None, **overrides:
         "linger_ms": 5,
         "max_batch_size": 1 if settings.kafka_single_record_batches else 1 << 20,
         "max_request_size": 8 << 20,
+        "compression_type": None if settings.kafka_compression == "none" else settings.kafka_compression,
     }
     options.update(overrides)
     return AIOKafkaProducer(**client_config(settings, bootstrap), **options)
@@ -194,6 +196,17 @@ async def ensure_topics(
     present = [p.name for p in plans if p.name not in created]
     logger.info("topics: %d created, %d already present", len(created), len(present))
     return created, present
+
+
+async def delete_topics(settings: Settings, names: Iterable[str], bootstrap: str | None = None) -> None:
+    """Delete topics (a benchmark's scratch topics); missing ones are fine."""
+    admin = AIOKafkaAdminClient(**client_config(settings, bootstrap or resolve_bootstrap(settings)),
+                                request_timeout_ms=15000)
+    try:
+        await admin.start()
+        await admin.delete_topics(list(names))
+    finally:
+        await admin.close()
 
 
 @contextlib.contextmanager

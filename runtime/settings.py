@@ -22,6 +22,8 @@ Variables (all optional; the defaults run the demo):
 ``WEARABLES_KAFKA_SESSION_TIMEOUT``    consumer-group session timeout (s), default 6
 ``WEARABLES_KAFKA_SINGLE_RECORD_BATCHES``  ``true`` (default): one record per produce batch, needed
                                        by the embedded broker's end offsets; ``false`` on Kafka
+``WEARABLES_KAFKA_COMPRESSION``        produced batches: ``zstd`` (default), ``none``, ``gzip``, ``snappy``, ``lz4``
+``WEARABLES_KAFKA_COMMIT_INTERVAL``    seconds between consumer offset commits (default 1)
 ``WEARABLES_GRACE_DAYS``               days after which a local day is final (default 7)
 ``WEARABLES_STATE_RETENTION_DAYS``     days a day's samples stay in state for late data (45)
 ``WEARABLES_FINALIZE_INTERVAL``        seconds between finalization sweeps per partition (30)
@@ -89,6 +91,11 @@ class Settings(BaseSettings):
     # last record batch + 1, so a multi-record batch hides records from anyone reading "up to
     # the end" (Faust changelog recovery restores too little). One record per batch avoids it.
     kafka_single_record_batches: bool = True
+    # Record-batch compression of everything the workers and connectors produce.
+    # zstd: a fifth less wall time in the benchmark (fewer bytes through sockets and the broker).
+    # Seconds between offset commits: a crash replays at most this much (deduplicated, so harmless).
+    kafka_commit_interval: float = Field(default=1.0, gt=0, le=3600)
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "zstd"
     # daily summaries
     grace_days: int = Field(default=7, ge=0, le=365)
     state_retention_days: int = Field(default=45, ge=1, le=3650)

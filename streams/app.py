@@ -105,14 +105,15 @@ def build_pipeline(settings: Settings, *, bootstrap: str | None = None,
         producer_linger=0.005,
         producer_max_request_size=8 << 20,
         producer_max_batch_size=1 if settings.kafka_single_record_batches else 1 << 20,
+        producer_compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
         consumer_max_fetch_size=8 << 20,
         # The embedded broker holds a JoinGroup for about half the session timeout.
         broker_session_timeout=settings.kafka_session_timeout,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=max(settings.kafka_session_timeout, 10.0),
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.kafka_commit_interval,
         table_standby_replicas=0,
-        stream_buffer_maxsize=16384,
+        stream_buffer_maxsize=4096,  # events buffered per agent: bounds memory (raw pages are ~50 KB)
     )
     app.monitor = _monitor(registry)
     progress = Progress()

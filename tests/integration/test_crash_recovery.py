@@ -30,7 +30,7 @@ COHORT = SyntheticCohort(100, seed=99)
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(14)]
 
 
-def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+def _start_worker(settings: Settings, log: Path, *, commit_interval: float = 1.0) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEARABLES_", "KAFKA_"))}
     env.update({
         "KAFKA_BOOTSTRAP_SERVERS": str(settings.kafka_bootstrap_servers),
@@ -39,6 +39,7 @@ def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         "WEARABLES_PARTITIONS": str(settings.partitions), "WEARABLES_METRICS_PORT": "0",
         "WEARABLES_LOG_LEVEL": "WARNING",
         "WEARABLES_GRACE_DAYS": str(settings.grace_days),
+        "WEARABLES_KAFKA_COMMIT_INTERVAL": str(commit_interval),
     })
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], cwd=ROOT, env=env,
@@ -105,7 +106,8 @@ async def test_sigkill_mid_run_then_restart_gives_the_same_summaries(
     assert len(reference.daily) == expected_days
 
     log = tmp_path / "worker.log"
-    worker = _start_worker(settings, log)
+    # No offset commit before the kill: the restart must replay into the recovered state, every time.
+    worker = _start_worker(settings, log, commit_interval=600)
     try:
         async def some_done() -> bool:
             return len(await _summaries(settings)) >= expected_days // 4
