@@ -137,6 +137,8 @@ async def _pipeline(settings: Settings, records: list[tuple[bytes, bytes]], samp
         "state_bytes_per_participant_day": statistics.fmean(sizes) if sizes else 0.0,
         "participant_days": len(sizes), "summaries": int(totals.get("wearables_daily_summaries_total", 0)),
         "workers_peak_rss_bytes": rss, "workers_cpu_s": worker_cpu, "broker_cpu_s": broker_cpu,
+        "daily_phase_seconds": {phase: round(totals.get(f"wearables_daily_phase_seconds_sum{{phase={phase}}}", 0.0), 2)
+                                for phase in ("decode", "read", "apply", "write", "send", "sweep")},
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiokafka.partitioner import murmur2
@@ -43,8 +44,10 @@ DEDUP = counter("dedup_samples_total", "Samples by dedup outcome", ["outcome"])
 SUMMARIES = counter("daily_summaries_total", "Daily summaries emitted", ["status"])
 DAYS_EXPIRED = counter("daily_days_expired_total", "Day states expired from the store")
 STATE_BYTES = gauge("daily_state_last_bytes", "Size of the last day state written, in bytes")
-SECONDS = histogram("daily_batch_seconds", "Time to apply one partition's batch of sample batches",
+SECONDS = histogram("daily_batch_seconds", "Time to apply one take of sample batches",
                     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+PHASE_SECONDS = histogram("daily_phase_seconds", "Time per take in each phase of the daily agent", ["phase"],
+                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
 
 
 def policy_of(settings: Settings) -> DayPolicy:
@@ -101,20 +104,26 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
             for batch in decoded:
                 partition_of_key[daily_key(batch.research_id, batch.local_date)] = partition
             batches += decoded
+        phase = _phases(started)
+        phase("decode")
         stored = {k: v for k in partition_of_key if (v := days.get(k.encode())) is not None}
+        phase("read")
         # The oldest watermark of the batch's partitions decides retention: nothing is dropped early.
         # Off the event loop (pure; Polars releases the GIL): producing and fetching go on meanwhile.
         update = await asyncio.to_thread(apply_batches, batches, stored, policy=policy,
                                          watermark=min(watermarks.values(), default=0))
+        phase("apply")
         for partition, group in groups.items():
             with as_current_event(group[-1]):
                 for key, blob in update.states.items():
                     if partition_of_key[key] == partition:
                         days[key.encode()] = blob
                         STATE_BYTES.set(len(blob))
+        phase("write")
         for position in update.forwarded:
             await intraday.send(key=batches[position].research_id.encode(), value=raw[position])
         await _send(update, status="updated")
+        phase("send")
         DEDUP.labels(outcome="new").inc(update.new)
         DEDUP.labels(outcome="duplicate").inc(update.duplicates)
         DEDUP.labels(outcome="revision").inc(update.revisions)
@@ -125,6 +134,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
                 last_sweep[partition] = time.monotonic()
                 with as_current_event(group[-1]):
                     await _sweep(partition, watermarks[partition])
+        phase("sweep")
         SECONDS.observe(time.perf_counter() - started)
 
     def _advance_watermark(partition: int, batches: list[SampleBatch]) -> int:
@@ -151,6 +161,8 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
         progress.add("finalized", len(update.summaries))
 
     async def _send(update: DayUpdate, *, status: str) -> None:
+        # One await at a time: gathering thousands of sends measured slower (wake-ups cost more
+        # than the round trips they overlap).
         for batch in update.intraday:
             await intraday.send(key=batch.research_id.encode(), value=batch.to_bytes())
         for summary in update.summaries:
@@ -158,6 +170,18 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
             SUMMARIES.labels(status="late" if summary.late else status).inc()
         for letter in update.letters:
             await dlq.send(key=letter.key, value=letter.to_bytes())
+
+
+def _phases(started: float) -> Callable[[str], None]:
+    """``phase(name)`` observes the time since the previous call (or ``started``) under ``name``."""
+    last = [started]
+
+    def phase(name: str) -> None:
+        now = time.perf_counter()
+        PHASE_SECONDS.labels(phase=name).observe(now - last[0])
+        last[0] = now
+
+    return phase
 
 
 def _partition_of(key: bytes, partitions: int) -> int:
