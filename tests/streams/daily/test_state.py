@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from connectors.simulator.cohort import SyntheticCohort
 from streams.daily.process import rows_of
-from streams.daily.state import KEYED_SCHEMA, DayMeta, pack_states, unpack_states
+from streams.daily.state import KEYED_SCHEMA, DayMeta, pack_states, sorted_streams, unpack_states
 from tests.streams.daily.helpers import batches_of, cohort_pages
 
 row = st.tuples(st.sampled_from(["a|2026-01-01", "b|2026-01-02"]),
@@ -38,3 +38,14 @@ def test_minute_level_day_is_under_4_kb() -> None:
     sizes = [len(b) for b in blobs.values()]
     assert len(sizes) == 20
     assert max(sizes) <= 4096, sizes
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a|d1", "b|d1", "a|d2"]), st.sampled_from(["steps", "heart_rate"]),
+                          st.sampled_from(["", "deep"]), st.integers(0, 50)), max_size=60, unique=True),
+       st.booleans())
+def test_ordering_runs_equals_sorting_rows(identities: list[tuple[str, str, str, int]], grouped: bool) -> None:
+    rows = [(k, m, lab, ts, float(ts), None, 0, "{}") for k, m, lab, ts in identities]
+    if grouped:  # the usual shape: each stream one run in time order
+        rows.sort(key=lambda r: (r[1], r[0], r[2], r[3]))
+    frame = pl.DataFrame(rows, schema=KEYED_SCHEMA, orient="row")
+    assert sorted_streams(frame).equals(frame.sort("key", "metric", "label", "ts"))
