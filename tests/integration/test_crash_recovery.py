@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 
 from cli.topics import create_all_topics
 from connectors.simulator.cohort import SyntheticCohort
@@ -46,21 +48,40 @@ def _start_worker(settings: Settings, log: Path, *, commit_interval: float = 1.0
                                 stdout=out, stderr=subprocess.STDOUT)
 
 
+async def _publish_steadily(settings: Settings, pages: list[tuple[str, Any]], *, seconds: float) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        chunk = max(1, len(pages) // 40)
+        for start in range(0, len(pages), chunk):
+            for key, page in pages[start:start + chunk]:
+                await producer.send(settings.topic(raw_topic_suffix(page.provider)), page.to_bytes(),
+                                    key=key.encode())
+            await producer.flush()
+            await asyncio.sleep(seconds / 40)
+    finally:
+        await producer.stop()
+
+
 async def _summaries(settings: Settings) -> dict[str, DailySummary]:
-    """The latest summary per key on the daily topic (highest revision; last one on ties)."""
-    consumer = make_consumer(settings, settings.topic("daily"), group_id=f"check-{time.monotonic_ns()}")
+    """The latest summary per key on the daily topic (highest revision; last one on ties), read to
+    its end offsets with assigned partitions (no group to join, so a poll takes milliseconds)."""
+    topic = settings.topic("daily")
+    consumer = make_consumer(settings)
     await consumer.start()
     latest: dict[str, DailySummary] = {}
     try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=1500)
-            if not batch:
-                return latest
-            for messages in batch.values():
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for messages in (await consumer.getmany(timeout_ms=1000)).values():
                 for message in messages:
                     summary = DailySummary.from_bytes(message.value)
                     if summary.key not in latest or summary.revision >= latest[summary.key].revision:
                         latest[summary.key] = summary
+        return latest
     finally:
         await consumer.stop()
 
@@ -91,14 +112,6 @@ async def test_sigkill_mid_run_then_restart_gives_the_same_summaries(
     settings = settings_factory(store="rocksdb://", partitions=4, grace_days=30)
     await create_all_topics(settings)
     pages = cohort_pages(COHORT, DAYS)
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for key, page in pages:
-            await producer.send(settings.topic(raw_topic_suffix(page.provider)), page.to_bytes(), key=key.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
     expected_days = len(COHORT.participant_ids) * len(DAYS)
     reference = Store()  # the same pages through the pure functions, no crash
     newest = max(max(b.timestamps) for b in batches_of(pages[-2:]) if len(b))
@@ -108,6 +121,8 @@ async def test_sigkill_mid_run_then_restart_gives_the_same_summaries(
     log = tmp_path / "worker.log"
     # No offset commit before the kill: the restart must replay into the recovered state, every time.
     worker = _start_worker(settings, log, commit_interval=600)
+    # Pages arrive over ~20 s, as from connectors, so the kill lands mid-run however fast the worker is.
+    publishing = asyncio.ensure_future(_publish_steadily(settings, pages, seconds=20))
     try:
         async def some_done() -> bool:
             return len(await _summaries(settings)) >= expected_days // 4
@@ -122,8 +137,10 @@ async def test_sigkill_mid_run_then_restart_gives_the_same_summaries(
         async def converged() -> bool:
             return not _mismatches(await _summaries(settings), reference)
 
+        await publishing
         await _wait(converged, 300, "the restarted worker's summaries to match the reference")
     finally:
+        publishing.cancel()
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(30)
