@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from models.errors import ConfigurationError
 from models.topics import TOPICS
 from runtime.errors import KafkaUnreachable
+from runtime.producer_queue import queue_full_batches
 from runtime.settings import Settings
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+queue_full_batches()  # every producer of the process, Faust's included (see runtime/producer_queue.py)
 
 _TOPIC_ALREADY_EXISTS = 36
 
