@@ -11,6 +11,7 @@ from typing import Any
 import faust
 
 from cli.common import wait_for_stop_signal
+from runtime.gc_tuning import tune_gc
 from runtime.kafka import TopicPlan
 from runtime.metrics import counter, gauge, start_metrics_server
 from runtime.settings import Settings
@@ -52,7 +53,9 @@ def _app(settings: Settings) -> faust.App:
 
 
 async def run_baseline_worker(settings: Settings, metrics_port: int) -> None:
+    app = _app(settings)
+    tune_gc(settings.gc_gen0_threshold)  # the same tuning as the workers it is compared with
     start_metrics_server(metrics_port)
-    async with running(_app(settings)):
+    async with running(app):
         READY.set(1)
         await wait_for_stop_signal()

@@ -25,6 +25,7 @@ from cli.common import (
 )
 from cli.topics import all_topic_plans, create_all_topics
 from runtime.broker import EmbeddedBroker, remove_address_file, write_address_file
+from runtime.gc_tuning import tune_gc
 from runtime.kafka import check_reachable, resolve_bootstrap
 from runtime.metrics import gauge, start_metrics_server
 from runtime.settings import Settings
@@ -159,6 +160,7 @@ async def _run_worker(settings: Settings, metrics_port: int) -> None:
     bootstrap = resolve_bootstrap(settings)
     await create_all_topics(settings, bootstrap)
     pipeline = build_pipeline(settings, bootstrap=bootstrap)
+    tune_gc(settings.gc_gen0_threshold)
     start_metrics_server(metrics_port)
     async with running(pipeline.app):
         console.print(f"worker {settings.app_id} running against {bootstrap}; metrics on :{metrics_port}")
