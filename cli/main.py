@@ -172,6 +172,38 @@ async def _run_worker(settings: Settings, metrics_port: int) -> None:
         console.print(f"{stop.result()}: stopping; processed {pipeline.progress.snapshot()}")
 
 
+# --------------------------------------------------------------------------- sink
+@main.command()
+@click.option("--dataset", "location", default=None,
+              help="Where to write: a path or object-store URL. Default: WEARABLES_DATASET or <data dir>/dataset.")
+@metrics_port_option(9468)
+def sink(location: str | None, metrics_port: int | None) -> None:
+    """Write the daily and intraday topics to the Parquet dataset (All of Us table shapes).
+
+    One directory per table, one file per date, rows upserted by key (the newest revision
+    wins); files are replaced atomically. Run one sink per dataset; it commits its offsets
+    only after the rows are written, so a restart never loses a record.
+    """
+    settings = settings_from_env()
+    run_async(_run_sink)(settings, location, _metrics_port(settings, metrics_port, 9468))
+
+
+async def _run_sink(settings: Settings, location: str | None, metrics_port: int) -> None:
+    from sinks.consumer import Sink
+
+    bootstrap = resolve_bootstrap(settings)
+    await create_all_topics(settings, bootstrap)
+    start_metrics_server(metrics_port)
+    sink_ = Sink(settings, bootstrap=bootstrap, location=location)
+    console.print(f"sink writing {sink_.dataset.location} from {bootstrap}; metrics on :{metrics_port}")
+    stop = asyncio.Event()
+    watcher = asyncio.ensure_future(wait_for_stop_signal())
+    watcher.add_done_callback(lambda _: stop.set())
+    progress = await sink_.run(stop=stop, on_flush=lambda p: console.print(
+        f"sink: {p.records:,} records, {sum(p.rows.values()):,} rows merged, {p.dead_letters} dead letter(s)"))
+    console.print(f"sink stopped after {progress.flushes} flush(es)")
+
+
 # --------------------------------------------------------------------------- import
 @main.command("import")
 @click.argument("path", type=click.Path(path_type=Path))

@@ -58,6 +58,7 @@ class DailySummary:
     rejects: int = 0
     first_sample_at: int | None = None
     last_sample_at: int | None = None
+    source: str | None = None  # the provider of the day's samples (``src_id`` in the Parquet tables)
 
     def __post_init__(self) -> None:
         try:

@@ -24,6 +24,9 @@ Variables (all optional; the defaults run the demo):
                                        by the embedded broker's end offsets; ``false`` on Kafka
 ``WEARABLES_KAFKA_COMPRESSION``        produced batches: ``zstd`` (default), ``none``, ``gzip``, ``snappy``, ``lz4``
 ``WEARABLES_KAFKA_COMMIT_INTERVAL``    seconds between consumer offset commits (default 1)
+``WEARABLES_GC_GEN0_THRESHOLD``        allocations between young-generation collections in workers (50000; 0 = default)
+``WEARABLES_DATASET``                  the Parquet dataset: a path or object-store URL; ``<data dir>/dataset``
+``WEARABLES_SINK_FLUSH_INTERVAL``      seconds the sink gathers records before writing them (default 5)
 ``WEARABLES_GRACE_DAYS``               days after which a local day is final (default 7)
 ``WEARABLES_STATE_RETENTION_DAYS``     days a day's samples stay in state for late data (45)
 ``WEARABLES_FINALIZE_INTERVAL``        seconds between finalization sweeps per partition (30)
@@ -99,6 +102,9 @@ class Settings(BaseSettings):
     # Allocations between generation-0 garbage collections in workers (0: CPython's default, 700).
     # Vendor JSON makes millions of short-lived objects; the default costs the normalize stage ~20%.
     gc_gen0_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
+    # researcher outputs: a path or an object-store URL (s3://, gs://, az:// with the fsspec driver installed)
+    dataset: str | None = None
+    sink_flush_interval: float = Field(default=5.0, gt=0, le=3600)
     # daily summaries
     grace_days: int = Field(default=7, ge=0, le=365)
     state_retention_days: int = Field(default=45, ge=1, le=3650)
@@ -192,6 +198,11 @@ class Settings(BaseSettings):
         """Faust table stores. The embedded broker forgets everything when it stops, so state
         built against it is kept apart (and wiped by a new embedded broker)."""
         return self.data_dir / ("faust-embedded" if self.uses_embedded_broker else "faust")
+
+    @property
+    def dataset_location(self) -> str:
+        """Where the Parquet dataset lives: ``WEARABLES_DATASET``, else ``<data dir>/dataset``."""
+        return self.dataset or str(self.data_dir / "dataset")
 
     @property
     def app_id(self) -> str:

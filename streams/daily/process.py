@@ -172,7 +172,7 @@ def summaries_for(rows: pl.DataFrame, metas: Mapping[str, DayMeta], rules: Daily
             sleep_stage_minutes={str(k): int(v) for k, v in stages.items()},
             samples=int(f.get("samples") or 0), duplicates=meta.duplicates, revisions=meta.revisions,
             rejects=len(meta.rejected), first_sample_at=f.get("first_sample_at"),
-            last_sample_at=f.get("last_sample_at"),
+            last_sample_at=f.get("last_sample_at"), source=meta.source or None,
         ))
     return out
 

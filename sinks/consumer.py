@@ -1,0 +1,132 @@
+"""The sink process: ``daily`` + ``intraday`` → the Parquet dataset (``wearables sink``).
+
+At least once, and idempotent: records are gathered for ``sink_flush_interval`` seconds,
+written (whole-partition upserts, off the event loop), and only then are their offsets
+committed. A crash between the write and the commit replays records whose rows are already
+there, and the upsert leaves them as they are. A record that cannot be decoded goes to ``dlq``
+with its reason; the records beside it are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka import ConsumerRecord
+
+from models.daily import DailySummary
+from models.errors import DecodeError
+from models.samples import SampleBatch
+from runtime.kafka import make_consumer, make_producer
+from runtime.metrics import counter, gauge, histogram
+from runtime.settings import Settings
+from sinks.dataset import Dataset
+from sinks.writer import DatasetWriter, WriteReport
+from streams.dead_letters import for_error
+
+__all__ = ["STAGE", "Sink", "SinkProgress"]
+
+logger = logging.getLogger(__name__)
+
+STAGE = "sink"
+RECORDS = counter("sink_records_total", "Records the sink consumed, by topic and outcome", ["topic", "outcome"])
+ROWS = counter("sink_rows_total", "Rows merged into the dataset, by table", ["table"])
+PARTITIONS = counter("sink_partitions_written_total", "Partition files written (whole-partition upserts)")
+FLUSH_SECONDS = histogram("sink_flush_seconds", "Time to write one flush to the dataset",
+                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0))
+LAST_FLUSH = gauge("sink_last_flush_timestamp_seconds", "When the sink last wrote to the dataset")
+
+
+@dataclass(slots=True)
+class SinkProgress:
+    records: int = 0
+    dead_letters: int = 0
+    flushes: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+class Sink:
+    """Consume ``daily`` and ``intraday`` as consumer group ``<prefix>sink`` and write the dataset."""
+
+    def __init__(self, settings: Settings, *, bootstrap: str | None = None, location: str | None = None,
+                 group: str | None = None) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.dataset = Dataset(location or settings.dataset_location)
+        self.writer = DatasetWriter(self.dataset)
+        self.progress = SinkProgress()
+        self._daily = settings.topic("daily")
+        self._intraday = settings.topic("intraday")
+        self._group = group or f"{settings.topic_prefix}sink"  # another group reads everything again
+
+    async def run(self, *, stop: asyncio.Event | None = None, on_flush: Callable[[SinkProgress], None] | None = None,
+                  idle_exit: float | None = None) -> SinkProgress:
+        """Consume until ``stop`` is set, or (``idle_exit``) until nothing arrived for that many seconds."""
+        consumer = make_consumer(self.settings, self._daily, self._intraday, bootstrap=self.bootstrap,
+                                 group_id=self._group, max_poll_records=2000,
+                                 fetch_max_bytes=64 << 20, max_partition_fetch_bytes=16 << 20)
+        producer = make_producer(self.settings, self.bootstrap)
+        await consumer.start()
+        await producer.start()
+        try:
+            stop = stop or asyncio.Event()
+            quiet_since = time.monotonic()
+            while not stop.is_set():
+                records = await self._gather(consumer, stop)
+                if records:
+                    quiet_since = time.monotonic()
+                    await self._flush(records, producer)
+                    await consumer.commit()
+                    if on_flush:
+                        on_flush(self.progress)
+                elif idle_exit is not None and time.monotonic() - quiet_since >= idle_exit:
+                    break
+        finally:
+            await consumer.stop()
+            await producer.stop()
+        return self.progress
+
+    async def _gather(self, consumer: object, stop: asyncio.Event) -> list[ConsumerRecord]:
+        deadline = time.monotonic() + self.settings.sink_flush_interval
+        gathered: list[ConsumerRecord] = []
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            batches = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))  # type: ignore[attr-defined]
+            for records in batches.values():
+                gathered += records
+            if not batches and gathered:
+                break  # caught up: write now rather than wait out the interval
+        return gathered
+
+    async def _flush(self, records: list[ConsumerRecord], producer: object) -> None:
+        summaries, batches = [], []
+        for record in records:
+            value = record.value or b""
+            try:
+                if record.topic == self._daily:
+                    summaries.append(DailySummary.from_bytes(value))
+                else:
+                    batches.append(SampleBatch.from_bytes(value))
+                RECORDS.labels(topic=_kind(record.topic, self._daily), outcome="written").inc()
+            except DecodeError as error:
+                RECORDS.labels(topic=_kind(record.topic, self._daily), outcome="dead_letter").inc()
+                self.progress.dead_letters += 1
+                letter = for_error(STAGE, error, key=record.key, original=value, topic=record.topic)
+                await producer.send_and_wait(self.settings.topic("dlq"), letter.to_bytes(),  # type: ignore[attr-defined]
+                                             key=record.key)
+        started = time.perf_counter()
+        report: WriteReport = await asyncio.to_thread(self.writer.apply, summaries, batches)
+        FLUSH_SECONDS.observe(time.perf_counter() - started)
+        LAST_FLUSH.set_to_current_time()
+        PARTITIONS.inc(report.partitions)
+        for table, rows in report.rows.items():
+            ROWS.labels(table=table).inc(rows)
+            self.progress.rows[table] = self.progress.rows.get(table, 0) + rows
+        self.progress.records += len(records)
+        self.progress.flushes += 1
+
+
+def _kind(topic: str, daily: str) -> str:
+    return "daily" if topic == daily else "intraday"

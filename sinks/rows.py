@@ -1,0 +1,190 @@
+"""Pure, vectorised: topic records → rows of the researcher tables.
+
+``intraday`` batches (deduplicated new or changed samples) become rows of the sample-level
+tables and of two staging tables that keep the vendor's labelled figures long
+(``_staging/vendor_daily``, ``_staging/vendor_sleep``); the All of Us day tables
+(``activity_summary``, ``heart_rate_summary``, ``sleep_daily_summary``) are recomputed from
+those for every date that changed, because one page may revise only some figures of a day.
+``daily`` records become ``daily_summary`` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from models.daily import HR_ZONES, DailySummary
+from models.samples import Metric, SampleBatch
+from sinks.tables import (
+    ACTIVITY_SUMMARY,
+    DAILY_SUMMARY,
+    HEART_RATE_MINUTE_LEVEL,
+    HEART_RATE_SUMMARY,
+    SLEEP_DAILY_SUMMARY,
+    SLEEP_LEVEL,
+    STEPS_INTRADAY,
+    Table,
+    make_table,
+)
+
+__all__ = ["VENDOR_DAILY", "VENDOR_SLEEP", "activity_summary", "daily_summary_rows", "heart_rate_summary",
+           "intraday_rows", "sleep_daily_summary"]
+
+_PERSON = ("person_id", pl.String(), "", "research ID", "record key")
+_SRC = ("src_id", pl.String(), "", "provider", "page metadata")
+VENDOR_DAILY = make_table("_staging/vendor_daily", "The vendor's daily figures, one row per label (staging).", [
+    _PERSON, ("date", pl.Date(), "", "local date", "batch local_date"),
+    ("label", pl.String(), "", "figure", "normalizer label"), ("value", pl.Float64(), "", "value", "vendor"), _SRC,
+], ("person_id", "date", "label"), "date", all_of_us=False)
+VENDOR_SLEEP = make_table("_staging/vendor_sleep", "The vendor's per-log sleep figures, one row per label (staging).", [
+    _PERSON, ("sleep_date", pl.Date(), "", "date the log ended", "batch local_date"),
+    ("log_id", pl.String(), "", "vendor log id", "attributes.log_id"),
+    ("is_main_sleep", pl.String(), "", "'true'/'false'", "attributes.is_main_sleep"),
+    ("label", pl.String(), "", "figure", "normalizer label"), ("value", pl.Float64(), "", "value", "vendor"), _SRC,
+], ("person_id", "sleep_date", "log_id", "label"), "sleep_date", all_of_us=False)
+
+_ACTIVITY_LABELS = ("activity_calories", "calories_bmr", "calories_out", "elevation", "fairly_active_minutes",
+                    "floors", "lightly_active_minutes", "marginal_calories", "sedentary_minutes",
+                    "very_active_minutes")
+_ZONE_FIELDS = {"min": "min_heart_rate", "max": "max_heart_rate", "minutes": "minute_in_zone",
+                "calories_out": "calorie_count"}
+_SLEEP_FIELDS = {"minute_in_bed": ["time_in_bed"], "minute_asleep": ["minutes_asleep"],
+                 "minute_after_wakeup": ["minutes_after_wakeup"],
+                 "minute_awake": ["stage.awake.minutes", "minutes_awake"],
+                 **{f"minute_{s}": [f"stage.{s}.minutes"] for s in ("restless", "deep", "light", "rem", "wake")}}
+
+
+def intraday_rows(batches: Sequence[SampleBatch]) -> dict[Table, pl.DataFrame]:
+    """Rows of the sample-level tables and the staging tables, from ``intraday`` batches."""
+    long = _long(batches)
+    local = pl.from_epoch(pl.col("ts") + pl.col("offset"), time_unit="s").cast(pl.Datetime("us"))
+    date = pl.col("local_date").str.to_date()
+    of = long.filter
+    return {
+        HEART_RATE_MINUTE_LEVEL: of(pl.col("metric") == Metric.HEART_RATE.value).select(
+            datetime=local, heart_rate_value=pl.col("value").round().cast(pl.Int64), person_id="person_id",
+            src_id="src_id"),
+        STEPS_INTRADAY: of(pl.col("metric") == Metric.STEPS.value).select(
+            datetime=local, steps="value", person_id="person_id", src_id="src_id"),
+        SLEEP_LEVEL: of((pl.col("metric") == Metric.SLEEP_STAGE.value) & ~pl.col("label").str.starts_with("short:"))
+        .select("person_id", sleep_date=date, is_main_sleep="is_main_sleep", level="label", start_datetime=local,
+                duration_in_min=pl.col("duration").cast(pl.Float64).fill_null(pl.col("value")) / 60, src_id="src_id"),
+        VENDOR_DAILY: of(pl.col("metric") == Metric.VENDOR_DAILY.value).select(
+            "person_id", date=date, label="label", value="value", src_id="src_id"),
+        VENDOR_SLEEP: of(pl.col("metric") == Metric.VENDOR_SLEEP.value).select(
+            "person_id", sleep_date=date, log_id="log_id", is_main_sleep="is_main_sleep", label="label",
+            value="value", src_id="src_id"),
+    }
+
+
+def _long(batches: Sequence[SampleBatch]) -> pl.DataFrame:
+    """Every sample of ``batches`` as one row, batch fields repeated (no loop per sample)."""
+    batches = [b for b in batches if len(b)]
+    lengths = np.array([len(b) for b in batches], dtype=np.int64)
+    index = np.repeat(np.arange(len(batches)), lengths)
+
+    def per_batch(values: list[object], dtype: pl.DataType) -> pl.Series:
+        return pl.Series(values, dtype=dtype).gather(index)
+
+    def column(name: str, dtype: pl.DataType) -> pl.Series:
+        values: list[object] = []
+        for b in batches:
+            own = getattr(b, name)
+            values.extend(own if own is not None else [None] * len(b))
+        return pl.Series(name, values, dtype=dtype)
+
+    return pl.DataFrame({
+        "person_id": per_batch([b.research_id for b in batches], pl.String()),
+        "src_id": per_batch([b.source.value for b in batches], pl.String()),
+        "metric": per_batch([b.metric.value for b in batches], pl.String()),
+        "local_date": per_batch([b.local_date for b in batches], pl.String()),
+        "offset": per_batch([b.utc_offset_s for b in batches], pl.Int64()),
+        "is_main_sleep": per_batch([_flag(b.attributes.get("is_main_sleep")) for b in batches], pl.String()),
+        "log_id": per_batch([str(b.attributes.get("log_id", "")) for b in batches], pl.String()),
+        "ts": column("timestamps", pl.Int64()), "value": column("values", pl.Float64()),
+        "label": column("labels", pl.String()).fill_null(""), "duration": column("durations", pl.Int64()),
+    })
+
+
+def _flag(value: object) -> str | None:
+    return None if value is None else str(bool(value)).lower()
+
+
+def daily_summary_rows(summaries: Sequence[DailySummary]) -> pl.DataFrame:
+    """``daily_summary`` rows; of several records of one day, the one with the highest revision."""
+    latest: dict[str, DailySummary] = {}
+    for s in summaries:
+        if s.key not in latest or s.revision >= latest[s.key].revision:
+            latest[s.key] = s
+    zones = [f"minutes_{z.lower().replace(' ', '_')}" for z in HR_ZONES]
+    rows = [{
+        "person_id": s.research_id, "date": s.local_date, "steps": s.steps, "vendor_steps": s.vendor_steps,
+        "hr_min": s.hr_min, "hr_max": s.hr_max, "hr_mean": s.hr_mean, "minutes_with_hr": s.minutes_with_hr,
+        "vendor_resting_hr": s.vendor_resting_hr, "approx_resting_hr": s.approx_resting_hr,
+        **{column: s.zone_minutes.get(zone) for column, zone in zip(zones, HR_ZONES, strict=True)},
+        "hours_with_steps": s.hours_with_steps, "valid_day": s.valid_day,
+        "sleep_minutes_asleep": s.sleep_minutes_asleep, "sleep_minutes_in_bed": s.sleep_minutes_in_bed,
+        "samples": s.samples, "rejects": s.rejects,
+        "first_sample_at": None if s.first_sample_at is None else s.first_sample_at * 1_000_000,
+        "last_sample_at": None if s.last_sample_at is None else s.last_sample_at * 1_000_000,
+        "final": s.final, "src_id": s.source,
+    } for s in latest.values()]
+    frame = pl.DataFrame(rows, schema_overrides={"date": pl.String, "first_sample_at": pl.Int64,
+                                                  "last_sample_at": pl.Int64}, infer_schema_length=None)
+    if frame.is_empty():
+        return DAILY_SUMMARY.empty()
+    return DAILY_SUMMARY.conform(frame.with_columns(
+        pl.col("date").str.to_date(),
+        pl.col("first_sample_at", "last_sample_at").cast(pl.Datetime("us", "UTC"))))
+
+
+def activity_summary(vendor_daily: pl.DataFrame, daily: pl.DataFrame) -> pl.DataFrame:
+    """``activity_summary`` rows for the days in either input: vendor figures, steps falling back
+    to the intraday sum."""
+    wide = _pivot(vendor_daily, ["person_id", "date"], [*_ACTIVITY_LABELS, "steps"])
+    days = pl.concat([wide.select("person_id", "date", "src_id"), daily.select("person_id", "date", "src_id")])
+    days = days.unique(subset=["person_id", "date"], keep="first", maintain_order=True)
+    out = (days.join(wide.drop("src_id"), on=["person_id", "date"], how="left")
+           .join(daily.select("person_id", "date", intraday_steps="steps"), on=["person_id", "date"], how="left"))
+    return ACTIVITY_SUMMARY.conform(out.with_columns(
+        steps=pl.col("steps").round().cast(pl.Int64).fill_null(pl.col("intraday_steps")),
+        floors=pl.col("floors").round().cast(pl.Int64)))
+
+
+def heart_rate_summary(vendor_daily: pl.DataFrame) -> pl.DataFrame:
+    """``heart_rate_summary`` rows: the zones the vendor sent (``hr_zone.<name>.<field>`` figures)."""
+    zones = vendor_daily.filter(pl.col("label").str.starts_with("hr_zone.")).with_columns(
+        zone_name=pl.col("label").str.split(".").list.slice(1, pl.col("label").str.split(".").list.len() - 2)
+        .list.join("."),
+        field=pl.col("label").str.split(".").list.last())
+    wide = _pivot(zones.with_columns(label="field"), ["person_id", "date", "zone_name"], list(_ZONE_FIELDS))
+    return HEART_RATE_SUMMARY.conform(wide.rename(_ZONE_FIELDS).with_columns(
+        pl.col("min_heart_rate", "max_heart_rate", "minute_in_zone").round().cast(pl.Int64)))
+
+
+def sleep_daily_summary(vendor_sleep: pl.DataFrame) -> pl.DataFrame:
+    """``sleep_daily_summary`` rows: per date and main-sleep flag, the logs' figures summed."""
+    keys = ["person_id", "sleep_date", "is_main_sleep"]
+    labels = sorted({label for sources in _SLEEP_FIELDS.values() for label in sources})
+    per_log = _pivot(vendor_sleep, [*keys, "log_id"], labels)
+    summed = per_log.group_by(keys, maintain_order=True).agg(
+        pl.col("src_id").first(), *[pl.col(label).sum().alias(label) for label in labels],
+        *[pl.col(label).is_not_null().any().alias(f"has:{label}") for label in labels])
+    columns = {}
+    for column, sources in _SLEEP_FIELDS.items():
+        chosen = pl.lit(None, dtype=pl.Float64)
+        for label in reversed(sources):  # the first source the vendor sent wins
+            chosen = pl.when(pl.col(f"has:{label}")).then(pl.col(label)).otherwise(chosen)
+        columns[column] = chosen.round().cast(pl.Int64)
+    return SLEEP_DAILY_SUMMARY.conform(summed.with_columns(**columns))
+
+
+def _pivot(long: pl.DataFrame, index: list[str], labels: list[str]) -> pl.DataFrame:
+    """Labels → columns (one per name in ``labels``, null where absent), plus the first ``src_id``."""
+    keys = long.select(*index, "src_id").unique(subset=index, keep="first", maintain_order=True)
+    wide = keys.join(long.group_by(index).agg(
+        *[pl.col("value").filter(pl.col("label") == label).last().alias(label) for label in labels]),
+        on=index, how="left")
+    return wide

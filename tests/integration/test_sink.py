@@ -1,0 +1,66 @@
+"""The sink on the embedded broker: daily + intraday records in, the Parquet dataset out, bad
+records in dlq, offsets committed only after the write (a restart writes nothing twice)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from cli.topics import create_all_topics
+from models.dead_letter import DeadLetter
+from models.errors import Reason
+from runtime.kafka import make_producer
+from runtime.settings import Settings
+from sinks.consumer import Sink
+from tests.integration.test_normalize_agent import _drain
+from tests.sinks.helpers import cohort_records
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.parquet"))}
+
+
+async def test_sink_writes_the_dataset_and_dead_letters_bad_records(settings_factory: Callable[..., Settings],
+                                                                  tmp_path: Path) -> None:
+    settings = settings_factory(sink_flush_interval=0.5)
+    await create_all_topics(settings)
+    summaries, batches, _ = cohort_records(participants=6, days=2)
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for batch in batches:
+            await producer.send(settings.topic("intraday"), batch.to_bytes(), key=batch.research_id.encode())
+        await producer.send(settings.topic("intraday"), b'{"v": 1, "research_id": "R1"}', key=b"R1")
+        for summary in summaries:
+            await producer.send(settings.topic("daily"), summary.to_bytes(), key=summary.key.encode())
+        await producer.send(settings.topic("daily"), b"not json", key=b"R1|2026-11-01")
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    root = tmp_path / "dataset"
+    progress = await Sink(settings, location=str(root)).run(idle_exit=6)
+    assert progress.records == len(batches) + len(summaries) + 2
+    assert progress.dead_letters == 2
+
+    daily = pl.scan_parquet(f"{root}/daily_summary/**/*.parquet", hive_partitioning=True).collect()
+    assert daily.height == len(summaries) == 12
+    expected_steps = {(s.research_id, s.local_date): s.steps for s in summaries}
+    assert {(r, d.isoformat()): s for r, d, s in daily.select("person_id", "date", "steps").rows()} == expected_steps
+    minutes = pl.scan_parquet(f"{root}/heart_rate_minute_level/**/*.parquet", hive_partitioning=True).collect()
+    assert minutes.height == sum(len(b) for b in batches if b.metric.value == "heart_rate")
+
+    letters = [DeadLetter.from_bytes(v) for v in await _drain(settings, "dlq", until=lambda vs: len(vs) >= 2)]
+    assert sorted(letter.reason for letter in letters) == sorted([Reason.NOT_JSON, Reason.MISSING_FIELD])
+    assert {letter.stage for letter in letters} == {"sink"}
+
+    before = _files(root)
+    again = await Sink(settings, location=str(root)).run(idle_exit=4)  # same group: offsets were committed
+    assert again.records == 0
+    replayed = await Sink(settings, location=str(root), group=f"{settings.topic_prefix}replay").run(idle_exit=6)
+    assert replayed.records == len(batches) + len(summaries) + 2  # everything read again ...
+    assert _files(root) == before  # ... and nothing changed
