@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -202,6 +203,45 @@ async def _run_sink(settings: Settings, location: str | None, metrics_port: int)
     progress = await sink_.run(stop=stop, on_flush=lambda p: console.print(
         f"sink: {p.records:,} records, {sum(p.rows.values()):,} rows merged, {p.dead_letters} dead letter(s)"))
     console.print(f"sink stopped after {progress.flushes} flush(es)")
+
+
+# --------------------------------------------------------------------------- export
+@main.command()
+@click.option("--tier", type=click.Choice(["registered", "controlled"]), required=True,
+              help="registered: every date shifted back by the participant's own 1-364 days; controlled: true dates.")
+@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First true date (inclusive).")
+@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last true date (inclusive).")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory to write: <out>/<table>/part-NNNNN.<format>.")
+@click.option("--dataset", "location", default=None,
+              help="The dataset to read. Default: WEARABLES_DATASET or <data dir>/dataset.")
+def export(tier: str, first: datetime | None, last: datetime | None, fmt: str, out: Path,
+           location: str | None) -> None:
+    """Export the researcher tables, de-identified (registered) or with true dates (controlled)."""
+    from rich.progress import Progress
+
+    from sinks.dataset import Dataset
+    from sinks.export import Format, Tier
+    from sinks.export import export as run_export
+
+    settings = settings_from_env()
+    dataset = Dataset(location or settings.dataset_location)
+    if not any(dataset.dates(name) for name in ("daily_summary", "steps_intraday", "heart_rate_minute_level")):
+        raise click.ClickException(f"no dataset at {dataset.location}: run `wearables sink` (or `wearables replay`) "
+                                   "first, or point --dataset / WEARABLES_DATASET at one")
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("export", total=None)
+
+        def advance(table: str, done: int, total: int) -> None:
+            progress.update(task, description=f"{table} {done}/{total} dates", completed=done, total=total or 1)
+
+        report = run_export(dataset, out, tier=Tier(tier), first=first.date() if first else None,
+                            last=last.date() if last else None, fmt=Format(fmt),
+                            secret=settings.require_secret_key(), on_partition=advance)
+    for table, rows in report.rows.items():
+        console.print(f"{table:<24} {rows:>12,} rows")
+    console.print(f"wrote {report.files} file(s) to {out} ({tier} tier)")
 
 
 # --------------------------------------------------------------------------- import
