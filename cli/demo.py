@@ -2,55 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.common import console, wait_for_stop_signal
+from cli.follow import follow_pages
+from cli.kafka_session import kafka_session
 from cli.topics import create_all_topics
 from connectors.simulator.cohort import SyntheticCohort
 from models.daily import DailySummary
-from models.errors import WearablesError
 from models.ids import research_id
 from models.providers import Provider
 from models.raw import RawPage
 from models.topics import raw_topic_suffix
-from runtime.broker import EmbeddedBroker
 from runtime.kafka import make_consumer, make_producer
 from runtime.metrics import start_metrics_server
 from runtime.settings import Settings
 from streams.app import build_pipeline
-from streams.progress import Progress as WorkerProgress
 from streams.runner import running
 
-__all__ = ["DemoIncomplete", "run_demo"]
-
-
-class DemoIncomplete(WearablesError):
-    """The worker did not process every published page in time."""
-
-
-@contextlib.asynccontextmanager
-async def _kafka(settings: Settings) -> AsyncIterator[str]:
-    if settings.kafka_bootstrap_servers:
-        yield settings.kafka_bootstrap_servers
-        return
-    shutil.rmtree(settings.state_dir, ignore_errors=True)  # state of an earlier in-memory broker
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with console.status("starting the embedded broker"):
-        broker = await EmbeddedBroker(log_path=settings.data_dir / "demo-broker.log").start()
-    try:
-        console.print(f"embedded broker: {broker.bootstrap}")
-        yield broker.bootstrap
-    finally:
-        broker.stop()
+__all__ = ["run_demo"]
 
 
 async def _publish(settings: Settings, bootstrap: str, cohort: SyntheticCohort, days: list[date]) -> int:
@@ -99,7 +73,7 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
     cohort = SyntheticCohort(participants, seed=2026)
     first = date.today() - timedelta(days=days)
     day_list = [first + timedelta(days=i) for i in range(days)]
-    async with _kafka(settings) as bootstrap:
+    async with kafka_session(settings, log_name="demo-broker.log") as bootstrap:
         created, present = await create_all_topics(settings, bootstrap)
         console.print(f"topics: {len(created)} created, {len(present)} already present")
         pipeline = build_pipeline(settings, bootstrap=bootstrap)
@@ -108,38 +82,13 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
         async with running(pipeline.app):
             expected = await _publish(settings, bootstrap, cohort, day_list)
             console.print(f"published {expected} raw pages ({participants} participants x {days} days x 2 data types)")
-            await _follow(pipeline.progress, expected, timeout)
+            await follow_pages(pipeline.progress, expected, timeout)
             summaries = await _latest_summaries(settings, bootstrap)
             _report(pipeline.progress.snapshot(), expected, time.monotonic() - started, metrics_port)
             _report_days(summaries)
             if keep_running:
                 console.print("running; press Ctrl-C to stop")
                 await wait_for_stop_signal()
-
-
-async def _follow(progress: WorkerProgress, expected: int, timeout: float) -> None:
-    """Show a live progress line until the worker has consumed ``expected`` pages."""
-    columns = (TextColumn("processing raw pages"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("pages", total=expected)
-        def finished() -> bool:
-            summarized = progress.get("sample_batches") >= progress.get("batches_out")
-            return progress.get("raw_pages") >= expected and summarized
-
-        while not finished():
-            done = progress.get("raw_pages")
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise DemoIncomplete(
-                    f"only {done} of {expected} pages were processed within {timeout:g}s; "
-                    "rerun with a larger --timeout, or look at the worker's log above"
-                )
-            with contextlib.suppress(TimeoutError):
-                await progress.wait_for("summaries", progress.get("summaries") + 1, timeout=min(remaining, 0.5))
-            bar.update(task, completed=progress.get("raw_pages"))
-        bar.update(task, completed=progress.get("raw_pages"))
 
 
 async def _latest_summaries(settings: Settings, bootstrap: str) -> dict[str, DailySummary]:

@@ -244,6 +244,26 @@ def export(tier: str, first: datetime | None, last: datetime | None, fmt: str, o
     console.print(f"wrote {report.files} file(s) to {out} ({tier} tier)")
 
 
+# --------------------------------------------------------------------------- replay
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The dataset directory to write (created if missing; rows upserted if it exists).")
+@click.option("--timeout", type=float, default=1800.0, show_default=True,
+              help="Seconds to wait for the worker to process every page.")
+def replay(path: Path, out: Path, timeout: float) -> None:
+    """Import a cohort's Fitbit archive (PATH holds FITBIT/), run every agent until all topics
+    are drained, and write the Parquet dataset to --out.
+
+    Uses KAFKA_BOOTSTRAP_SERVERS when set, else starts an embedded broker for the run.
+    Running it twice on the same archive and --out changes nothing.
+    """
+    from cli.replay import run_replay
+
+    settings = settings_from_env()
+    run_async(run_replay)(settings, path, out, timeout=timeout)
+
+
 # --------------------------------------------------------------------------- import
 @main.command("import")
 @click.argument("path", type=click.Path(path_type=Path))

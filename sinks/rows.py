@@ -129,7 +129,7 @@ def daily_summary_rows(summaries: Sequence[DailySummary]) -> pl.DataFrame:
         "samples": s.samples, "rejects": s.rejects,
         "first_sample_at": None if s.first_sample_at is None else s.first_sample_at * 1_000_000,
         "last_sample_at": None if s.last_sample_at is None else s.last_sample_at * 1_000_000,
-        "final": s.final, "src_id": s.source,
+        "src_id": s.source,
     } for s in latest.values()]
     frame = pl.DataFrame(rows, schema_overrides={"date": pl.String, "first_sample_at": pl.Int64,
                                                   "last_sample_at": pl.Int64}, infer_schema_length=None)

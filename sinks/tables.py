@@ -152,7 +152,9 @@ SLEEP_LEVEL = make_table(
 
 _DERIVED = "derived by the daily agent from the deduplicated samples"
 DAILY_SUMMARY = make_table(
-    "daily_summary", "One row per participant-day: our derived daily figures (latest revision of the `daily` topic).", [
+    "daily_summary", "One row per participant-day: our derived daily figures (latest revision of the `daily` topic; "
+    "its processing fields, revision and final, stay on the topic so that a replay of the same input writes the "
+    "same rows).", [
         _PERSON,
         ("date", pl.Date(), "", "the participant's local calendar date", "`daily` record `local_date`"),
         ("steps", pl.Int64(), "steps", "sum of the deduplicated minute steps of the local day", _DERIVED),
@@ -182,8 +184,6 @@ DAILY_SUMMARY = make_table(
          _DERIVED),
         ("first_sample_at", pl.Datetime("us", "UTC"), "", "first step or heart-rate sample of the day (UTC)", _DERIVED),
         ("last_sample_at", pl.Datetime("us", "UTC"), "", "last step or heart-rate sample of the day (UTC)", _DERIVED),
-        ("final", pl.Boolean(), "", "true once the grace period has passed (later data still revises the day)",
-         _DERIVED),
         _SRC,
     ], ("person_id", "date"), "date", all_of_us=False)
 
