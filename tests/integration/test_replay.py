@@ -5,7 +5,10 @@ participant-day, and a second replay changes no file."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +60,23 @@ async def test_replay_of_fitabase_gives_exact_daily_steps(settings_factory: Call
     assert report.participants == fitabase_minutes["id"].n_unique() == 33
     assert report.samples == fitabase_minutes.height
 
+    _run_readme_snippet(out, expected)
+
     before = _files(out)
     again = await run_replay(settings, archive, out, timeout=300)
     assert _files(out) == before
     assert again.days == report.days
+
+
+def _run_readme_snippet(out: Path, expected: pl.DataFrame) -> None:
+    """The README's "read the dataset" snippet, run in a fresh Python process against this dataset."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- readme-snippet: read-dataset -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert 'dataset = "var/dataset"' in block
+    code = block.replace('dataset = "var/dataset"', f"dataset = {str(out)!r}")
+    code += "\nprint('ROWS', days.height)\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
+    valid = pl.scan_parquet(f"{out}/daily_summary/**/*.parquet", hive_partitioning=True).filter(
+        pl.col("date").is_between(date(2016, 4, 12), date(2016, 4, 18)) & pl.col("valid_day")).collect()
+    assert valid.height > 0 and f"ROWS {valid.height}" in result.stdout
