@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import polars as pl
 
 from models.daily import HR_ZONES, DailySummary
@@ -28,6 +27,7 @@ from sinks.tables import (
     Table,
     make_table,
 )
+from streams.daily.process import rows_of
 
 __all__ = ["VENDOR_DAILY", "VENDOR_SLEEP", "activity_summary", "daily_summary_rows", "heart_rate_summary",
            "intraday_rows", "sleep_daily_summary"]
@@ -80,36 +80,14 @@ def intraday_rows(batches: Sequence[SampleBatch]) -> dict[Table, pl.DataFrame]:
 
 
 def _long(batches: Sequence[SampleBatch]) -> pl.DataFrame:
-    """Every sample of ``batches`` as one row, batch fields repeated (no loop per sample)."""
-    batches = [b for b in batches if len(b)]
-    lengths = np.array([len(b) for b in batches], dtype=np.int64)
-    index = np.repeat(np.arange(len(batches)), lengths)
-
-    def per_batch(values: list[object], dtype: pl.DataType) -> pl.Series:
-        return pl.Series(values, dtype=dtype).gather(index)
-
-    def column(name: str, dtype: pl.DataType) -> pl.Series:
-        values: list[object] = []
-        for b in batches:
-            own = getattr(b, name)
-            values.extend(own if own is not None else [None] * len(b))
-        return pl.Series(name, values, dtype=dtype)
-
-    return pl.DataFrame({
-        "person_id": per_batch([b.research_id for b in batches], pl.String()),
-        "src_id": per_batch([b.source.value for b in batches], pl.String()),
-        "metric": per_batch([b.metric.value for b in batches], pl.String()),
-        "local_date": per_batch([b.local_date for b in batches], pl.String()),
-        "offset": per_batch([b.utc_offset_s for b in batches], pl.Int64()),
-        "is_main_sleep": per_batch([_flag(b.attributes.get("is_main_sleep")) for b in batches], pl.String()),
-        "log_id": per_batch([str(b.attributes.get("log_id", "")) for b in batches], pl.String()),
-        "ts": column("timestamps", pl.Int64()), "value": column("values", pl.Float64()),
-        "label": column("labels", pl.String()).fill_null(""), "duration": column("durations", pl.Int64()),
-    })
-
-
-def _flag(value: object) -> str | None:
-    return None if value is None else str(bool(value)).lower()
+    """Every sample of ``batches`` as one row (the daily agent's ``rows_of``), batch fields alongside."""
+    rows = rows_of(batches, extra={"src_id": lambda b: b.source.value})
+    return rows.with_columns(
+        person_id=pl.col("key").str.split_exact("|", 1).struct.field("field_0"),
+        local_date=pl.col("key").str.split_exact("|", 1).struct.field("field_1"),
+        is_main_sleep=pl.col("attrs").str.json_path_match("$.is_main_sleep"),
+        log_id=pl.col("attrs").str.json_path_match("$.log_id").fill_null(""),
+    )
 
 
 def daily_summary_rows(summaries: Sequence[DailySummary]) -> pl.DataFrame:

@@ -7,7 +7,7 @@ touched by the batch gets one new summary (revision + 1): that is the debounce.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,12 +53,15 @@ class DayUpdate:
     revisions: int = 0
 
 
-def rows_of(batches: Iterable[SampleBatch]) -> pl.DataFrame:
+def rows_of(batches: Iterable[SampleBatch],
+            extra: Mapping[str, Callable[[SampleBatch], str]] | None = None) -> pl.DataFrame:
     """Incoming batches as rows (``KEYED_SCHEMA``), in arrival order: one frame built from
-    concatenated columns (per-batch Polars calls would dominate a batch of hundreds)."""
+    concatenated columns (per-batch Polars calls would dominate a batch of hundreds).
+    ``extra`` adds String columns of per-batch values (name → value of a batch)."""
+    extra = extra or {}
     batches = [b for b in batches if len(b)]
     if not batches:
-        return pl.DataFrame(schema=KEYED_SCHEMA)
+        return pl.DataFrame(schema={**KEYED_SCHEMA, **dict.fromkeys(extra, pl.String())})
     lengths = np.array([len(b) for b in batches], dtype=np.int64)
     index = np.repeat(np.arange(len(batches)), lengths)
     ts: list[int] = []
@@ -84,7 +87,8 @@ def rows_of(batches: Iterable[SampleBatch]) -> pl.DataFrame:
         "offset": per_batch([b.utc_offset_s for b in batches], pl.Int64()),
         "attrs": per_batch([orjson.dumps(b.attributes, option=orjson.OPT_SORT_KEYS).decode() for b in batches],
                            pl.String()),
-    }, schema=KEYED_SCHEMA)
+    }, schema=KEYED_SCHEMA).with_columns(
+        **{name: per_batch([value(b) for b in batches], pl.String()) for name, value in extra.items()})
 
 
 def header_of(blob: bytes) -> dict[str, object]:
