@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from models.daily import DailySummary
 from models.errors import DecodeError
@@ -89,18 +89,18 @@ class Sink:
             await producer.stop()
         return self.progress
 
-    async def _gather(self, consumer: object, stop: asyncio.Event) -> list[ConsumerRecord]:
+    async def _gather(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> list[ConsumerRecord]:
         deadline = time.monotonic() + self.settings.sink_flush_interval
         gathered: list[ConsumerRecord] = []
         while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-            batches = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))  # type: ignore[attr-defined]
+            batches = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
             for records in batches.values():
                 gathered += records
             if not batches and gathered:
                 break  # caught up: write now rather than wait out the interval
         return gathered
 
-    async def _flush(self, records: list[ConsumerRecord], producer: object) -> None:
+    async def _flush(self, records: list[ConsumerRecord], producer: AIOKafkaProducer) -> None:
         summaries, batches = [], []
         for record in records:
             value = record.value or b""
@@ -114,8 +114,7 @@ class Sink:
                 RECORDS.labels(topic=_kind(record.topic, self._daily), outcome="dead_letter").inc()
                 self.progress.dead_letters += 1
                 letter = for_error(STAGE, error, key=record.key, original=value, topic=record.topic)
-                await producer.send_and_wait(self.settings.topic("dlq"), letter.to_bytes(),  # type: ignore[attr-defined]
-                                             key=record.key)
+                await producer.send_and_wait(self.settings.topic("dlq"), letter.to_bytes(), key=record.key)
         started = time.perf_counter()
         report: WriteReport = await asyncio.to_thread(self.writer.apply, summaries, batches)
         FLUSH_SECONDS.observe(time.perf_counter() - started)

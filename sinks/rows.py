@@ -24,26 +24,14 @@ from sinks.tables import (
     SLEEP_DAILY_SUMMARY,
     SLEEP_LEVEL,
     STEPS_INTRADAY,
+    VENDOR_DAILY,
+    VENDOR_SLEEP,
     Table,
-    make_table,
 )
 from streams.daily.process import rows_of
 
-__all__ = ["VENDOR_DAILY", "VENDOR_SLEEP", "activity_summary", "daily_summary_rows", "heart_rate_summary",
+__all__ = ["activity_summary", "daily_summary_rows", "heart_rate_summary",
            "intraday_rows", "sleep_daily_summary"]
-
-_PERSON = ("person_id", pl.String(), "", "research ID", "record key")
-_SRC = ("src_id", pl.String(), "", "provider", "page metadata")
-VENDOR_DAILY = make_table("_staging/vendor_daily", "The vendor's daily figures, one row per label (staging).", [
-    _PERSON, ("date", pl.Date(), "", "local date", "batch local_date"),
-    ("label", pl.String(), "", "figure", "normalizer label"), ("value", pl.Float64(), "", "value", "vendor"), _SRC,
-], ("person_id", "date", "label"), "date", all_of_us=False)
-VENDOR_SLEEP = make_table("_staging/vendor_sleep", "The vendor's per-log sleep figures, one row per label (staging).", [
-    _PERSON, ("sleep_date", pl.Date(), "", "date the log ended", "batch local_date"),
-    ("log_id", pl.String(), "", "vendor log id", "attributes.log_id"),
-    ("is_main_sleep", pl.String(), "", "'true'/'false'", "attributes.is_main_sleep"),
-    ("label", pl.String(), "", "figure", "normalizer label"), ("value", pl.Float64(), "", "value", "vendor"), _SRC,
-], ("person_id", "sleep_date", "log_id", "label"), "sleep_date", all_of_us=False)
 
 _ACTIVITY_LABELS = ("activity_calories", "calories_bmr", "calories_out", "elevation", "fairly_active_minutes",
                     "floors", "lightly_active_minutes", "marginal_calories", "sedentary_minutes",
@@ -133,11 +121,10 @@ def activity_summary(vendor_daily: pl.DataFrame, daily: pl.DataFrame) -> pl.Data
 
 def heart_rate_summary(vendor_daily: pl.DataFrame) -> pl.DataFrame:
     """``heart_rate_summary`` rows: the zones the vendor sent (``hr_zone.<name>.<field>`` figures)."""
-    zones = vendor_daily.filter(pl.col("label").str.starts_with("hr_zone.")).with_columns(
-        zone_name=pl.col("label").str.split(".").list.slice(1, pl.col("label").str.split(".").list.len() - 2)
-        .list.join("."),
-        field=pl.col("label").str.split(".").list.last())
-    wide = _pivot(zones.with_columns(label="field"), ["person_id", "date", "zone_name"], list(_ZONE_FIELDS))
+    zone = r"^hr_zone\.(.+)\.([^.]+)$"  # hr_zone.<name>.<field>; a name may hold dots
+    zones = vendor_daily.filter(pl.col("label").str.contains(zone)).with_columns(
+        zone_name=pl.col("label").str.extract(zone, 1), label=pl.col("label").str.extract(zone, 2))
+    wide = _pivot(zones, ["person_id", "date", "zone_name"], list(_ZONE_FIELDS))
     return HEART_RATE_SUMMARY.conform(wide.rename(_ZONE_FIELDS).with_columns(
         pl.col("min_heart_rate", "max_heart_rate", "minute_in_zone").round().cast(pl.Int64)))
 
@@ -162,7 +149,6 @@ def sleep_daily_summary(vendor_sleep: pl.DataFrame) -> pl.DataFrame:
 def _pivot(long: pl.DataFrame, index: list[str], labels: list[str]) -> pl.DataFrame:
     """Labels → columns (one per name in ``labels``, null where absent), plus the first ``src_id``."""
     keys = long.select(*index, "src_id").unique(subset=index, keep="first", maintain_order=True)
-    wide = keys.join(long.group_by(index).agg(
+    return keys.join(long.group_by(index).agg(
         *[pl.col("value").filter(pl.col("label") == label).last().alias(label) for label in labels]),
         on=index, how="left")
-    return wide

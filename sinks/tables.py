@@ -118,13 +118,13 @@ STEPS_INTRADAY = make_table(
     ], ("person_id", "datetime"), "datetime")
 
 _SLEEP = "sleep log v1.2 `sleep[]."
+_SLEEP_DATE = ("sleep_date", pl.Date(), "", "the local date the sleep log ended", f"{_SLEEP}dateOfSleep`")
+_MAIN_SLEEP = ("is_main_sleep", pl.String(), "", "'true' for the main sleep of the night, 'false' for naps",
+               f"{_SLEEP}isMainSleep`")
 SLEEP_DAILY_SUMMARY = make_table(
     "sleep_daily_summary", "Per participant, date the sleep ended and main-sleep flag: the vendor's sleep figures "
     "(several logs of one kind on one date are summed).", [
-        _PERSON,
-        ("sleep_date", pl.Date(), "", "the local date the sleep log ended", f"{_SLEEP}dateOfSleep`"),
-        ("is_main_sleep", pl.String(), "", "'true' for the main sleep of the night, 'false' for naps",
-         f"{_SLEEP}isMainSleep`"),
+        _PERSON, _SLEEP_DATE, _MAIN_SLEEP,
         ("minute_in_bed", pl.Int64(), "min", "time in bed", f"{_SLEEP}timeInBed`"),
         ("minute_asleep", pl.Int64(), "min", "minutes asleep", f"{_SLEEP}minutesAsleep`"),
         ("minute_after_wakeup", pl.Int64(), "min", "minutes in bed after waking", f"{_SLEEP}minutesAfterWakeup`"),
@@ -140,9 +140,7 @@ SLEEP_DAILY_SUMMARY = make_table(
 SLEEP_LEVEL = make_table(
     "sleep_level", "One row per sleep-stage segment (`levels.data`; the short wake periods of `shortData` are "
     "left out, as in All of Us).", [
-        _PERSON,
-        ("sleep_date", pl.Date(), "", "the local date the sleep log ended", f"{_SLEEP}dateOfSleep`"),
-        ("is_main_sleep", pl.String(), "", "'true' or 'false'", f"{_SLEEP}isMainSleep`"),
+        _PERSON, _SLEEP_DATE, _MAIN_SLEEP,
         ("level", pl.String(), "", "wake, light, deep, rem (stages) or asleep, restless, awake (classic)",
          "`levels.data[].level`"),
         ("start_datetime", pl.Datetime("us"), "", "local wall-clock start of the segment", "`levels.data[].dateTime`"),
@@ -186,6 +184,18 @@ DAILY_SUMMARY = make_table(
         ("last_sample_at", pl.Datetime("us", "UTC"), "", "last step or heart-rate sample of the day (UTC)", _DERIVED),
         _SRC,
     ], ("person_id", "date"), "date", all_of_us=False)
+
+# Staging: the vendor's labelled figures kept long, from which the day tables are recomputed.
+_LABEL = ("label", pl.String(), "", "the figure's name (normalizer label)", "sample batch `labels[]`")
+_VALUE = ("value", pl.Float64(), "", "the figure as the vendor sent it", "sample batch `values[]`")
+VENDOR_DAILY = make_table("_staging/vendor_daily", "The vendor's daily figures, one row per figure.", [
+    _PERSON, ("date", pl.Date(), "", "the participant's local calendar date", "sample batch `local_date`"),
+    _LABEL, _VALUE, _SRC,
+], ("person_id", "date", "label"), "date", all_of_us=False)
+VENDOR_SLEEP = make_table("_staging/vendor_sleep", "The vendor's per-log sleep figures, one row per figure.", [
+    _PERSON, _SLEEP_DATE, ("log_id", pl.String(), "", "the vendor's sleep log id", "attributes `log_id`"),
+    _MAIN_SLEEP, _LABEL, _VALUE, _SRC,
+], ("person_id", "sleep_date", "log_id", "label"), "sleep_date", all_of_us=False)
 
 TABLES: dict[str, Table] = {t.name: t for t in (
     ACTIVITY_SUMMARY, HEART_RATE_SUMMARY, HEART_RATE_MINUTE_LEVEL, STEPS_INTRADAY, SLEEP_DAILY_SUMMARY, SLEEP_LEVEL,

@@ -17,15 +17,21 @@ from models.daily import DailySummary
 from models.samples import SampleBatch
 from sinks.dataset import Dataset
 from sinks.rows import (
-    VENDOR_DAILY,
-    VENDOR_SLEEP,
     activity_summary,
     daily_summary_rows,
     heart_rate_summary,
     intraday_rows,
     sleep_daily_summary,
 )
-from sinks.tables import ACTIVITY_SUMMARY, DAILY_SUMMARY, HEART_RATE_SUMMARY, SLEEP_DAILY_SUMMARY, Table
+from sinks.tables import (
+    ACTIVITY_SUMMARY,
+    DAILY_SUMMARY,
+    HEART_RATE_SUMMARY,
+    SLEEP_DAILY_SUMMARY,
+    VENDOR_DAILY,
+    VENDOR_SLEEP,
+    Table,
+)
 
 __all__ = ["DatasetWriter", "WriteReport"]
 
