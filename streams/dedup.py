@@ -47,21 +47,25 @@ def deduplicate(stored: pl.DataFrame, incoming: pl.DataFrame) -> Deduplicated:
     hashes = pl.concat([stored.select(IDENTITY), arrivals.select(IDENTITY)]).select(h=pl.struct(IDENTITY).hash())
     clash = hashes["h"].is_duplicated()
     if not clash.any():
-        counts = arrivals.group_by("key", maintain_order=True).agg(
-            new=pl.len().cast(pl.UInt32), duplicates=pl.lit(0, dtype=pl.UInt32), revisions=pl.lit(0, dtype=pl.UInt32))
-        return Deduplicated(rows=pl.concat([stored, arrivals]), changed=arrivals, counts=counts, all_new=True)
+        return Deduplicated(rows=pl.concat([stored, arrivals]), changed=arrivals, counts=_all_new(arrivals),
+                            all_new=True)
     stored_clash, arrival_clash = clash[: stored.height], clash[stored.height:]
     arrivals = arrivals.with_columns(seq=pl.int_range(pl.len()))
     plain = arrivals.filter(~arrival_clash)
     mixed = classify(stored.filter(stored_clash), arrivals.filter(arrival_clash))
     counts = pl.concat([
-        plain.group_by("key").agg(new=pl.len().cast(pl.UInt32), duplicates=pl.lit(0, dtype=pl.UInt32),
-                                  revisions=pl.lit(0, dtype=pl.UInt32)),
+        _all_new(plain),
         mixed.counts.cast({"new": pl.UInt32, "duplicates": pl.UInt32, "revisions": pl.UInt32}),
     ]).group_by("key", maintain_order=True).sum()
     changed = pl.concat([plain, mixed.changed]).sort("seq").select(columns)
     rows = pl.concat([stored.filter(~stored_clash), mixed.rows.select(columns), plain.select(columns)])
     return Deduplicated(rows=rows, changed=changed, counts=counts)
+
+
+def _all_new(arrivals: pl.DataFrame) -> pl.DataFrame:
+    """Counts per key when every arrival is a new sample."""
+    return arrivals.group_by("key", maintain_order=True).agg(
+        new=pl.len().cast(pl.UInt32), duplicates=pl.lit(0, dtype=pl.UInt32), revisions=pl.lit(0, dtype=pl.UInt32))
 
 
 def classify(stored: pl.DataFrame, arrivals: pl.DataFrame) -> Deduplicated:
