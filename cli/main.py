@@ -244,6 +244,35 @@ def export(tier: str, first: datetime | None, last: datetime | None, fmt: str, o
     console.print(f"wrote {report.files} file(s) to {out} ({tier} tier)")
 
 
+# --------------------------------------------------------------------------- dictionary
+@main.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the Markdown here (e.g. docs/data_dictionary.md) instead of printing it.")
+@click.option("--check", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Exit 1 if FILE differs from what the table definitions give (for CI).")
+def dictionary(out: Path | None, check: Path | None) -> None:
+    """Render the data dictionary: every column of every table with its type, unit, meaning,
+    provenance (the vendor field it comes from) and the valid-day rule.
+
+    Generated from sinks/tables.py, the same definitions the sink writes with; the
+    checked-in docs/data_dictionary.md is its output.
+    """
+    from sinks.dictionary import DICTIONARY_PATH, render
+
+    text = render()
+    if check is not None:
+        if not check.is_file() or check.read_text(encoding="utf-8") != text:
+            fail(f"{check} is not what the table definitions give: run "
+                 f"`wearables dictionary --out {DICTIONARY_PATH}` and commit the result", code=1)
+        console.print(f"{check} matches the table definitions")
+    elif out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out} ({text.count(chr(10)):,} lines)")
+    else:
+        click.echo(text, nl=False)
+
+
 # --------------------------------------------------------------------------- replay
 @main.command()
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))

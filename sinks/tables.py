@@ -15,10 +15,19 @@ from dataclasses import dataclass
 
 import polars as pl
 
-__all__ = ["TABLES", "VALID_DAY_RULE", "Column", "Table", "make_table"]
+from runtime.settings import Settings
 
-VALID_DAY_RULE = ("a day is valid when it has at least 10 local clock hours with steps > 0 and "
-                  "100 <= steps <= 45,000 (thresholds: WEARABLES_VALID_DAY_MIN_HOURS, _MIN_STEPS, _MAX_STEPS)")
+__all__ = ["STAGING", "TABLES", "VALID_DAY_RULE", "Column", "Table", "make_table"]
+
+def _default(field: str) -> int:
+    return Settings.model_fields[field].default
+
+
+# Built from the settings' defaults so that the data dictionary cannot drift from the code.
+VALID_DAY_RULE = (f"a day is valid when it has at least {_default('valid_day_min_hours')} local clock hours with "
+                  f"steps > 0 and {_default('valid_day_min_steps'):,} <= steps <= {_default('valid_day_max_steps'):,} "
+                  "(defaults; a deployment may change them with WEARABLES_VALID_DAY_MIN_HOURS, _MIN_STEPS and "
+                  "_MAX_STEPS)")
 
 _PERSON = ("person_id", pl.String(), "", "the participant's pseudonymous research ID (keyed HMAC of the "
            "cohort's participant ID); never the vendor user ID", "record key of every topic")
@@ -200,3 +209,5 @@ VENDOR_SLEEP = make_table("_staging/vendor_sleep", "The vendor's per-log sleep f
 TABLES: dict[str, Table] = {t.name: t for t in (
     ACTIVITY_SUMMARY, HEART_RATE_SUMMARY, HEART_RATE_MINUTE_LEVEL, STEPS_INTRADAY, SLEEP_DAILY_SUMMARY, SLEEP_LEVEL,
     DAILY_SUMMARY)}
+
+STAGING: tuple[Table, ...] = (VENDOR_DAILY, VENDOR_SLEEP)
