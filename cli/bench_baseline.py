@@ -35,8 +35,11 @@ def baseline_topics(settings: Settings) -> list[TopicPlan]:
 
 
 def _app(settings: Settings) -> faust.App:
+    datadir = settings.state_dir / "baseline"  # not Faust's default, a directory in the cwd
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(f"{settings.topic_prefix}baseline", broker=f"kafka://{settings.kafka_bootstrap_servers}",
-                    store="memory://", web_enabled=False, topic_allow_declare=False, autodiscover=False,
+                    store="memory://", datadir=str(datadir),
+                    web_enabled=False, topic_allow_declare=False, autodiscover=False,
                     broker_session_timeout=settings.kafka_session_timeout, broker_heartbeat_interval=1.0,
                     producer_max_batch_size=1, table_standby_replicas=0, loop=asyncio.get_running_loop())
     sums = app.Table("sums", default=float, partitions=settings.partitions)

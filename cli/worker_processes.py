@@ -27,6 +27,7 @@ __all__ = ["WorkerProcesses", "cpu_seconds", "peak_rss", "scrape", "worker_proce
 class WorkerProcesses:
     processes: list[asyncio.subprocess.Process]
     ports: list[int]
+    logs: list[Path]
 
     async def totals(self, session: aiohttp.ClientSession) -> dict[str, float]:
         """Sample values summed over the workers, by ``name{label=value,...}`` and by bare name."""
@@ -43,9 +44,11 @@ class WorkerProcesses:
         return sum(cpu_seconds(p.pid) for p in self.processes)
 
     def check_alive(self) -> None:
-        for process in self.processes:
+        for process, log in zip(self.processes, self.logs, strict=True):
             if process.returncode is not None:
-                raise RuntimeError(f"a worker exited with code {process.returncode}; see its log beside the bench")
+                # The log lives in a temporary directory that is gone by the time anyone reads the error.
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+                raise RuntimeError(f"a worker exited with code {process.returncode}; the end of its log:\n{tail}")
 
 
 async def scrape(session: aiohttp.ClientSession, port: int) -> dict[str, float]:
@@ -93,18 +96,19 @@ async def worker_processes(count: int, env: dict[str, str], data_dir: Path, *,
                            command: tuple[str, ...] = ("worker",)) -> AsyncIterator[WorkerProcesses]:
     """Start ``count`` ``wearables <command>`` processes with ``env`` (each its own data dir and
     log, a free metrics port); stop them on exit."""
-    processes, ports = [], []
+    processes, ports, logs = [], [], []
     try:
         for n in range(count):
             port = _free_port()
             worker_dir = data_dir / f"worker-{n}"
             worker_dir.mkdir(parents=True, exist_ok=True)
-            log = (worker_dir / "worker.log").open("wb")
+            logs.append(worker_dir / "worker.log")
+            log = logs[-1].open("wb")
             processes.append(await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "cli.main", *command, "--metrics-port", str(port),
                 env={**os.environ, **env, "WEARABLES_DATA_DIR": str(worker_dir)}, stdout=log, stderr=log))
             ports.append(port)
-        yield WorkerProcesses(processes, ports)
+        yield WorkerProcesses(processes, ports, logs)
     finally:
         for process in processes:
             if process.returncode is None:

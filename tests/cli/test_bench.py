@@ -21,10 +21,12 @@ def test_bench_pipeline_writes_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEARABLES_", "KAFKA_"))}
     env["WEARABLES_DATA_DIR"] = str(tmp_path)
+    litter_before = set(ROOT.glob("*-data"))
     result = subprocess.run([sys.executable, "-m", "cli.main", "bench", "pipeline", "--participants", "3", "--days",
                              "2", "--baseline-participants", "1", "--workers", "2", "--runs", "2", "--out", str(out)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert set(ROOT.glob("*-data")) == litter_before, "a Faust app wrote its data directory into the cwd"
     figures = orjson.loads(out.read_text())
     assert KEYS <= set(figures)
     assert figures["samples"] == 3 * 2 * 2 * 1440
