@@ -25,6 +25,7 @@ from cli.common import (
     wait_for_stop_signal,
 )
 from cli.topics import all_topic_plans, create_all_topics
+from models.providers import Provider
 from runtime.broker import EmbeddedBroker, remove_address_file, write_address_file
 from runtime.gc_tuning import tune_gc
 from runtime.kafka import check_reachable, resolve_bootstrap
@@ -291,6 +292,88 @@ def replay(path: Path, out: Path, timeout: float) -> None:
 
     settings = settings_from_env()
     run_async(run_replay)(settings, path, out, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- connectors
+@main.command()
+@click.option("--participants", type=click.IntRange(1, 1_000_000), default=100, show_default=True,
+              help="Synthetic cohort size (accounts exist once a participant consents).")
+@click.option("--days", type=click.IntRange(1, 365), default=14, show_default=True,
+              help="Local days of data per participant, ending yesterday.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8480, show_default=True)
+@click.option("--webhooks", "webhook_base", default=None, metavar="URL",
+              help="The gateway's base URL; notifications go to URL/webhooks/<provider> (default: none sent).")
+@click.option("--sync-interval", type=float, default=5.0, show_default=True,
+              help="Seconds between rounds of device syncs (late devices catch up, some re-sync).")
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of data calls answered 500/502/503.")
+@click.option("--timeout-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of data calls that hang past the client's timeout.")
+@click.option("--latency", type=click.FloatRange(0, 60), default=0.0, show_default=True,
+              help="Seconds added to every data call.")
+@click.option("--token-lifetime", type=click.FloatRange(1, 86400), default=None,
+              help="Access-token lifetime in seconds (default: the vendor's, 8 h Fitbit / 1 h Google).")
+@metrics_port_option(9469)
+def simulator(participants: int, days: int, port: int, webhook_base: str | None, sync_interval: float,
+              error_rate: float, timeout_rate: float, latency: float, token_lifetime: float | None,
+              metrics_port: int | None) -> None:
+    """Serve a look-alike of the Fitbit Web API and the Google Health API with a synthetic cohort.
+
+    Same paths and JSON shapes, OAuth2 with PKCE (consent page, single-use refresh tokens,
+    revoke), rate limits with the vendors' headers and 429s, signed webhooks, late and bursty
+    device syncs, and fault knobs. GET /_sim/stats reports, among others, rate-limit violations.
+    """
+    from cli.connectors import run_simulator
+    from connectors.simulator.service import SimulatorOptions
+
+    settings = settings_from_env()
+    options = SimulatorOptions(participants=participants, days=days, port=port, webhook_base=webhook_base,
+                               sync_interval_s=sync_interval, error_rate=error_rate, timeout_rate=timeout_rate,
+                               latency_s=latency, token_lifetime_s=token_lifetime)
+    run_async(run_simulator)(settings, options, _metrics_port(settings, metrics_port, 9469))
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Default: WEARABLES_GATEWAY_PORT (8470).")
+@metrics_port_option(9470)
+def gateway(port: int | None, metrics_port: int | None) -> None:
+    """Serve the vendors' webhooks: verify, acknowledge at once, publish fetch requests."""
+    from cli.connectors import run_gateway
+
+    settings = settings_from_env()
+    run_async(run_gateway)(settings, port, _metrics_port(settings, metrics_port, 9470))
+
+
+@main.command()
+@metrics_port_option(9471)
+def scheduler(metrics_port: int | None) -> None:
+    """Fetch from the vendor APIs into raw.<provider>: webhook-driven, polled and backfilled,
+    under every vendor rate limit, retrying what fails."""
+    from cli.connectors import run_scheduler
+
+    settings = settings_from_env()
+    run_async(run_scheduler)(settings, _metrics_port(settings, metrics_port, 9471))
+
+
+@main.command()
+@click.argument("participants", nargs=-1, required=True)
+@click.option("--provider", type=click.Choice([p.value for p in Provider]), required=True,
+              help="google_health (the live API) or fitbit (the legacy Web API).")
+def link(participants: tuple[str, ...], provider: str) -> None:
+    """Link PARTICIPANTS' vendor accounts through the vendor's consent page (the simulator's, for
+    the demo and tests) and request their backfill (WEARABLES_BACKFILL_DAYS).
+
+    The participants' own browser flow arrives with the linking web page.
+    """
+    from cli.connectors import link_participants
+
+    settings = settings_from_env()
+    if settings.vendor_api_base is None:
+        fail("programmatic linking drives the simulator's consent page: set WEARABLES_VENDOR_API_BASE to the "
+             "simulator's URL (see `wearables simulator`)")
+    linked = run_async(link_participants)(settings, participants, Provider(provider))
+    console.print(f"linked {linked} participant(s) with {provider}; "
+                  f"backfill of {settings.backfill_days} days requested")
 
 
 # --------------------------------------------------------------------------- import

@@ -27,6 +27,23 @@ Variables (all optional; the defaults run the demo):
 ``WEARABLES_GC_GEN0_THRESHOLD``        allocations between young-generation collections in workers (50000; 0 = default)
 ``WEARABLES_DATASET``                  the Parquet dataset: a path or object-store URL; ``<data dir>/dataset``
 ``WEARABLES_SINK_FLUSH_INTERVAL``      seconds the sink gathers records before writing them (default 5)
+``WEARABLES_VENDOR_API_BASE``          every vendor endpoint under this URL (the simulator); unset = the real hosts
+``WEARABLES_FITBIT_CLIENT_ID`` / ``_SECRET``  the Fitbit app's OAuth client (demo: the simulator's)
+``WEARABLES_GOOGLE_CLIENT_ID`` / ``_SECRET``  the Google Cloud OAuth client (demo: the simulator's)
+``WEARABLES_VAULT_URL``                token vault database: ``sqlite:///path`` (default
+                                       ``<data dir>/vault.sqlite``) or ``postgresql://user:pw@host/db``
+``WEARABLES_VAULT_KEY``                Fernet key encrypting tokens at rest (demo: derived from the demo key)
+``WEARABLES_REDIRECT_URI``             OAuth redirect URI registered with the vendors
+``WEARABLES_GATEWAY_PORT``             port of ``wearables gateway`` (webhooks, linking), default 8470
+``WEARABLES_FITBIT_VERIFY_CODE``       the Fitbit subscriber verification code
+``WEARABLES_GOOGLE_WEBHOOK_TOKEN``     the ``Authorization`` value Google sends with notifications
+``WEARABLES_POLL_INTERVAL``            seconds between reconciliation polls of every linked participant (3600)
+``WEARABLES_BACKFILL_DAYS``            days fetched for a new link (30)
+``WEARABLES_FETCH_CONCURRENCY``        vendor requests in flight per scheduler (64)
+``WEARABLES_FETCH_MAX_ATTEMPTS``      tries per vendor call before a fetch gives up (6; polls catch up later)
+``WEARABLES_HTTP_TIMEOUT``             seconds per vendor call (30)
+``WEARABLES_RETRY_BASE_DELAY``         first retry delay after a 5xx or timeout, doubling with jitter (0.5)
+``WEARABLES_GOOGLE_PROJECT_LIMIT``     Google Health requests per minute for the whole project (120000)
 ``WEARABLES_GRACE_DAYS``               days after which a local day is final (default 7)
 ``WEARABLES_STATE_RETENTION_DAYS``     days a day's samples stay in state for late data (45)
 ``WEARABLES_FINALIZE_INTERVAL``        seconds between finalization sweeps per partition (30)
@@ -105,6 +122,25 @@ class Settings(BaseSettings):
     # researcher outputs: a path or an object-store URL (s3://, gs://, az:// with the fsspec driver installed)
     dataset: str | None = None
     sink_flush_interval: float = Field(default=5.0, gt=0, le=3600)
+    # vendors and connectors
+    vendor_api_base: str | None = None
+    fitbit_client_id: str = "demo-fitbit-client"
+    fitbit_client_secret: SecretStr | None = None
+    google_client_id: str = "demo-google-client.apps.googleusercontent.com"
+    google_client_secret: SecretStr | None = None
+    vault_url: str | None = None
+    vault_key: SecretStr | None = None
+    redirect_uri: str = "http://127.0.0.1:8470/link/callback"
+    gateway_port: int = Field(default=8470, ge=0, le=65535)
+    fitbit_verify_code: SecretStr | None = None
+    google_webhook_token: SecretStr | None = None
+    poll_interval: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    backfill_days: int = Field(default=30, ge=1, le=3650)
+    fetch_concurrency: int = Field(default=64, ge=1, le=10_000)
+    fetch_max_attempts: int = Field(default=6, ge=1, le=100)
+    http_timeout: float = Field(default=30.0, gt=0, le=600)
+    retry_base_delay: float = Field(default=0.5, gt=0, le=60)  # first retry after a 5xx/timeout; doubles, jittered
+    google_project_limit: int = Field(default=120_000, ge=1)
     # daily summaries
     grace_days: int = Field(default=7, ge=0, le=365)
     state_retention_days: int = Field(default=45, ge=1, le=3650)
@@ -184,6 +220,27 @@ class Settings(BaseSettings):
             "WEARABLES_SECRET_KEY is not set: set it to a secret of at least "
             f"{_MIN_SECRET_LENGTH} characters (or WEARABLES_ENV=demo to try the demo key locally)"
         )
+
+    def demo_or_required(self, value: SecretStr | None, variable: str, demo_value: str) -> str:
+        """A configured secret, the demo's public stand-in in the demo, else a ConfigurationError."""
+        if value is not None:
+            secret = value.get_secret_value()
+            if not self.is_demo and secret == demo_value:
+                raise ConfigurationError(f"{variable} is the public demo value, refused outside the demo")
+            return secret
+        if self.is_demo:
+            return demo_value
+        raise ConfigurationError(f"{variable} is not set (or run with WEARABLES_ENV=demo against the simulator)")
+
+    @property
+    def vault_database_url(self) -> str:
+        """The vault's SQLAlchemy async URL (the driver is chosen here, not by the operator)."""
+        url = self.vault_url or f"sqlite:///{self.data_dir / 'vault.sqlite'}"
+        for plain, driver in (("sqlite://", "sqlite+aiosqlite://"), ("postgresql://", "postgresql+asyncpg://"),
+                              ("postgres://", "postgresql+asyncpg://")):
+            if url.startswith(plain):
+                return driver + url.removeprefix(plain)
+        return url
 
     def topic(self, suffix: str) -> str:
         """The full name of a catalogue topic under this run's prefix."""

@@ -1,0 +1,155 @@
+"""Carry out one fetch request: every page of every day asked for, onto ``raw.<provider>``.
+
+Per call: wait for the rate limiter, take a fresh access token, call; on 429 wait for the
+vendor's reset, on an expired token refresh once, on 5xx/timeouts retry with jittered
+exponential backoff, on a revoked grant stop. A day counts as done only when all its pages
+are acknowledged by Kafka, and the participant's cursor moves only over done days, in order:
+it never passes data that failed to publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Protocol
+
+from connectors.backoff import backoff_delay
+from connectors.ratelimit import RateLimiter
+from connectors.tokens import TokenManager
+from connectors.vault import TokenVault
+from connectors.vendor_errors import AccessRevoked, RateLimited, TokenExpired, VendorError, VendorUnavailable
+from connectors.vendor_page import VendorPage
+from models.fetch import FetchReason, FetchRequest
+from models.participants import LinkStatus
+from models.providers import Provider
+from models.raw import RawPage
+from runtime.metrics import counter, histogram
+from runtime.settings import Settings
+
+__all__ = ["FetchOutcome", "Fetcher", "VendorClient"]
+
+CALLS = counter("connector_requests_total", "Vendor API calls, by outcome", ["provider", "outcome"])
+CALL_SECONDS = histogram("connector_request_seconds", "Vendor API call latency", ["provider"])
+PAGES = counter("connector_pages_published_total", "Raw pages published", ["provider", "data_type"])
+FETCHES = counter("connector_fetches_total", "Fetch requests carried out, by outcome", ["provider", "reason",
+                                                                                       "outcome"])
+
+Publish = Callable[[str, RawPage], Awaitable["asyncio.Future[object]"]]
+
+
+class VendorClient(Protocol):
+    provider: Provider
+    data_types: tuple[str, ...]
+
+    def expand(self, data_type: str) -> tuple[str, ...]: ...
+
+    async def fetch_day(self, access_token: str, data_type: str, day: date, *,
+                        page_token: str | None = None) -> VendorPage: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOutcome:
+    outcome: str  # done | failed | revoked | not_linked
+    pages: int = 0
+    samples_bytes: int = 0
+
+
+class Fetcher:
+    def __init__(self, settings: Settings, vault: TokenVault, tokens: TokenManager,
+                 clients: dict[Provider, VendorClient], limiter: RateLimiter, publish: Publish) -> None:
+        self._settings, self._vault, self._tokens = settings, vault, tokens
+        self._clients, self._limiter, self._publish = clients, limiter, publish
+
+    async def fetch(self, research_id: str, request: FetchRequest) -> FetchOutcome:
+        link = await self._vault.get(research_id)
+        if link is None or link.status is not LinkStatus.LINKED or link.provider is not request.provider:
+            return self._count(request, FetchOutcome("not_linked"))
+        client = self._clients[request.provider]
+        pages = size = 0
+        try:
+            for data_type in client.expand(request.data_type):
+                for day in _days(request.start_date, request.end_date):
+                    try:
+                        done, got = await self._day(research_id, client, data_type, day, link.timezone)
+                    except BaseException:
+                        await self._advance(research_id, request, data_type, day - timedelta(days=1))
+                        raise
+                    pages, size = pages + done, size + got
+                await self._advance(research_id, request, data_type, date.fromisoformat(request.end_date))
+        except AccessRevoked:
+            return self._count(request, FetchOutcome("revoked", pages, size))
+        except VendorError:
+            return self._count(request, FetchOutcome("failed", pages, size))
+        return self._count(request, FetchOutcome("done", pages, size))
+
+    async def _advance(self, research_id: str, request: FetchRequest, data_type: str, through: date) -> None:
+        """Move the cursor over the days done, in order (webhook fetches are not part of the sweep)."""
+        if request.reason is not FetchReason.WEBHOOK and through >= date.fromisoformat(request.start_date):
+            await self._vault.advance_cursor(research_id, data_type, through.isoformat())
+
+    @staticmethod
+    def _count(request: FetchRequest, outcome: FetchOutcome) -> FetchOutcome:
+        FETCHES.labels(request.provider.value, request.reason.value, outcome.outcome).inc()
+        return outcome
+
+    async def _day(self, research_id: str, client: VendorClient, data_type: str, day: date,
+                   timezone: str | None) -> tuple[int, int]:
+        """Fetch and publish every page of one day; (pages, bytes) once Kafka acknowledged them all."""
+        acks, token, size = [], None, 0
+        while True:
+            page = await self._call(research_id, client,
+                                    lambda access, t=token: client.fetch_day(access, data_type, day, page_token=t))
+            raw = RawPage(provider=client.provider, data_type=data_type, date=day.isoformat(), body=page.body,
+                          detail="1min" if client.provider is Provider.FITBIT else None, timezone=timezone,
+                          fetched_at=time.time(), request_id=uuid.uuid4().hex, origin="api",
+                          page_token=page.page_token)
+            acks.append(await self._publish(research_id, raw))
+            size += len(page.body)
+            PAGES.labels(client.provider.value, data_type).inc()
+            if not page.next_token:
+                break
+            token = page.next_token
+        await asyncio.gather(*acks)  # a Kafka failure raises here: the cursor stays behind this day
+        return len(acks), size
+
+    async def _call(self, research_id: str, client: VendorClient,
+                    call: Callable[[str], Awaitable[VendorPage]]) -> VendorPage:
+        provider, attempt = client.provider, 0
+        while True:
+            await self._limiter.acquire(provider, research_id)
+            access = await self._tokens.access_token(research_id, provider)
+            started = time.perf_counter()
+            try:
+                page = await call(access)
+            except RateLimited as limited:
+                CALLS.labels(provider.value, "rate_limited").inc()
+                self._limiter.block(provider, research_id, limited.retry_after)
+                continue  # not an attempt: the vendor told us exactly when to come back
+            except TokenExpired:
+                CALLS.labels(provider.value, "token_expired").inc()
+                await self._tokens.refresh(research_id, provider, stale=access)
+                continue
+            except AccessRevoked:
+                CALLS.labels(provider.value, "revoked").inc()
+                await self._tokens.revoked(research_id, provider)
+                raise
+            except VendorUnavailable:
+                CALLS.labels(provider.value, "unavailable").inc()
+                attempt += 1
+                if attempt >= self._settings.fetch_max_attempts:
+                    raise
+                await asyncio.sleep(backoff_delay(attempt, self._settings.retry_base_delay))
+                continue
+            finally:
+                CALL_SECONDS.labels(provider.value).observe(time.perf_counter() - started)
+            CALLS.labels(provider.value, "ok").inc()
+            return page
+
+
+def _days(start: str, end: str) -> list[date]:
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]

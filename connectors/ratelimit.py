@@ -1,0 +1,77 @@
+"""Stay under the vendors' request limits, per participant and per project.
+
+The vendors count in fixed windows (Fitbit: 150 per user per clock hour; Google Health: 300 per
+user per minute and 120,000 per project per minute). We keep a sliding window one second longer
+than theirs: at most L requests in any window of T + 1 s means at most L in every fixed window
+of length T the vendor can draw, even when a request sent at the end of one window arrives at
+the start of the next. After a 429 a participant is blocked until the reset the headers gave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from models.providers import Provider
+from runtime.metrics import counter
+
+__all__ = ["Limit", "RateLimiter"]
+
+WAITS = counter("connector_rate_limit_waits_total", "Requests held back to stay under a vendor limit",
+                ["provider", "reason"])
+_SLACK_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    requests: int
+    per_s: float
+
+
+class _Window:
+    def __init__(self, limit: Limit) -> None:
+        self.limit, self.sent = limit, deque[float]()
+
+    def wait_s(self, now: float) -> float:
+        span = self.limit.per_s + _SLACK_S
+        while self.sent and self.sent[0] <= now - span:
+            self.sent.popleft()
+        return 0.0 if len(self.sent) < self.limit.requests else self.sent[0] + span - now
+
+
+class RateLimiter:
+    def __init__(self, *, google_project_limit: int = 120_000) -> None:
+        self._user_limits = {Provider.FITBIT: Limit(150, 3600.0), Provider.GOOGLE_HEALTH: Limit(300, 60.0)}
+        self._project = {Provider.GOOGLE_HEALTH: _Window(Limit(google_project_limit, 60.0))}
+        self._users: dict[tuple[Provider, str], _Window] = {}
+        self._blocked: dict[tuple[Provider, str], float] = {}
+
+    async def acquire(self, provider: Provider, research_id: str) -> None:
+        """Wait until one more request for this participant stays under every limit, and count it."""
+        key = (provider, research_id)
+        user = self._users.get(key)
+        if user is None:
+            user = self._users[key] = _Window(self._user_limits[provider])
+        project = self._project.get(provider)
+        while True:
+            now = time.time()
+            blocked = self._blocked.get(key, 0.0) - now
+            wait = max(blocked, user.wait_s(now), project.wait_s(now) if project else 0.0)
+            if wait <= 0:
+                user.sent.append(now)
+                if project:
+                    project.sent.append(now)
+                return
+            WAITS.labels(provider.value, "blocked" if blocked > 0 else "window").inc()
+            await asyncio.sleep(min(wait, 5.0))  # re-check: a block may be lifted or extended meanwhile
+
+    def block(self, provider: Provider, research_id: str, seconds: float) -> None:
+        """A 429: no request for this participant until the vendor's reset."""
+        key = (provider, research_id)
+        self._blocked[key] = max(self._blocked.get(key, 0.0), time.time() + seconds)
+
+    def forget(self, provider: Provider, research_id: str) -> None:
+        self._users.pop((provider, research_id), None)
+        self._blocked.pop((provider, research_id), None)

@@ -1,0 +1,217 @@
+"""``wearables scheduler``: fetch requests in, vendor pages out onto ``raw.<provider>``.
+
+Fetch requests come from webhooks (the gateway), from linking (backfill) and from this
+process's own reconciliation poll, all through the ``fetch-requests`` topic, so several
+schedulers can share the work by partition. Each request runs as its own task; a partition's
+offset is committed only up to its oldest unfinished request, so a crash re-runs what was in
+flight (re-fetched pages are deduplicated downstream). A failed request leaves its cursor
+where it was, and the next poll asks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from connectors.fetcher import Fetcher, FetchOutcome, VendorClient
+from connectors.fitbit_web import FitbitWebClient
+from connectors.google_health import GoogleHealthClient
+from connectors.ratelimit import RateLimiter
+from connectors.tokens import TokenManager
+from connectors.vault import Link, TokenVault
+from models.dead_letter import DeadLetter
+from models.errors import DecodeError, Reason
+from models.fetch import FetchReason, FetchRequest
+from models.participants import ParticipantLink
+from models.providers import Provider
+from models.raw import RawPage
+from models.topics import raw_topic_suffix
+from runtime.kafka import make_consumer, make_producer
+from runtime.metrics import counter, gauge
+from runtime.settings import Settings
+
+__all__ = ["Scheduler", "SchedulerProgress", "fetch_window", "participant_record", "poll_requests"]
+
+REQUESTS_IN = counter("scheduler_fetch_requests_total", "Fetch requests consumed, by outcome", ["reason", "outcome"])
+IN_FLIGHT = gauge("scheduler_fetches_in_flight", "Fetch requests being carried out")
+POLLS = counter("scheduler_polls_total", "Reconciliation poll rounds")
+_POLL_OVERLAP_DAYS = 2  # late syncs add to recent days: polls re-read them (dedup absorbs the repeats)
+_MAX_IN_FLIGHT = 20_000
+
+
+def fetch_window(days_back: int, *, now: datetime | None = None) -> tuple[str, str]:
+    """(start, end) dates from ``days_back`` days ago through tomorrow (UTC): a local 'today'
+    anywhere on Earth lies within it."""
+    today = (now or datetime.now(UTC)).date()
+    return (today - timedelta(days=days_back)).isoformat(), (today + timedelta(days=1)).isoformat()
+
+
+def participant_record(link: Link, key_id: str) -> ParticipantLink:
+    return ParticipantLink(research_id=link.research_id, provider=link.provider,
+                           api_generation=link.api_generation, status=link.status, key_id=key_id,
+                           consented_at=link.linked_at, linked_at=link.linked_at, revoked_at=link.revoked_at)
+
+
+async def poll_requests(vault: TokenVault, clients: dict[Provider, VendorClient], backfill_days: int
+                        ) -> list[tuple[str, FetchRequest]]:
+    """One reconciliation round: every linked participant and data type, from its cursor on."""
+    requests = []
+    now = time.time()
+    for link in await vault.links():
+        client = clients[link.provider]
+        for data_type in client.data_types:
+            cursor = await vault.cursor(link.research_id, data_type)
+            if cursor is None:
+                start, end = fetch_window(backfill_days)
+                reason = FetchReason.BACKFILL
+            else:
+                start = (datetime.fromisoformat(cursor) - timedelta(days=_POLL_OVERLAP_DAYS)).date().isoformat()
+                end, reason = fetch_window(0)[1], FetchReason.POLL
+            requests.append((link.research_id, FetchRequest(link.provider, data_type, start, end, reason, now)))
+    return requests
+
+
+@dataclass
+class SchedulerProgress:
+    consumed: int = 0
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    pages: int = 0
+    in_flight: int = 0
+
+
+class _Offsets:
+    """Per partition: the offsets still running; what is safe to commit is below the oldest."""
+
+    def __init__(self) -> None:
+        self.running: dict[TopicPartition, set[int]] = defaultdict(set)
+        self.highest: dict[TopicPartition, int] = {}
+
+    def start(self, tp: TopicPartition, offset: int) -> None:
+        self.running[tp].add(offset)
+        self.highest[tp] = max(self.highest.get(tp, -1), offset)
+
+    def finish(self, tp: TopicPartition, offset: int) -> None:
+        self.running[tp].discard(offset)
+
+    def committable(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        return {tp: OffsetAndMetadata(min(self.running[tp]) if self.running[tp] else top + 1, "")
+                for tp, top in self.highest.items()}
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, bootstrap: str, vault: TokenVault) -> None:
+        self.settings, self.bootstrap, self.vault = settings, bootstrap, vault
+        self.progress = SchedulerProgress()
+        self._producer: AIOKafkaProducer | None = None
+
+    async def publish_request(self, research_id: str, request: FetchRequest) -> None:
+        assert self._producer is not None
+        await self._producer.send(self.settings.topic("fetch-requests"), request.to_bytes(),
+                                  key=research_id.encode())
+
+    async def _publish_page(self, research_id: str, page: RawPage) -> asyncio.Future[object]:
+        assert self._producer is not None
+        self.progress.pages += 1
+        future: asyncio.Future[object] = await self._producer.send(
+            self.settings.topic(raw_topic_suffix(page.provider)), page.to_bytes(), key=research_id.encode())
+        return future
+
+    async def _publish_revoked(self, research_id: str, provider: Provider) -> None:
+        assert self._producer is not None
+        link = await self.vault.get(research_id)
+        if link is not None:
+            await self._producer.send(self.settings.topic("participants"),
+                                      participant_record(link, self.settings.secret_key_id).to_bytes(),
+                                      key=research_id.encode())
+
+    async def run(self, stop: asyncio.Event, *, poll: bool = True) -> SchedulerProgress:
+        settings = self.settings
+        self._producer = make_producer(settings, self.bootstrap)
+        consumer = make_consumer(settings, settings.topic("fetch-requests"), bootstrap=self.bootstrap,
+                                 group_id=f"{settings.topic_prefix}scheduler")
+        connector = aiohttp.TCPConnector(limit=settings.fetch_concurrency, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            fitbit = FitbitWebClient(settings)
+            clients: dict[Provider, VendorClient] = {Provider.FITBIT: fitbit,
+                                                     Provider.GOOGLE_HEALTH: GoogleHealthClient(settings, session)}
+            tokens = TokenManager(self.vault, {Provider.FITBIT: fitbit,  # type: ignore[dict-item]
+                                               Provider.GOOGLE_HEALTH: clients[Provider.GOOGLE_HEALTH]},
+                                  on_revoked=self._publish_revoked)
+            fetcher = Fetcher(settings, self.vault, tokens, clients,
+                              RateLimiter(google_project_limit=settings.google_project_limit), self._publish_page)
+            await self._producer.start()
+            await consumer.start()
+            poller = asyncio.ensure_future(self._poll(stop, clients)) if poll else None
+            try:
+                await self._consume(stop, consumer, fetcher)
+            finally:
+                if poller:
+                    poller.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await poller
+                await consumer.stop()
+                await self._producer.stop()
+                fitbit.close()
+        return self.progress
+
+    async def _poll(self, stop: asyncio.Event, clients: dict[Provider, VendorClient]) -> None:
+        while not stop.is_set():
+            for research_id, request in await poll_requests(self.vault, clients, self.settings.backfill_days):
+                await self.publish_request(research_id, request)
+            POLLS.inc()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.poll_interval)
+
+    async def _consume(self, stop: asyncio.Event, consumer: AIOKafkaConsumer, fetcher: Fetcher) -> None:
+        offsets, tasks = _Offsets(), set[asyncio.Task[None]]()
+        last_commit = time.monotonic()
+        while not stop.is_set():
+            if len(tasks) >= _MAX_IN_FLIGHT:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            batch = await consumer.getmany(timeout_ms=300, max_records=2000)
+            for tp, messages in batch.items():
+                for message in messages:
+                    offsets.start(tp, message.offset)
+                    task = asyncio.ensure_future(self._one(fetcher, message.key, message.value))
+                    task.add_done_callback(lambda _t, tp=tp, o=message.offset: offsets.finish(tp, o))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            self.progress.in_flight = len(tasks)
+            IN_FLIGHT.set(len(tasks))
+            if time.monotonic() - last_commit >= self.settings.kafka_commit_interval and offsets.highest:
+                await consumer.commit(offsets.committable())
+                last_commit = time.monotonic()
+        if tasks:  # stopping: let running fetches finish their current call, then keep their offsets
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if offsets.highest:
+            await consumer.commit(offsets.committable())
+
+    async def _one(self, fetcher: Fetcher, key: bytes | None, value: bytes | None) -> None:
+        self.progress.consumed += 1
+        try:
+            if not key:
+                raise DecodeError("fetch request without a research_id key", reason=Reason.BAD_KEY)
+            request = FetchRequest.from_bytes(value or b"")
+        except DecodeError as error:
+            REQUESTS_IN.labels("unknown", "dead_letter").inc()
+            await self._dead_letter(key, value or b"", error)
+            return
+        outcome: FetchOutcome = await fetcher.fetch(key.decode(), request)
+        self.progress.outcomes[outcome.outcome] += 1
+        REQUESTS_IN.labels(request.reason.value, outcome.outcome).inc()
+
+    async def _dead_letter(self, key: bytes | None, value: bytes, error: DecodeError) -> None:
+        assert self._producer is not None
+        letter = DeadLetter(stage="scheduler", reason=error.reason, detail=str(error), key=key, original=value,
+                            topic=self.settings.topic("fetch-requests"), at=time.time())
+        await self._producer.send(self.settings.topic("dlq"), letter.to_bytes(), key=key)

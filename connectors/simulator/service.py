@@ -1,0 +1,80 @@
+"""Run the simulator (HTTP server + device syncs + webhook delivery) inside an asyncio program."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from connectors.endpoints import credentials, webhook_secrets
+from connectors.simulator.cohort import SyntheticCohort
+from connectors.simulator.delivery import WebhookDelivery
+from connectors.simulator.server import build_simulator_app
+from connectors.simulator.world import Faults, World
+from models.providers import Provider
+from runtime.settings import Settings
+
+__all__ = ["RunningSimulator", "SimulatorOptions", "running_simulator"]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorOptions:
+    participants: int = 100
+    days: int = 14
+    seed: int = 2026
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port
+    webhook_base: str | None = None  # the gateway's URL: notifications go to <base>/webhooks/<provider>
+    sync_interval_s: float = 5.0
+    late_share: float = 0.25
+    duplicate_share: float = 0.1
+    error_rate: float = 0.0
+    timeout_rate: float = 0.0
+    hang_s: float = 35.0
+    latency_s: float = 0.0
+    token_lifetime_s: float | None = None
+    google_project_limit: int = 120_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunningSimulator:
+    url: str
+    world: World
+    delivery: WebhookDelivery | None
+
+
+@contextlib.asynccontextmanager
+async def running_simulator(settings: Settings, options: SimulatorOptions) -> AsyncIterator[RunningSimulator]:
+    world = World(SyntheticCohort(options.participants, seed=options.seed), days=options.days, seed=options.seed,
+                  late_share=options.late_share, duplicate_share=options.duplicate_share,
+                  token_lifetime_s=options.token_lifetime_s)
+    world.faults = Faults(error_rate=options.error_rate, timeout_rate=options.timeout_rate, hang_s=options.hang_s,
+                          latency_s=options.latency_s)
+    world.quota.google_project_per_minute = options.google_project_limit
+    app = build_simulator_app(world, {p: credentials(settings, p) for p in Provider})
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, options.host, options.port, backlog=4096)
+    await site.start()
+    port = runner.addresses[0][1]
+    delivery, stop, task = None, asyncio.Event(), None
+    if options.webhook_base:
+        verify_code, google_token = webhook_secrets(settings)
+        base = options.webhook_base.rstrip("/")
+        delivery = WebhookDelivery(world, fitbit_url=f"{base}/webhooks/fitbit",
+                                   google_url=f"{base}/webhooks/google_health",
+                                   fitbit_secret=credentials(settings, Provider.FITBIT).client_secret,
+                                   fitbit_verify_code=verify_code, google_token=google_token,
+                                   interval_s=options.sync_interval_s)
+        task = asyncio.ensure_future(delivery.run(stop))
+    try:
+        yield RunningSimulator(f"http://{options.host}:{port}", world, delivery)
+    finally:
+        stop.set()
+        if task:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 15)
+        await runner.cleanup()

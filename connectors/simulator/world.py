@@ -1,0 +1,197 @@
+"""The vendors' side of the world: accounts, what each device has synced, tokens, quotas, faults.
+
+Pure state and rules, no HTTP: ``server.py`` maps requests onto it. Time is real time; the
+cohort's data covers ``days`` local days ending yesterday, and each account's device has synced
+it up to ``synced_until`` (some lag days behind and catch up in bursts, see ``sync_tick``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+import time
+import zoneinfo
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from connectors.simulator.cohort import SyntheticCohort
+from models.providers import Provider
+
+__all__ = ["Account", "Faults", "Grant", "Quota", "World"]
+
+FITBIT_HOURLY_LIMIT = 150
+GOOGLE_USER_MINUTE_LIMIT = 300
+
+
+@dataclass
+class Account:
+    participant_id: str
+    provider: Provider
+    user_id: str  # the vendor's user id (Fitbit encodedId / Google healthUserId)
+    legacy_user_id: str  # Google's legacyUserId: the old Fitbit id
+    timezone: str
+    synced_until: float  # epoch seconds: samples before this instant are on the vendor's servers
+    revoked: bool = False
+    subscribed: bool = False
+
+
+@dataclass(frozen=True)
+class Grant:
+    account: Account
+    expires_at: float
+    scope: str
+
+
+@dataclass
+class Faults:
+    error_rate: float = 0.0  # share of data calls answered 500/503
+    timeout_rate: float = 0.0  # share of data calls that hang for ``hang_s`` before answering
+    hang_s: float = 35.0
+    latency_s: float = 0.0  # added to every data call
+
+
+@dataclass
+class Quota:
+    """Fixed-window request counters, as the vendors describe their limits."""
+
+    fitbit_per_hour: int = FITBIT_HOURLY_LIMIT
+    google_per_minute: int = GOOGLE_USER_MINUTE_LIMIT
+    google_project_per_minute: int = 120_000
+    used: Counter[tuple[str, ...]] = field(default_factory=Counter)
+
+    def take(self, provider: Provider, user_id: str, now: float) -> tuple[bool, int, float, int]:
+        """Count one request: (allowed, limit, seconds to reset, remaining)."""
+        if provider is Provider.FITBIT:
+            window = int(now // 3600)
+            key = ("f", user_id, str(window))
+            self.used[key] += 1
+            remaining = self.fitbit_per_hour - self.used[key]
+            return remaining >= 0, self.fitbit_per_hour, (window + 1) * 3600 - now, max(remaining, 0)
+        window = int(now // 60)
+        user, project = ("g", user_id, str(window)), ("p", str(window))
+        self.used[user] += 1
+        self.used[project] += 1
+        remaining = min(self.google_per_minute - self.used[user], self.google_project_per_minute - self.used[project])
+        return remaining >= 0, self.google_per_minute, (window + 1) * 60 - now, max(remaining, 0)
+
+    def forget_before(self, now: float) -> None:
+        """Drop counters of past windows (the simulator runs for hours in the demo)."""
+        hour, minute = str(int(now // 3600)), str(int(now // 60))
+        for key in [k for k in self.used if k[-1] not in (hour, minute)]:
+            del self.used[key]
+
+
+class World:
+    def __init__(self, cohort: SyntheticCohort, *, days: int, seed: int = 0, late_share: float = 0.25,
+                 duplicate_share: float = 0.1, token_lifetime_s: float | None = None) -> None:
+        self.cohort = cohort
+        self.last_day = datetime.now(UTC).date() - timedelta(days=1)
+        self.first_day = self.last_day - timedelta(days=days - 1)
+        # every sample of the cohort lies before this instant (the last local day ends by then in any zone)
+        self.data_end = datetime.combine(self.last_day + timedelta(days=2), datetime.min.time(), UTC).timestamp()
+        self.late_share, self.duplicate_share = late_share, duplicate_share
+        self.token_lifetime_s = token_lifetime_s
+        self.faults = Faults()
+        self.quota = Quota()
+        self.stats: Counter[str] = Counter()
+        self._rng = random.Random(seed)
+        self._seed = seed
+        self._accounts: dict[tuple[Provider, str], Account] = {}
+        self._by_user: dict[tuple[Provider, str], Account] = {}
+        self.codes: dict[str, tuple[Account, str, str, str, float]] = {}  # code -> account, client, redirect, challenge
+        self.access: dict[str, Grant] = {}
+        self.refresh: dict[str, Grant] = {}
+        self._series: OrderedDict[tuple[str, date], tuple[list[int], list[int | None]]] = OrderedDict()
+
+    # ------------------------------------------------------------------ accounts
+    def account(self, provider: Provider, participant_id: str) -> Account:
+        """The participant's account at this vendor (created on first consent, deterministically)."""
+        key = (provider, participant_id)
+        if key not in self._accounts:
+            digest = hashlib.sha256(f"{self._seed}|{participant_id}".encode()).hexdigest()
+            fitbit_id = digest[:6].upper()
+            user_id = fitbit_id if provider is Provider.FITBIT else str(int(digest[6:22], 16))[:18]
+            rng = random.Random(f"{self._seed}|{participant_id}|lag")
+            lag = rng.uniform(1, 3) * 86400 if rng.random() < self.late_share else 0.0
+            account = Account(participant_id, provider, user_id, fitbit_id, self.cohort.timezone(participant_id),
+                              synced_until=self.data_end - lag)
+            self._accounts[key] = account
+            self._by_user[(provider, user_id)] = account
+        return self._accounts[key]
+
+    def accounts(self) -> list[Account]:
+        return list(self._accounts.values())
+
+    def revoke(self, account: Account) -> None:
+        """The participant revoked our access at the vendor: every token of theirs stops working."""
+        account.revoked = True
+        for table in (self.access, self.refresh):
+            for token in [t for t, g in table.items() if g.account is account]:
+                del table[token]
+
+    # ------------------------------------------------------------------ tokens
+    def issue_code(self, account: Account, client_id: str, redirect_uri: str, challenge: str) -> str:
+        code = secrets.token_urlsafe(24)
+        self.codes[code] = (account, client_id, redirect_uri, challenge, time.time() + 600)  # valid 10 minutes
+        return code
+
+    def issue_tokens(self, account: Account, scope: str) -> tuple[str, str, int]:
+        lifetime = self.token_lifetime_s or (28800 if account.provider is Provider.FITBIT else 3600)
+        access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        self.access[access] = Grant(account, time.time() + lifetime, scope)
+        self.refresh[refresh] = Grant(account, float("inf"), scope)
+        account.revoked = False
+        return access, refresh, int(lifetime)
+
+    def use_refresh(self, token: str) -> Grant | None:
+        """Refresh tokens are single-use: the first use consumes it, a second finds nothing."""
+        return self.refresh.pop(token, None)
+
+    # ------------------------------------------------------------------ data
+    def series(self, participant_id: str, day: date) -> tuple[list[int], list[int | None]]:
+        key = (participant_id, day)
+        cached = self._series.get(key)
+        if cached is None:
+            cached = (self.cohort.minute_steps(participant_id, day), self.cohort.minute_heart_rate(participant_id, day))
+            self._series[key] = cached
+            if len(self._series) > 8192:
+                self._series.popitem(last=False)
+        return cached
+
+    def midnight(self, account: Account, day: date) -> float:
+        return datetime.combine(day, datetime.min.time(), zoneinfo.ZoneInfo(account.timezone)).timestamp()
+
+    def visible_minutes(self, account: Account, day: date) -> int:
+        """How many minutes of the local ``day`` the device has synced (0..1440)."""
+        if not self.first_day <= day <= self.last_day:
+            return 0
+        return max(0, min(1440, int((account.synced_until - self.midnight(account, day)) // 60)))
+
+    # ------------------------------------------------------------------ devices syncing
+    def sync_tick(self) -> list[tuple[Account, list[date]]]:
+        """One round of device syncs: late devices catch up in a burst (days at once), a few synced
+        ones sync the same data again. Returns the (account, local dates) that changed."""
+        changed = []
+        for account in self._accounts.values():
+            if account.revoked or not account.subscribed:  # nobody would hear of it: no notification to test
+                continue
+            if account.synced_until < self.data_end and self._rng.random() < 0.5:
+                first = datetime.fromtimestamp(account.synced_until, zoneinfo.ZoneInfo(account.timezone)).date()
+                account.synced_until = self.data_end
+                days = [d for d in _days(max(first, self.first_day), self.last_day)]
+                changed.append((account, days))
+                self.stats["burst_syncs"] += 1
+            elif self._rng.random() < self.duplicate_share:
+                changed.append((account, [self.first_day + timedelta(
+                    days=self._rng.randrange((self.last_day - self.first_day).days + 1))]))
+                self.stats["duplicate_syncs"] += 1
+        return changed
+
+    def fully_synced(self) -> bool:
+        return all(a.synced_until >= self.data_end for a in self._accounts.values() if not a.revoked)
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]

@@ -1,0 +1,88 @@
+"""Access tokens on demand: refreshed once per participant however many fetches ask at once.
+
+Refresh tokens are single-use, so two concurrent refreshes would lose the participant: the
+second one presents a consumed token and is refused. A per-participant lock serializes them;
+whoever waited finds the new token already in the vault. The rotated refresh token is stored
+(one transaction) before the new access token is handed to anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from connectors.oauth import TokenSet
+from connectors.vault import TokenVault
+from connectors.vendor_errors import AccessRevoked
+from models.participants import LinkStatus
+from models.providers import Provider
+from runtime.metrics import counter
+
+__all__ = ["Refresher", "TokenManager"]
+
+REFRESHES = counter("connector_token_refreshes_total", "Access-token refreshes, by outcome", ["provider", "outcome"])
+_EARLY_S = 120.0  # refresh this long before expiry, so no request goes out with a dying token
+
+
+class Refresher(Protocol):
+    async def refresh(self, refresh_token: str) -> TokenSet: ...
+
+
+class TokenManager:
+    def __init__(self, vault: TokenVault, refreshers: dict[Provider, Refresher],
+                 on_revoked: Callable[[str, Provider], Awaitable[None]]) -> None:
+        self._vault, self._refreshers, self._on_revoked = vault, refreshers, on_revoked
+        self._locks: dict[str, asyncio.Lock] = {}
+        # access tokens in memory: one vault read per token lifetime, not per call (a revoked one
+        # is refused by the vendor, which sends us through ``revoked``)
+        self._cache: dict[str, TokenSet] = {}
+
+    async def access_token(self, research_id: str, provider: Provider) -> str:
+        cached = self._cache.get(research_id)
+        if cached is not None and not cached.expires_within(_EARLY_S):
+            return cached.access_token
+        current = await self._vault.tokens(research_id)
+        if current is None:
+            raise AccessRevoked("the participant is not linked", provider=provider)
+        tokens, _ = current
+        self._cache[research_id] = tokens
+        if tokens.expires_within(_EARLY_S):
+            return await self.refresh(research_id, provider, stale=tokens.access_token)
+        return tokens.access_token
+
+    async def refresh(self, research_id: str, provider: Provider, *, stale: str) -> str:
+        """A fresh access token in place of ``stale`` (refreshing only if nobody did meanwhile)."""
+        lock = self._locks.setdefault(research_id, asyncio.Lock())
+        async with lock:
+            current = await self._vault.tokens(research_id)
+            if current is None:
+                raise AccessRevoked("the participant is not linked", provider=provider)
+            tokens, version = current
+            if tokens.access_token != stale and not tokens.expires_within(_EARLY_S):
+                REFRESHES.labels(provider.value, "already_refreshed").inc()
+                self._cache[research_id] = tokens
+                return tokens.access_token
+            try:
+                fresh = await self._refreshers[provider].refresh(tokens.refresh_token)
+            except AccessRevoked:
+                REFRESHES.labels(provider.value, "revoked").inc()
+                await self.revoked(research_id, provider)
+                raise
+            if not await self._vault.rotate(research_id, fresh, version=version):
+                # another process rotated first; its tokens are the live ones (ours were never used)
+                REFRESHES.labels(provider.value, "lost_race").inc()
+                again = await self._vault.tokens(research_id)
+                if again is None:
+                    raise AccessRevoked("the participant was unlinked", provider=provider)
+                self._cache[research_id] = again[0]
+                return again[0].access_token
+            REFRESHES.labels(provider.value, "refreshed").inc()
+            self._cache[research_id] = fresh
+            return fresh.access_token
+
+    async def revoked(self, research_id: str, provider: Provider) -> None:
+        """The vendor refused the grant: delete the tokens, mark the participant, tell the topic."""
+        self._cache.pop(research_id, None)
+        await self._vault.set_status(research_id, LinkStatus.REVOKED)
+        await self._on_revoked(research_id, provider)

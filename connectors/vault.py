@@ -1,0 +1,233 @@
+"""The token vault: who is linked to which vendor account, their tokens, and fetch cursors.
+
+Tokens and vendor user IDs are encrypted at rest with Fernet (``cryptography``; key from
+``WEARABLES_VAULT_KEY``). Webhooks name the vendor's user, so that ID is also stored as a keyed
+HMAC for lookup. SQLite by default, PostgreSQL by URL (SQLAlchemy Core, async drivers); every
+write is one transaction, so a rotated refresh token is on disk before anyone uses the new
+access token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from connectors.oauth import TokenSet
+from models.errors import ConfigurationError
+from models.participants import ApiGeneration, LinkStatus
+from models.providers import Provider
+from runtime.settings import Settings
+
+__all__ = ["Link", "TokenVault", "open_vault", "vault_cipher"]
+
+_metadata = sa.MetaData()
+_links = sa.Table(
+    "links", _metadata,
+    sa.Column("research_id", sa.String(32), primary_key=True),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("api_generation", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("vendor_user_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("vendor_user_enc", sa.LargeBinary, nullable=False),
+    sa.Column("access_enc", sa.LargeBinary),
+    sa.Column("refresh_enc", sa.LargeBinary),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("scope", sa.String(512)),
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("linked_at", sa.Float),
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("token_version", sa.Integer, nullable=False, default=0),
+)
+_cursors = sa.Table(
+    "cursors", _metadata,
+    sa.Column("research_id", sa.String(32), primary_key=True),
+    sa.Column("data_type", sa.String(64), primary_key=True),
+    sa.Column("through_date", sa.String(10), nullable=False),  # every day up to it is published
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    research_id: str
+    provider: Provider
+    api_generation: ApiGeneration
+    status: LinkStatus
+    timezone: str | None
+    linked_at: float | None
+    revoked_at: float | None
+
+
+def vault_cipher(settings: Settings) -> Fernet:
+    if settings.vault_key is not None:
+        try:
+            return Fernet(settings.vault_key.get_secret_value().encode())
+        except ValueError:
+            raise ConfigurationError("WEARABLES_VAULT_KEY is not a Fernet key: make one with `python -c "
+                                     "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+                                     ) from None
+    if settings.is_demo:  # the demo derives its key from the public demo secret: no real tokens behind it
+        digest = hashlib.sha256(b"vault\x00" + settings.require_secret_key()).digest()
+        return Fernet(base64.urlsafe_b64encode(digest))
+    raise ConfigurationError("WEARABLES_VAULT_KEY is not set: tokens are encrypted at rest with it")
+
+
+class TokenVault:
+    def __init__(self, engine: AsyncEngine, cipher: Fernet, secret: bytes) -> None:
+        self._engine, self._cipher, self._secret = engine, cipher, secret
+
+    async def create(self) -> None:
+        async with self._engine.begin() as conn:
+            await conn.run_sync(_metadata.create_all)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    def _hash_vendor_user(self, provider: Provider, vendor_user_id: str) -> str:
+        return hmac.new(self._secret, f"vendor-user\x00{provider.value}\x00{vendor_user_id}".encode(),
+                        hashlib.sha256).hexdigest()
+
+    def _enc(self, text: str) -> bytes:
+        return self._cipher.encrypt(text.encode())
+
+    def _dec(self, blob: bytes) -> str:
+        try:
+            return self._cipher.decrypt(blob).decode()
+        except InvalidToken:
+            raise ConfigurationError("the vault's tokens do not decrypt with WEARABLES_VAULT_KEY "
+                                     "(was the key changed?)") from None
+
+    # ------------------------------------------------------------------ links
+    async def link(self, research_id: str, provider: Provider, vendor_user_id: str, tokens: TokenSet, *,
+                   timezone: str | None = None) -> Link:
+        """Store (or replace) a participant's link with fresh tokens; status ``linked``."""
+        generation = (ApiGeneration.FITBIT_WEB_API if provider is Provider.FITBIT
+                      else ApiGeneration.GOOGLE_HEALTH_V4)
+        now = time.time()
+        row = {"research_id": research_id, "provider": provider.value, "api_generation": generation.value,
+               "status": LinkStatus.LINKED.value, "vendor_user_hash": self._hash_vendor_user(provider, vendor_user_id),
+               "vendor_user_enc": self._enc(vendor_user_id), "access_enc": self._enc(tokens.access_token),
+               "refresh_enc": self._enc(tokens.refresh_token), "expires_at": tokens.expires_at,
+               "scope": tokens.scope, "timezone": timezone, "linked_at": now, "revoked_at": None,
+               "token_version": 0}
+        async with self._engine.begin() as conn:
+            await conn.execute(_links.delete().where(_links.c.research_id == research_id))
+            await conn.execute(_cursors.delete().where(_cursors.c.research_id == research_id))
+            await conn.execute(_links.insert().values(**row))
+        return Link(research_id, provider, generation, LinkStatus.LINKED, timezone, now, None)
+
+    async def get(self, research_id: str) -> Link | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(_links).where(_links.c.research_id == research_id))).first()
+        return None if row is None else _link(row)
+
+    async def links(self, *, status: LinkStatus | None = LinkStatus.LINKED) -> list[Link]:
+        query = sa.select(_links).order_by(_links.c.research_id)
+        if status is not None:
+            query = query.where(_links.c.status == status.value)
+        async with self._engine.connect() as conn:
+            return [_link(row) for row in await conn.execute(query)]
+
+    async def find_vendor_user(self, provider: Provider, vendor_user_id: str) -> str | None:
+        """The research_id linked to this vendor account (webhooks name the vendor's user)."""
+        query = sa.select(_links.c.research_id).where(
+            _links.c.vendor_user_hash == self._hash_vendor_user(provider, vendor_user_id),
+            _links.c.provider == provider.value)
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).scalar()
+
+    async def vendor_user(self, research_id: str) -> str | None:
+        async with self._engine.connect() as conn:
+            blob = (await conn.execute(sa.select(_links.c.vendor_user_enc).where(
+                _links.c.research_id == research_id))).scalar()
+        return None if blob is None else self._dec(blob)
+
+    async def set_status(self, research_id: str, status: LinkStatus) -> None:
+        """Revoked or withdrawn: the tokens are deleted with the status change."""
+        values: dict[str, object] = {"status": status.value}
+        if status is not LinkStatus.LINKED:
+            values.update(access_enc=None, refresh_enc=None, expires_at=None, revoked_at=time.time())
+        async with self._engine.begin() as conn:
+            await conn.execute(_links.update().where(_links.c.research_id == research_id).values(**values))
+
+    # ------------------------------------------------------------------ tokens
+    async def tokens(self, research_id: str) -> tuple[TokenSet, int] | None:
+        """The participant's tokens and their version (None when not linked)."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(_links).where(_links.c.research_id == research_id))).first()
+        if row is None or row.status != LinkStatus.LINKED.value or row.access_enc is None:
+            return None
+        tokens = TokenSet(self._dec(row.access_enc), self._dec(row.refresh_enc), row.expires_at or 0.0,
+                          row.scope or "")
+        return tokens, row.token_version
+
+    async def rotate(self, research_id: str, tokens: TokenSet, *, version: int) -> bool:
+        """Store refreshed tokens if nobody rotated them since ``version``; True when stored."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(_links.update().where(
+                _links.c.research_id == research_id, _links.c.token_version == version,
+                _links.c.status == LinkStatus.LINKED.value,
+            ).values(access_enc=self._enc(tokens.access_token), refresh_enc=self._enc(tokens.refresh_token),
+                     expires_at=tokens.expires_at, scope=tokens.scope, token_version=version + 1))
+        return result.rowcount == 1
+
+    # ------------------------------------------------------------------ cursors
+    async def cursor(self, research_id: str, data_type: str) -> str | None:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(sa.select(_cursors.c.through_date).where(
+                _cursors.c.research_id == research_id, _cursors.c.data_type == data_type))).scalar()
+
+    async def advance_cursor(self, research_id: str, data_type: str, through_date: str) -> None:
+        """Move the cursor forward (never back) to ``through_date``."""
+        async with self._engine.begin() as conn:
+            current = (await conn.execute(sa.select(_cursors.c.through_date).where(
+                _cursors.c.research_id == research_id, _cursors.c.data_type == data_type))).scalar()
+            if current is None:
+                await conn.execute(_cursors.insert().values(research_id=research_id, data_type=data_type,
+                                                            through_date=through_date, updated_at=time.time()))
+            elif through_date > current:
+                await conn.execute(_cursors.update().where(
+                    _cursors.c.research_id == research_id, _cursors.c.data_type == data_type,
+                ).values(through_date=through_date, updated_at=time.time()))
+
+
+def _link(row: sa.Row) -> Link:
+    return Link(research_id=row.research_id, provider=Provider(row.provider),
+                api_generation=ApiGeneration(row.api_generation), status=LinkStatus(row.status),
+                timezone=row.timezone, linked_at=row.linked_at, revoked_at=row.revoked_at)
+
+
+def _sqlite_pragmas(connection: object, _: object) -> None:
+    # WAL: readers never wait for the writer; NORMAL: durable at each checkpoint, not each commit,
+    # which is the trade SQLite documents for WAL (a power cut may lose the last commits, never corrupt)
+    cursor = connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@asynccontextmanager
+async def open_vault(settings: Settings) -> AsyncIterator[TokenVault]:
+    url = settings.vault_database_url
+    if url.startswith("sqlite"):
+        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    # SQLite: one writer at a time anyway; a timeout instead of "database is locked" under load.
+    engine = create_async_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+    if url.startswith("sqlite"):
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    vault = TokenVault(engine, vault_cipher(settings), settings.require_secret_key())
+    await vault.create()
+    try:
+        yield vault
+    finally:
+        await vault.close()

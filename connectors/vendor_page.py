@@ -1,0 +1,16 @@
+"""What a vendor client hands back for one request: the body, verbatim, and how to go on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["VendorPage"]
+
+
+@dataclass(frozen=True, slots=True)
+class VendorPage:
+    body: bytes = field(repr=False)
+    page_token: str | None = None  # the token that produced this page
+    next_token: str | None = None  # more pages follow when set
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    timezone: str | None = None

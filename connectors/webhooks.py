@@ -1,0 +1,161 @@
+"""The webhook receiver (served by ``wearables gateway``): vendor notifications → ``fetch-requests``.
+
+Fitbit: ``GET ?verify=<code>`` answers 204 for our code and 404 for any other; a POST must
+carry ``X-Fitbit-Signature`` = base64(HMAC-SHA1(body, client_secret + "&")) or it gets 404
+(as Fitbit's docs ask); the body is an array of ``{collectionType, date, ownerId, ...}``.
+Google Health: every POST must carry our ``Authorization`` value (else 401); a verification
+POST is answered 201; a notification names a user, a data type and an interval.
+
+Everything is acknowledged within the vendors' deadline because nothing slow happens here:
+one indexed vault lookup and a Kafka send per notification. Forged, malformed and replayed
+notifications are answered 4xx, counted by reason, and publish nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from connectors.vault import TokenVault
+from models.fetch import FetchReason, FetchRequest
+from models.providers import Provider
+from runtime.metrics import counter, histogram
+
+__all__ = ["WebhookReceiver"]
+
+NOTIFICATIONS = counter("gateway_webhooks_total", "Webhook calls, by outcome", ["provider", "outcome"])
+ACK_SECONDS = histogram("gateway_webhook_ack_seconds", "Time to answer a webhook call", ["provider"])
+# A Fitbit body has no nonce or timestamp: the same bytes again within this window are a replay
+# (a genuine repeat of the same day's notification is harmless to drop: the next poll re-reads it).
+_REPLAY_WINDOW_S = 600.0
+_REPLAY_MEMORY = 200_000
+
+
+class _Rejected(Exception):
+    def __init__(self, status: int, outcome: str) -> None:
+        super().__init__(outcome)
+        self.status, self.outcome = status, outcome
+
+
+class WebhookReceiver:
+    def __init__(self, vault: TokenVault, producer: AIOKafkaProducer, *, fetch_topic: str, fitbit_secret: str,
+                 fitbit_verify_code: str, google_token: str) -> None:
+        self._vault, self._producer, self._topic = vault, producer, fetch_topic
+        self._fitbit_key = f"{fitbit_secret}&".encode()
+        self._verify_code, self._google_token = fitbit_verify_code, google_token
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/webhooks/fitbit", self.fitbit_verify), web.post("/webhooks/fitbit", self.fitbit),
+                web.post("/webhooks/google_health", self.google)]
+
+    # ------------------------------------------------------------------ Fitbit
+    async def fitbit_verify(self, request: web.Request) -> web.Response:
+        given = request.query.get("verify", "")
+        good = hmac.compare_digest(given.encode(), self._verify_code.encode())
+        NOTIFICATIONS.labels("fitbit", "verified" if good else "verify_refused").inc()
+        return web.Response(status=204 if good else 404)
+
+    async def fitbit(self, request: web.Request) -> web.Response:
+        return await self._handle(Provider.FITBIT, request, self._fitbit_requests)
+
+    async def _fitbit_requests(self, request: web.Request, body: bytes) -> list[tuple[str, FetchRequest]]:
+        expected = base64.b64encode(hmac.new(self._fitbit_key, body, hashlib.sha1).digest())
+        if not hmac.compare_digest(request.headers.get("X-Fitbit-Signature", "").encode(), expected):
+            raise _Rejected(404, "bad_signature")  # Fitbit: answer 404 to a notification that fails verification
+        items = _json(body)
+        if not isinstance(items, list) or not items:
+            raise _Rejected(400, "malformed")
+        found = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("ownerId"), str) or not _is_date(item.get("date")):
+                raise _Rejected(400, "malformed")
+            if item.get("collectionType") not in ("activities", None):
+                continue  # sleep/body/foods: not fetched by this connector yet
+            rid = await self._vault.find_vendor_user(Provider.FITBIT, item["ownerId"])
+            if rid is not None:
+                found.append((rid, FetchRequest(Provider.FITBIT, "activities", item["date"], item["date"],
+                                                FetchReason.WEBHOOK, time.time())))
+        return found
+
+    # ------------------------------------------------------------------ Google Health
+    async def google(self, request: web.Request) -> web.Response:
+        return await self._handle(Provider.GOOGLE_HEALTH, request, self._google_requests)
+
+    async def _google_requests(self, request: web.Request, body: bytes) -> list[tuple[str, FetchRequest]]:
+        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), self._google_token.encode()):
+            raise _Rejected(401, "bad_authorization")
+        data = _json(body)
+        if isinstance(data, dict) and data.get("type") == "verification":
+            raise _Rejected(201, "verified")  # not an error: the answer Google's verification expects
+        if not isinstance(data, dict) or data.get("type") != "notification":
+            raise _Rejected(400, "malformed")
+        user, data_type, interval = data.get("user"), data.get("dataType"), data.get("interval")
+        if not (isinstance(user, str) and user.startswith("users/") and data_type in ("steps", "heart-rate")
+                and isinstance(interval, dict)):
+            raise _Rejected(400, "malformed")
+        try:
+            start = datetime.fromisoformat(str(interval["startTime"]).replace("Z", "+00:00")).astimezone(UTC)
+            end = datetime.fromisoformat(str(interval["endTime"]).replace("Z", "+00:00")).astimezone(UTC)
+        except (KeyError, ValueError):
+            raise _Rejected(400, "malformed") from None
+        if end < start or end - start > timedelta(days=400):
+            raise _Rejected(400, "malformed")
+        rid = await self._vault.find_vendor_user(Provider.GOOGLE_HEALTH, user.removeprefix("users/"))
+        if rid is None:
+            return []
+        last = (end - timedelta(microseconds=1)).date()
+        return [(rid, FetchRequest(Provider.GOOGLE_HEALTH, str(data_type), start.date().isoformat(),
+                                   max(last, start.date()).isoformat(), FetchReason.WEBHOOK, time.time()))]
+
+    # ------------------------------------------------------------------ shared
+    async def _handle(self, provider: Provider, request: web.Request, parse: Any) -> web.Response:
+        started = time.perf_counter()
+        body = await request.read()
+        try:
+            found = await parse(request, body)
+            self._remember(provider, body)
+        except _Rejected as rejected:
+            NOTIFICATIONS.labels(provider.value, rejected.outcome).inc()
+            return web.Response(status=rejected.status)
+        finally:
+            ACK_SECONDS.labels(provider.value).observe(time.perf_counter() - started)
+        for rid, fetch in found:
+            await self._producer.send(self._topic, fetch.to_bytes(), key=rid.encode())
+        NOTIFICATIONS.labels(provider.value, "accepted" if found else "unknown_user").inc()
+        return web.Response(status=204)
+
+    def _remember(self, provider: Provider, body: bytes) -> None:
+        """A verified body seen within the replay window is a replay: refuse it."""
+        now = time.monotonic()
+        while self._seen and (len(self._seen) > _REPLAY_MEMORY
+                              or next(iter(self._seen.values())) < now - _REPLAY_WINDOW_S):
+            self._seen.popitem(last=False)
+        digest = hashlib.sha256(provider.value.encode() + b"\x00" + body).digest()
+        if digest in self._seen:
+            raise _Rejected(409, "replayed")
+        self._seen[digest] = now
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _Rejected(400, "malformed") from None
+
+
+def _is_date(value: Any) -> bool:
+    try:
+        datetime.strptime(str(value), "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True

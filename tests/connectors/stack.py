@@ -1,0 +1,75 @@
+"""The connector side on the embedded broker: simulator, gateway, scheduler (in this event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaProducer
+
+from cli.topics import create_all_topics
+from connectors.fitbit_web import FitbitWebClient
+from connectors.gateway import running_gateway
+from connectors.google_health import GoogleHealthClient
+from connectors.linking import LinkingClient, link_through_consent
+from connectors.scheduler import Scheduler
+from connectors.simulator.service import RunningSimulator, SimulatorOptions, running_simulator
+from connectors.vault import TokenVault, open_vault
+from models.providers import Provider
+from runtime.kafka import make_producer
+from runtime.settings import Settings
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    sim: RunningSimulator
+    vault: TokenVault
+    producer: AIOKafkaProducer
+    session: aiohttp.ClientSession
+    gateway: str
+    scheduler: Scheduler
+    clients: dict[Provider, LinkingClient]
+
+    async def link(self, participant: str, provider: Provider) -> None:
+        await link_through_consent(self.settings, self.vault, self.producer, self.clients[provider], self.session,
+                                   participant)
+
+
+@contextlib.asynccontextmanager
+async def connector_stack(settings_factory: Callable[..., Settings], options: SimulatorOptions,
+                          run_scheduler: bool = True, **overrides: Any) -> AsyncIterator[Stack]:
+    base = settings_factory(**overrides)
+    await create_all_topics(base)
+    producer = make_producer(base)
+    await producer.start()
+    stop = asyncio.Event()
+    try:
+        async with open_vault(base) as vault, running_gateway(base, vault, producer, port=0) as gateway, \
+                running_simulator(base, _with_webhooks(options, gateway)) as sim, \
+                aiohttp.ClientSession() as session:
+            settings = base.with_overrides(vendor_api_base=sim.url)
+            scheduler = Scheduler(settings, settings.kafka_bootstrap_servers or "", vault)
+            fitbit = FitbitWebClient(settings, threads=4)
+            clients: dict[Provider, LinkingClient] = {Provider.FITBIT: fitbit,
+                                                      Provider.GOOGLE_HEALTH: GoogleHealthClient(settings, session)}
+            task = asyncio.ensure_future(scheduler.run(stop)) if run_scheduler else None
+            try:
+                yield Stack(settings, sim, vault, producer, session, gateway, scheduler, clients)
+            finally:
+                stop.set()
+                if task:
+                    await asyncio.wait_for(task, 60)
+                fitbit.close()
+    finally:
+        await producer.stop()
+
+
+def _with_webhooks(options: SimulatorOptions, gateway: str) -> SimulatorOptions:
+    from dataclasses import replace
+
+    return replace(options, webhook_base=options.webhook_base or gateway)
