@@ -1,98 +1,166 @@
-"""`wearables demo`: the whole system on one machine, with real outputs."""
+"""`wearables demo`: the whole system on one machine, with real outputs.
+
+Kafka (configured, or an embedded broker), the vendor simulator with a synthetic cohort, the
+webhook gateway, the scheduler, the stream worker and the Parquet sink, all in this process.
+The cohort is linked through the simulator's consent pages (half Fitbit Web API, half Google
+Health API); the scheduler backfills it, late devices catch up by webhook, and a live line
+shows the pages and samples flowing until every participant-day is summarized.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import tempfile
 import time
-import uuid
-from datetime import date, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
+import aiohttp
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.common import console, wait_for_stop_signal
-from cli.follow import follow_pages
+from cli.connectors import linking_client
+from cli.follow import WorkerIncomplete
 from cli.kafka_session import kafka_session
 from cli.topics import create_all_topics
-from connectors.simulator.cohort import SyntheticCohort
+from connectors.gateway import running_gateway
+from connectors.linking import link_through_consent
+from connectors.scheduler import Scheduler
+from connectors.simulator.service import RunningSimulator, SimulatorOptions, running_simulator
+from connectors.vault import open_vault
 from models.daily import DailySummary
-from models.ids import research_id
 from models.providers import Provider
-from models.raw import RawPage
-from models.topics import raw_topic_suffix
 from runtime.kafka import make_consumer, make_producer
 from runtime.metrics import start_metrics_server
 from runtime.settings import Settings
-from streams.app import build_pipeline
+from sinks.consumer import Sink
+from streams.app import Pipeline, build_pipeline
 from streams.runner import running
 
 __all__ = ["run_demo"]
 
-
-async def _publish(settings: Settings, bootstrap: str, cohort: SyntheticCohort, days: list[date]) -> int:
-    """Publish each participant-day's steps and heart-rate pages as raw pages; return the count.
-
-    Half the cohort is linked through the legacy Fitbit Web API, half through Google Health.
-    """
-    secret = settings.require_secret_key()
-    producer = make_producer(settings, bootstrap)
-    await producer.start()
-    sent = 0
-    try:
-        for n, participant in enumerate(cohort.participant_ids):
-            key = research_id(secret, participant).encode()
-            for page in _pages(cohort, participant, days, google=n % 2 == 1):
-                await producer.send(settings.topic(raw_topic_suffix(page.provider)), page.to_bytes(), key=key)
-                sent += 1
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return sent
+_QUIET_S = 4.0  # nothing new for this long, with every device synced: the cohort is done
 
 
-def _pages(cohort: SyntheticCohort, participant: str, days: list[date], *, google: bool) -> list[RawPage]:
-    zone, now = cohort.timezone(participant), time.time()
-    pages = []
-    for day in days:
-        if google:
-            bodies = (("steps", cohort.google_steps(participant, day)),
-                      ("heart-rate", cohort.google_heart_rate(participant, day)))
-            provider = Provider.GOOGLE_HEALTH
-        else:
-            bodies = (("activities-steps-intraday", cohort.fitbit_steps_intraday(participant, day)),
-                      ("activities-heart-intraday", cohort.fitbit_heart_intraday(participant, day)))
-            provider = Provider.FITBIT
-        for data_type, body in bodies:
-            pages.append(RawPage(provider=provider, data_type=data_type, date=day.isoformat(), body=body,
-                                 detail=None if google else "1min", timezone=zone, fetched_at=now,
-                                 request_id=f"demo-{uuid.uuid4().hex[:12]}", origin="simulator"))
-    return pages
+@dataclass(frozen=True, slots=True)
+class _Flow:
+    scheduler: Scheduler
+    pipeline: Pipeline
+    sim: RunningSimulator
+
+    def counts(self) -> tuple[int, int, int, int, int]:
+        worker = self.pipeline.progress
+        return (self.scheduler.progress.consumed, self.scheduler.progress.pages, worker.get("raw_pages"),
+                worker.get("samples"), worker.get("summaries"))
+
+    def settled(self) -> bool:
+        worker = self.pipeline.progress
+        return (self.sim.world.fully_synced() and self.scheduler.progress.in_flight == 0
+                and worker.get("raw_pages") >= self.scheduler.progress.pages
+                and worker.get("sample_batches") >= worker.get("batches_out"))
 
 
 async def run_demo(settings: Settings, *, participants: int, days: int, timeout: float,
                    keep_running: bool, metrics_port: int) -> None:
     started = time.monotonic()
-    cohort = SyntheticCohort(participants, seed=2026)
-    first = date.today() - timedelta(days=days)
-    day_list = [first + timedelta(days=i) for i in range(days)]
-    async with kafka_session(settings, log_name="demo-broker.log") as bootstrap:
-        created, present = await create_all_topics(settings, bootstrap)
-        console.print(f"topics: {len(created)} created, {len(present)} already present")
-        pipeline = build_pipeline(settings, bootstrap=bootstrap)
-        start_metrics_server(metrics_port)
-        console.print("starting the worker (joining its consumer group)")
-        async with running(pipeline.app):
-            expected = await _publish(settings, bootstrap, cohort, day_list)
-            console.print(f"published {expected} raw pages ({participants} participants x {days} days x 2 data types)")
-            await follow_pages(pipeline.progress, expected, timeout)
-            summaries = await _latest_summaries(settings, bootstrap)
-            _report(pipeline.progress.snapshot(), expected, time.monotonic() - started, metrics_port)
-            _report_days(summaries)
-            if keep_running:
-                console.print("running; press Ctrl-C to stop")
-                await wait_for_stop_signal()
+    with tempfile.TemporaryDirectory(prefix="wearables-demo-") as scratch:
+        async with kafka_session(settings, log_name="demo-broker.log") as bootstrap:
+            run = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
+            if settings.uses_embedded_broker and settings.vault_url is None:
+                # a fresh broker forgets every fetch request: start the vault fresh with it
+                run = run.model_copy(update={"vault_url": f"sqlite:///{Path(scratch) / 'vault.sqlite'}"})
+            created, present = await create_all_topics(run, bootstrap)
+            console.print(f"topics: {len(created)} created, {len(present)} already present")
+            start_metrics_server(metrics_port)
+            async with _processes(run, bootstrap, participants, days) as (flow, link_all):
+                await link_all()
+                await _follow(flow, timeout)
+                summaries = await _latest_summaries(run, bootstrap)
+                await _write_dataset(run, bootstrap)
+                _report(flow, time.monotonic() - started, metrics_port)
+                _report_days(summaries)
+                if keep_running:
+                    console.print("running; press Ctrl-C to stop")
+                    await wait_for_stop_signal()
+
+
+@contextlib.asynccontextmanager
+async def _processes(run: Settings, bootstrap: str, participants: int, days: int
+                     ) -> AsyncIterator[tuple[_Flow, Callable[[], Awaitable[None]]]]:
+    pipeline = build_pipeline(run, bootstrap=bootstrap)
+    producer = make_producer(run, bootstrap)
+    await producer.start()
+    stop = asyncio.Event()
+    console.print("starting the worker (joining its consumer group), the gateway and the vendor simulator")
+    try:
+        async with running(pipeline.app), open_vault(run) as vault, \
+                running_gateway(run, vault, producer, port=0) as gateway, \
+                running_simulator(run, SimulatorOptions(participants=participants, days=days, webhook_base=gateway,
+                                                        sync_interval_s=2.0)) as sim, \
+                aiohttp.ClientSession() as session:
+            live = run.with_overrides(vendor_api_base=sim.url, backfill_days=days + 1)
+            scheduler = Scheduler(live, bootstrap, vault)
+            task = asyncio.ensure_future(scheduler.run(stop))
+            console.print(f"simulator on {sim.url} ({participants} participants, {days} days); gateway on {gateway}")
+
+            async def link_all() -> None:
+                clients = {p: linking_client(live, p, session) for p in Provider}
+                with Progress(TextColumn("linking participants"), BarColumn(), MofNCompleteColumn(),
+                              console=console, transient=True) as bar:
+                    job = bar.add_task("link", total=participants)
+                    for n, participant in enumerate(sim.world.cohort.participant_ids):
+                        provider = Provider.GOOGLE_HEALTH if n % 2 else Provider.FITBIT
+                        await link_through_consent(live, vault, producer, clients[provider], session, participant)
+                        bar.advance(job)
+                await producer.flush()
+                console.print(f"linked {participants} participants through the simulator's consent pages "
+                              f"(half Fitbit Web API, half Google Health API); backfill requested")
+
+            try:
+                yield _Flow(scheduler, pipeline, sim), link_all
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 60)
+    finally:
+        await producer.stop()
+
+
+async def _follow(flow: _Flow, timeout: float) -> None:
+    """A live line of the flow until every device has synced and everything fetched is summarized."""
+    columns = (TextColumn("{task.description}"), TimeElapsedColumn())
+    loop = asyncio.get_running_loop()
+    deadline, quiet_since, last = loop.time() + timeout, loop.time(), flow.counts()
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("")
+        while True:
+            counts = flow.counts()
+            requests, pages, processed, samples, summaries = counts
+            bar.update(task, description=f"fetch requests {requests:,} · pages fetched {pages:,} · "
+                                         f"processed {processed:,} · samples {samples:,} · daily summaries "
+                                         f"{summaries:,}")
+            if counts != last:
+                quiet_since, last = loop.time(), counts
+            if flow.settled() and loop.time() - quiet_since >= _QUIET_S:
+                return
+            if loop.time() > deadline:
+                raise WorkerIncomplete(f"the cohort was not done within {timeout:g}s ({pages:,} pages fetched, "
+                                       f"{processed:,} processed); rerun with a larger --timeout")
+            await asyncio.sleep(0.5)
+
+
+async def _write_dataset(run: Settings, bootstrap: str) -> None:
+    console.print("writing the Parquet dataset (until the daily and intraday topics are drained)")
+    progress = await Sink(run, bootstrap=bootstrap, group=f"{run.topic_prefix}demo-sink").run(idle_exit=3.0)
+    console.print(f"dataset: {run.dataset_location} ({progress.records:,} records merged; read it with Polars, "
+                  "see README 'Researcher outputs')")
 
 
 async def _latest_summaries(settings: Settings, bootstrap: str) -> dict[str, DailySummary]:
-    consumer = make_consumer(settings, settings.topic("daily"), bootstrap=bootstrap, group_id=f"demo-{uuid.uuid4()}")
+    consumer = make_consumer(settings, settings.topic("daily"), bootstrap=bootstrap,
+                             group_id=f"demo-{time.time_ns()}")
     await consumer.start()
     latest: dict[str, DailySummary] = {}
     try:
@@ -107,27 +175,33 @@ async def _latest_summaries(settings: Settings, bootstrap: str) -> dict[str, Dai
 
 
 def _report_days(summaries: dict[str, DailySummary]) -> None:
-    days = list(summaries.values())
+    # the vendors answer days without data too (zero totals); those summaries say "no data"
+    days = [d for d in summaries.values() if d.steps or d.minutes_with_hr]
     valid = sum(d.valid_day for d in days)
     steps = sorted(d.steps for d in days)
-    console.print(f"daily topic: {len(days)} participant-days summarized, {valid} valid days "
+    console.print(f"daily topic: {len(days)} participant-days with data summarized, {valid} valid days "
                   f"(>= 10 h with steps, 100-45,000 steps), median {steps[len(steps) // 2] if steps else 0} steps")
-    table = Table("research_id", "date", "steps", "vendor_steps", "HR mean", "approx resting HR", "valid",
-                  "revision", title="a few daily summaries")
-    for day in days[:5]:
-        table.add_row(day.research_id[:9] + "…", day.local_date, str(day.steps), str(day.vendor_steps),
+    table = Table("research_id", "date", "source", "steps", "HR mean", "approx resting HR", "valid", "revision",
+                  title="a few daily summaries")
+    for day in days[:6]:
+        table.add_row(day.research_id[:9] + "…", day.local_date, str(day.source), str(day.steps),
                       f"{day.hr_mean:.1f}" if day.hr_mean else "-", str(day.approx_resting_hr), str(day.valid_day),
                       str(day.revision))
     console.print(table)
 
 
-def _report(counts: dict[str, int], expected: int, elapsed: float, metrics_port: int) -> None:
-    table = Table("", "count", title="worker: raw pages -> samples -> daily")
-    table.add_row("raw pages processed", f"{counts.get('raw_pages', 0)} of {expected} published")
-    table.add_row("samples published", str(counts.get("samples", 0)))
-    table.add_row("samples rejected", str(counts.get("rejected", 0)))
-    table.add_row("dead letters", str(counts.get("dead_letters", 0)))
-    table.add_row("daily summaries emitted", str(counts.get("summaries", 0)))
+def _report(flow: _Flow, elapsed: float, metrics_port: int) -> None:
+    requests, pages, processed, samples, summaries = flow.counts()
+    stats = flow.sim.world.stats
+    table = Table("", "count", title="simulator → scheduler → worker → daily")
+    table.add_row("vendor API requests answered", f"{stats['requests_fitbit'] + stats['requests_google_health']:,}")
+    table.add_row("rate-limit violations", f"{stats['violations_fitbit'] + stats['violations_google_health']:,}")
+    table.add_row("webhook notifications acknowledged", f"{stats['webhooks_acknowledged']:,}")
+    table.add_row("fetch requests carried out", f"{requests:,}")
+    table.add_row("raw pages fetched / processed", f"{pages:,} / {processed:,}")
+    table.add_row("samples published", f"{samples:,}")
+    table.add_row("samples rejected", str(flow.pipeline.progress.get("rejected")))
+    table.add_row("daily summaries emitted", f"{summaries:,}")
     console.print(table)
     if metrics_port:
         console.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics")

@@ -457,6 +457,23 @@ def bench_pipeline(participants: int, days: int, hr_resolution: str, baseline_pa
     run_async(run_pipeline_bench)(settings, params, out)
 
 
+@bench.command("connector")
+@click.option("--participants", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
+@click.option("--days", type=click.IntRange(1, 30), default=1, show_default=True,
+              help="Days of data per participant, and of backfill.")
+@click.option("--link-concurrency", type=click.IntRange(1, 1000), default=64, show_default=True,
+              help="Participants linked at once before the timed part.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the figures as JSON here.")
+def bench_connector(participants: int, days: int, link_concurrency: int, out: Path | None) -> None:
+    """Benchmark the scheduler against the vendor simulator: requests/s, samples/s, rate-limit
+    violations (the simulator counts them). Always runs against the simulator, in demo mode."""
+    from cli.bench_connector import run_connector_bench
+
+    settings = settings_from_env(env="demo")
+    run_async(run_connector_bench)(settings, participants=participants, days=days,
+                                   link_concurrency=link_concurrency, out=out)
+
+
 @bench.command("baseline-worker", hidden=True)
 @metrics_port_option(9467)
 def bench_baseline_worker(metrics_port: int | None) -> None:

@@ -280,7 +280,9 @@ async def _fitbit_intraday(request: web.Request, grant: Grant) -> web.StreamResp
     if request.match_info["detail"] not in ("1sec", "1min", "5min", "15min"):
         return web.json_response({"errors": [{"errorType": "validation", "message": "Invalid detail-level"}]},
                                  status=400)
-    body = fitbit_day(request.app[_WORLD], grant.account, request.match_info["resource"], day)
+    world: World = request.app[_WORLD]
+    body = fitbit_day(world, grant.account, request.match_info["resource"], day)
+    world.stats["samples_served"] += body.count(b'"time"')
     return web.Response(body=body, content_type="application/json")
 
 
@@ -302,7 +304,9 @@ async def _google_list(request: web.Request, grant: Grant) -> web.StreamResponse
         return web.json_response({"error": {"code": 400, "status": "INVALID_ARGUMENT", "message":
                                             'filter needs a time range: >= "…Z" AND < "…Z"'}}, status=400)
     points = google_points(request.app[_WORLD], grant.account, request.match_info["data_type"], start, end)
-    page: dict[str, Any] = {"dataPoints": google_page(request.match_info["data_type"], points[offset:offset + size])}
+    chunk = points[offset:offset + size]
+    request.app[_WORLD].stats["samples_served"] += len(chunk)
+    page: dict[str, Any] = {"dataPoints": google_page(request.match_info["data_type"], chunk)}
     if offset + size < len(points):
         page["nextPageToken"] = base64.urlsafe_b64encode(str(offset + size).encode()).decode()
     return web.Response(body=orjson.dumps(page), content_type="application/json")

@@ -15,7 +15,8 @@ from cli.main import main
 from runtime.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SUBCOMMANDS = ["broker", "demo", "import", "topics", "worker"]
+SUBCOMMANDS = ["broker", "demo", "import", "topics", "worker", "simulator", "gateway", "scheduler", "link",
+               "dictionary"]
 
 
 def _wearables(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -85,11 +86,16 @@ def test_broker_refuses_when_a_cluster_is_configured() -> None:
 
 
 @pytest.mark.integration
-def test_demo_processes_every_published_page(tmp_path: Path) -> None:
+def test_demo_links_the_cohort_and_summarizes_every_day(tmp_path: Path) -> None:
     result = _wearables("demo", "--participants", "4", "--days", "2", "--metrics-port", "0",
-                        env={"WEARABLES_DATA_DIR": str(tmp_path), "COLUMNS": "120"}, timeout=180)
+                        env={"WEARABLES_DATA_DIR": str(tmp_path), "COLUMNS": "160"}, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "published 16 raw pages" in result.stdout
-    assert "16 of 16 published" in result.stdout
-    samples = re.search(r"samples published\s+│\s+(\d+)", result.stdout)
-    assert samples is not None and int(samples.group(1)) > 16 * 500  # minute-level days, not pages
+    assert "linked 4 participants through the simulator's consent pages" in result.stdout
+    assert re.search(r"rate-limit violations\s+│\s+0\s", result.stdout)
+    assert "daily topic: 8 participant-days with data summarized" in result.stdout  # 4 participants x 2 days
+    samples = re.search(r"samples published\s+│\s+([\d,]+)", result.stdout)
+    assert samples is not None and int(samples.group(1).replace(",", "")) > 8 * 1000  # minute-level days
+    fetched = re.search(r"raw pages fetched / processed\s+│\s+([\d,]+) / ([\d,]+)", result.stdout)
+    assert fetched is not None and fetched.group(1) == fetched.group(2)
+    assert {"daily_summary", "steps_intraday", "heart_rate_minute_level"} <= {
+        p.name for p in (tmp_path / "dataset").iterdir()}
