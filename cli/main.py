@@ -396,7 +396,7 @@ def import_(path: Path, force: bool) -> None:
 
 # --------------------------------------------------------------------------- demo
 @main.command()
-@click.option("--participants", type=click.IntRange(1, 100_000), default=20, show_default=True,
+@click.option("--participants", type=click.IntRange(1, 100_000), default=100, show_default=True,
               help="Synthetic participants in the cohort.")
 @click.option("--days", type=click.IntRange(1, 90), default=3, show_default=True,
               help="Days of minute-level data per participant.")
