@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from connectors.backoff import retry_unavailable
 from connectors.oauth import TokenSet, pkce_pair
-from connectors.scheduler import fetch_window, participant_record
+from connectors.scheduler import fetch_window
 from connectors.vault import Link, TokenVault
 from connectors.vendor_errors import VendorRejected
 from models.fetch import FetchReason, FetchRequest
@@ -62,7 +62,7 @@ async def complete_link(settings: Settings, vault: TokenVault, producer: AIOKafk
     link = await vault.link(rid, client.provider, vendor_user, tokens, timezone=timezone)
     key = rid.encode()
     await producer.send_and_wait(settings.topic("participants"),
-                                 participant_record(link, settings.secret_key_id).to_bytes(), key=key)
+                                 link.record(settings.secret_key_id).to_bytes(), key=key)
     await retry_unavailable(lambda: client.subscribe(tokens.access_token, vendor_user), **retrying)
     start, end = fetch_window(settings.backfill_days)
     for data_type in client.data_types:

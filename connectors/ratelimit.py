@@ -71,7 +71,3 @@ class RateLimiter:
         """A 429: no request for this participant until the vendor's reset."""
         key = (provider, research_id)
         self._blocked[key] = max(self._blocked.get(key, 0.0), time.time() + seconds)
-
-    def forget(self, provider: Provider, research_id: str) -> None:
-        self._users.pop((provider, research_id), None)
-        self._blocked.pop((provider, research_id), None)

@@ -26,11 +26,10 @@ from connectors.fitbit_web import FitbitWebClient
 from connectors.google_health import GoogleHealthClient
 from connectors.ratelimit import RateLimiter
 from connectors.tokens import TokenManager
-from connectors.vault import Link, TokenVault
+from connectors.vault import TokenVault
 from models.dead_letter import DeadLetter
 from models.errors import DecodeError, Reason
 from models.fetch import FetchReason, FetchRequest
-from models.participants import ParticipantLink
 from models.providers import Provider
 from models.raw import RawPage
 from models.topics import raw_topic_suffix
@@ -38,7 +37,7 @@ from runtime.kafka import make_consumer, make_producer
 from runtime.metrics import counter, gauge
 from runtime.settings import Settings
 
-__all__ = ["Scheduler", "SchedulerProgress", "fetch_window", "participant_record", "poll_requests"]
+__all__ = ["Scheduler", "SchedulerProgress", "fetch_window", "poll_requests"]
 
 REQUESTS_IN = counter("scheduler_fetch_requests_total", "Fetch requests consumed, by outcome", ["reason", "outcome"])
 IN_FLIGHT = gauge("scheduler_fetches_in_flight", "Fetch requests being carried out")
@@ -52,12 +51,6 @@ def fetch_window(days_back: int, *, now: datetime | None = None) -> tuple[str, s
     anywhere on Earth lies within it."""
     today = (now or datetime.now(UTC)).date()
     return (today - timedelta(days=days_back)).isoformat(), (today + timedelta(days=1)).isoformat()
-
-
-def participant_record(link: Link, key_id: str) -> ParticipantLink:
-    return ParticipantLink(research_id=link.research_id, provider=link.provider,
-                           api_generation=link.api_generation, status=link.status, key_id=key_id,
-                           consented_at=link.linked_at, linked_at=link.linked_at, revoked_at=link.revoked_at)
 
 
 async def poll_requests(vault: TokenVault, clients: dict[Provider, VendorClient], backfill_days: int
@@ -129,7 +122,7 @@ class Scheduler:
         link = await self.vault.get(research_id)
         if link is not None:
             await self._producer.send(self.settings.topic("participants"),
-                                      participant_record(link, self.settings.secret_key_id).to_bytes(),
+                                      link.record(self.settings.secret_key_id).to_bytes(),
                                       key=research_id.encode())
 
     async def run(self, stop: asyncio.Event, *, poll: bool = True) -> SchedulerProgress:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.oauth import TokenSet
 from models.errors import ConfigurationError
-from models.participants import ApiGeneration, LinkStatus
+from models.participants import ApiGeneration, LinkStatus, ParticipantLink
 from models.providers import Provider
 from runtime.settings import Settings
 
@@ -66,6 +66,12 @@ class Link:
     timezone: str | None
     linked_at: float | None
     revoked_at: float | None
+
+    def record(self, key_id: str) -> ParticipantLink:
+        """This link as a record of the ``participants`` topic (never tokens)."""
+        return ParticipantLink(research_id=self.research_id, provider=self.provider,
+                               api_generation=self.api_generation, status=self.status, key_id=key_id,
+                               consented_at=self.linked_at, linked_at=self.linked_at, revoked_at=self.revoked_at)
 
 
 def vault_cipher(settings: Settings) -> Fernet:

@@ -173,6 +173,7 @@ class World:
     def sync_tick(self) -> list[tuple[Account, list[date]]]:
         """One round of device syncs: late devices catch up in a burst (days at once), a few synced
         ones sync the same data again. Returns the (account, local dates) that changed."""
+        self.quota.forget_before(time.time())
         changed = []
         for account in self._accounts.values():
             if account.revoked or not account.subscribed:  # nobody would hear of it: no notification to test

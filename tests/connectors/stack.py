@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -70,6 +70,4 @@ async def connector_stack(settings_factory: Callable[..., Settings], options: Si
 
 
 def _with_webhooks(options: SimulatorOptions, gateway: str) -> SimulatorOptions:
-    from dataclasses import replace
-
     return replace(options, webhook_base=options.webhook_base or gateway)

@@ -10,7 +10,6 @@ import pytest
 
 from connectors.fetcher import Fetcher
 from connectors.ratelimit import RateLimiter
-from connectors.scheduler import participant_record
 from connectors.simulator.service import SimulatorOptions
 from connectors.tokens import TokenManager
 from connectors.vendor_errors import AccessRevoked
@@ -76,7 +75,7 @@ async def test_revoked_grant_marks_participant_revoked_and_stops_fetching(
             link = await stack.vault.get(rid_)
             assert link is not None
             await stack.producer.send_and_wait(stack.settings.topic("participants"),
-                                               participant_record(link, "k1").to_bytes(), key=rid_.encode())
+                                               link.record("k1").to_bytes(), key=rid_.encode())
 
         client = stack.clients[Provider.GOOGLE_HEALTH]
         tokens = TokenManager(stack.vault, {Provider.GOOGLE_HEALTH: client}, record_revoked)  # type: ignore[dict-item]
