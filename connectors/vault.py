@@ -9,6 +9,7 @@ access token.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.oauth import TokenSet
@@ -57,6 +60,9 @@ _cursors = sa.Table(
 )
 
 
+_READ_BATCH = 500  # research IDs per IN (...): far below every database's parameter limit
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
     research_id: str
@@ -91,6 +97,11 @@ def vault_cipher(settings: Settings) -> Fernet:
 class TokenVault:
     def __init__(self, engine: AsyncEngine, cipher: Fernet, secret: bytes) -> None:
         self._engine, self._cipher, self._secret = engine, cipher, secret
+        self._pending: dict[tuple[str, str], str] = {}  # cursor advances waiting for the next transaction
+        self._flushing: asyncio.Future[None] | None = None
+        self._upsert_cursor = self._cursor_upsert()
+        self._wanted: dict[str, asyncio.Future[sa.Row | None]] = {}  # link rows asked for, not yet read
+        self._reading: asyncio.Future[None] | None = None
 
     async def create(self) -> None:
         async with self._engine.begin() as conn:
@@ -133,9 +144,42 @@ class TokenVault:
         return Link(research_id, provider, generation, LinkStatus.LINKED, timezone, now, None)
 
     async def get(self, research_id: str) -> Link | None:
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(_links).where(_links.c.research_id == research_id))).first()
+        row = await self._row(research_id)
         return None if row is None else _link(row)
+
+    async def _row(self, research_id: str) -> sa.Row | None:
+        """The participant's links row, read together with every other row asked for meanwhile.
+
+        A scheduler asks for thousands of participants at once; one ``IN (...)`` query per batch
+        costs a fraction of one query each. A read asked after a write joins a later batch, so it
+        sees the write.
+        """
+        wanted = self._wanted.get(research_id)
+        if wanted is None:
+            wanted = self._wanted[research_id] = asyncio.get_running_loop().create_future()
+            if self._reading is None or self._reading.done():
+                self._reading = asyncio.ensure_future(self._read_rows())
+        return await asyncio.shield(wanted)
+
+    async def _read_rows(self) -> None:
+        await asyncio.sleep(0)  # let the callers of this tick join the batch
+        while self._wanted:
+            batch, self._wanted = self._wanted, {}
+            try:
+                rows = {}
+                ids = list(batch)
+                async with self._engine.connect() as conn:
+                    for at in range(0, len(ids), _READ_BATCH):
+                        query = sa.select(_links).where(_links.c.research_id.in_(ids[at:at + _READ_BATCH]))
+                        rows.update({row.research_id: row for row in await conn.execute(query)})
+            except Exception as error:  # every waiter gets the error; the next batch may work
+                for future in batch.values():
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for research_id, future in batch.items():
+                if not future.done():
+                    future.set_result(rows.get(research_id))
 
     async def links(self, *, status: LinkStatus | None = LinkStatus.LINKED) -> list[Link]:
         query = sa.select(_links).order_by(_links.c.research_id)
@@ -169,8 +213,7 @@ class TokenVault:
     # ------------------------------------------------------------------ tokens
     async def tokens(self, research_id: str) -> tuple[TokenSet, int] | None:
         """The participant's tokens and their version (None when not linked)."""
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(_links).where(_links.c.research_id == research_id))).first()
+        row = await self._row(research_id)
         if row is None or row.status != LinkStatus.LINKED.value or row.access_enc is None:
             return None
         tokens = TokenSet(self._dec(row.access_enc), self._dec(row.refresh_enc), row.expires_at or 0.0,
@@ -193,18 +236,40 @@ class TokenVault:
             return (await conn.execute(sa.select(_cursors.c.through_date).where(
                 _cursors.c.research_id == research_id, _cursors.c.data_type == data_type))).scalar()
 
+    async def cursors(self) -> dict[tuple[str, str], str]:
+        """Every cursor, {(research_id, data_type): through_date}: a poll round reads them at once."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(sa.select(_cursors.c.research_id, _cursors.c.data_type,
+                                                _cursors.c.through_date))
+            return {(row.research_id, row.data_type): row.through_date for row in rows}
+
     async def advance_cursor(self, research_id: str, data_type: str, through_date: str) -> None:
-        """Move the cursor forward (never back) to ``through_date``."""
-        async with self._engine.begin() as conn:
-            current = (await conn.execute(sa.select(_cursors.c.through_date).where(
-                _cursors.c.research_id == research_id, _cursors.c.data_type == data_type))).scalar()
-            if current is None:
-                await conn.execute(_cursors.insert().values(research_id=research_id, data_type=data_type,
-                                                            through_date=through_date, updated_at=time.time()))
-            elif through_date > current:
-                await conn.execute(_cursors.update().where(
-                    _cursors.c.research_id == research_id, _cursors.c.data_type == data_type,
-                ).values(through_date=through_date, updated_at=time.time()))
+        """Move the cursor forward (never back) to ``through_date``; on disk when this returns.
+
+        Group commit: the advances that arrive while one transaction runs share the next one,
+        so thousands of fetches finishing together cost a few transactions, not one each.
+        """
+        key = (research_id, data_type)
+        if through_date > self._pending.get(key, ""):
+            self._pending[key] = through_date
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush_cursors())
+        await asyncio.shield(self._flushing)
+
+    async def _flush_cursors(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            rows = [{"research_id": rid, "data_type": kind, "through_date": through, "updated_at": time.time()}
+                    for (rid, kind), through in batch.items()]
+            async with self._engine.begin() as conn:
+                await conn.execute(self._upsert_cursor, rows)
+
+    def _cursor_upsert(self) -> sa.Insert:
+        insert = (sqlite_insert if self._engine.dialect.name == "sqlite" else postgresql_insert)(_cursors)
+        return insert.on_conflict_do_update(  # type: ignore[no-any-return]
+            index_elements=[_cursors.c.research_id, _cursors.c.data_type],
+            set_={"through_date": insert.excluded.through_date, "updated_at": insert.excluded.updated_at},
+            where=_cursors.c.through_date < insert.excluded.through_date)
 
 
 def _link(row: sa.Row) -> Link:
@@ -227,8 +292,15 @@ async def open_vault(settings: Settings) -> AsyncIterator[TokenVault]:
     url = settings.vault_database_url
     if url.startswith("sqlite"):
         Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    # SQLite: one writer at a time anyway; a timeout instead of "database is locked" under load.
-    engine = create_async_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+    # Thousands of fetches may want the vault at once: they queue for a pooled connection for as
+    # long as it takes (SQLAlchemy's default gives up after 30 s and the fetch would fail). SQLite
+    # has one writer at a time anyway, so a fixed pool (no connection/thread churn) and a busy
+    # timeout instead of "database is locked".
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=8, max_overflow=0,
+                                     pool_timeout=None)
+    else:
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_timeout=None)
     if url.startswith("sqlite"):
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     vault = TokenVault(engine, vault_cipher(settings), settings.require_secret_key())

@@ -1,0 +1,84 @@
+"""The token vault under a scheduler's load: batched reads and group-committed cursors stay exact."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from connectors.oauth import TokenSet
+from connectors.vault import TokenVault, open_vault
+from models.participants import LinkStatus
+from models.providers import Provider
+from runtime.settings import Settings
+
+
+@pytest.fixture
+async def vault(tmp_path: Path) -> AsyncIterator[TokenVault]:
+    async with open_vault(Settings.model_validate({"env": "demo", "data_dir": tmp_path})) as opened:
+        yield opened
+
+
+def _tokens(n: int) -> TokenSet:
+    return TokenSet(f"access-{n}", f"refresh-{n}", time.time() + 3600, "steps")
+
+
+async def _link(vault: TokenVault, count: int) -> list[str]:
+    ids = [f"r{n:04d}" for n in range(count)]
+    for n, rid in enumerate(ids):
+        await vault.link(rid, Provider.GOOGLE_HEALTH, f"vendor-{n}", _tokens(n))
+    return ids
+
+
+def _commits(vault: TokenVault) -> list[int]:
+    seen: list[int] = []
+    sa.event.listen(vault._engine.sync_engine, "commit", lambda _conn: seen.append(1))
+    return seen
+
+
+async def test_concurrent_cursor_advances_land_in_few_transactions_and_never_go_back(vault: TokenVault) -> None:
+    ids = await _link(vault, 40)
+    rng = random.Random(5)
+    advances = [(rng.choice(ids), rng.choice(("steps", "heart-rate")), f"2026-11-{rng.randint(1, 28):02d}")
+                for _ in range(600)]
+    commits = _commits(vault)
+
+    await asyncio.gather(*(vault.advance_cursor(rid, kind, day) for rid, kind, day in advances))
+
+    expected: dict[tuple[str, str], str] = {}
+    for rid, kind, day in advances:
+        expected[(rid, kind)] = max(day, expected.get((rid, kind), ""))
+    assert await vault.cursors() == expected
+    assert 1 <= len(commits) <= 5  # 600 advances, a handful of transactions
+    # an older date never moves a cursor back, alone or in a batch
+    (rid, kind), newest = next(iter(expected.items()))
+    await asyncio.gather(vault.advance_cursor(rid, kind, "2026-10-01"), vault.advance_cursor(ids[0], "sleep",
+                                                                                             "2026-11-02"))
+    assert await vault.cursor(rid, kind) == newest
+    assert await vault.cursor(ids[0], "sleep") == "2026-11-02"
+
+
+async def test_concurrent_reads_are_batched_and_reads_after_writes_see_them(vault: TokenVault) -> None:
+    ids = await _link(vault, 120)
+    statements: list[str] = []
+    sa.event.listen(vault._engine.sync_engine, "before_cursor_execute",
+                    lambda *args: statements.append(args[2]) if args[2].lstrip().upper().startswith("SELECT") else None)
+
+    links = await asyncio.gather(*(vault.get(rid) for rid in [*ids, "nobody"]))
+    tokens = await asyncio.gather(*(vault.tokens(rid) for rid in ids))
+
+    assert [link.research_id if link else None for link in links] == [*ids, None]
+    assert [pair[0].access_token for pair in tokens if pair] == [f"access-{n}" for n in range(120)]
+    assert len(statements) == 2  # 121 lookups, then 120: one query each time
+
+    await vault.set_status(ids[3], LinkStatus.REVOKED)
+    assert await vault.rotate(ids[4], _tokens(1004), version=0)
+    revoked, rotated = await asyncio.gather(vault.get(ids[3]), vault.tokens(ids[4]))
+    assert revoked is not None and revoked.status is LinkStatus.REVOKED
+    assert await vault.tokens(ids[3]) is None
+    assert rotated is not None and rotated[0].access_token == "access-1004" and rotated[1] == 1
