@@ -42,19 +42,20 @@ class TokenManager:
         cached = self._cache.get(research_id)
         if cached is not None and not cached.expires_within(_EARLY_S):
             return cached.access_token
-        current = await self._vault.tokens(research_id)
-        if current is None:
-            raise AccessRevoked("the participant is not linked", provider=provider)
-        tokens, _ = current
-        self._cache[research_id] = tokens
+        async with self._lock(research_id):  # the participant's concurrent first calls share one vault read
+            tokens = self._cache.get(research_id)
+            if tokens is None or tokens.expires_within(_EARLY_S):
+                current = await self._vault.tokens(research_id)
+                if current is None:
+                    raise AccessRevoked("the participant is not linked", provider=provider)
+                tokens = self._cache[research_id] = current[0]
         if tokens.expires_within(_EARLY_S):
             return await self.refresh(research_id, provider, stale=tokens.access_token)
         return tokens.access_token
 
     async def refresh(self, research_id: str, provider: Provider, *, stale: str) -> str:
         """A fresh access token in place of ``stale`` (refreshing only if nobody did meanwhile)."""
-        lock = self._locks.setdefault(research_id, asyncio.Lock())
-        async with lock:
+        async with self._lock(research_id):
             current = await self._vault.tokens(research_id)
             if current is None:
                 raise AccessRevoked("the participant is not linked", provider=provider)
@@ -80,6 +81,9 @@ class TokenManager:
             REFRESHES.labels(provider.value, "refreshed").inc()
             self._cache[research_id] = fresh
             return fresh.access_token
+
+    def _lock(self, research_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(research_id, asyncio.Lock())
 
     async def revoked(self, research_id: str, provider: Provider) -> None:
         """The vendor refused the grant: delete the tokens, mark the participant, tell the topic."""
