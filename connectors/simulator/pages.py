@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
+import functools
 import zoneinfo
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import orjson
 
@@ -71,17 +70,32 @@ def _day_times(day: date, zone: zoneinfo.ZoneInfo, values: list[int] | list[int 
     return result
 
 
-def google_page(data_type: str, points: list[tuple[int, int, int]]) -> list[dict[str, Any]]:
-    """The points in the Google Health v4 JSON shape (int64 values as strings)."""
-    rendered = []
-    for stamp, value, offset in points:
-        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
-        if data_type == "steps":
-            rendered.append({"name": f"users/me/dataTypes/steps/dataPoints/{stamp}", "steps": {
-                "count": str(value), "interval": {
-                    "startTime": at, "endTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp + 60)),
-                    "startUtcOffset": f"{offset}s", "endUtcOffset": f"{offset}s"}}})
-        else:
-            rendered.append({"heartRate": {"beatsPerMinute": str(value), "sampleTime": {
-                "physicalTime": at, "utcOffset": f"{offset}s"}}})
-    return rendered
+_STEPS = ('{"name":"users/me/dataTypes/steps/dataPoints/%d","steps":{"count":"%d","interval":{"startTime":"%s",'
+          '"endTime":"%s","startUtcOffset":"%ds","endUtcOffset":"%ds"}}}')
+_HEART = '{"heartRate":{"beatsPerMinute":"%d","sampleTime":{"physicalTime":"%s","utcOffset":"%ds"}}}'
+
+
+def google_page(data_type: str, points: list[tuple[int, int, int]], next_token: str | None = None) -> bytes:
+    """A ``dataPoints`` list response in the Google Health v4 JSON shape (int64 values as strings).
+
+    Rendered from string templates, not dicts: the simulator has to outpace the scheduler in the
+    connector benchmark, and the shape is fixed.
+    """
+    if data_type == "steps":
+        rendered = [_STEPS % (stamp, value, _utc(stamp), _utc(stamp + 60), offset, offset)
+                    for stamp, value, offset in points]
+    else:
+        rendered = [_HEART % (value, _utc(stamp), offset) for stamp, value, offset in points]
+    tail = f'],"nextPageToken":"{next_token}"}}' if next_token else "]}"
+    return ('{"dataPoints":[' + ",".join(rendered) + tail).encode()
+
+
+@functools.lru_cache(maxsize=1 << 16)  # samples fall on whole minutes: a few thousand instants a cohort-day
+def _utc(stamp: int) -> str:
+    day, second = divmod(stamp, 86_400)
+    return f"{_utc_date(day)}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_date(epoch_day: int) -> str:
+    return (date(1970, 1, 1) + timedelta(days=epoch_day)).isoformat()

@@ -306,10 +306,10 @@ async def _google_list(request: web.Request, grant: Grant) -> web.StreamResponse
     points = google_points(request.app[_WORLD], grant.account, request.match_info["data_type"], start, end)
     chunk = points[offset:offset + size]
     request.app[_WORLD].stats["samples_served"] += len(chunk)
-    page: dict[str, Any] = {"dataPoints": google_page(request.match_info["data_type"], chunk)}
-    if offset + size < len(points):
-        page["nextPageToken"] = base64.urlsafe_b64encode(str(offset + size).encode()).decode()
-    return web.Response(body=orjson.dumps(page), content_type="application/json")
+    more = offset + size < len(points)
+    token = base64.urlsafe_b64encode(str(offset + size).encode()).decode() if more else None
+    return web.Response(body=google_page(request.match_info["data_type"], chunk, token),
+                        content_type="application/json")
 
 
 async def _subscribe(request: web.Request, grant: Grant) -> web.StreamResponse:

@@ -103,7 +103,7 @@ class World:
         self.codes: dict[str, tuple[Account, str, str, str, float]] = {}  # code -> account, client, redirect, challenge
         self.access: dict[str, Grant] = {}
         self.refresh: dict[str, Grant] = {}
-        self._series: OrderedDict[tuple[str, date], tuple[list[int], list[int | None]]] = OrderedDict()
+        self._series: OrderedDict[tuple[str, date], tuple[_Packed, _Packed]] = OrderedDict()
 
     # ------------------------------------------------------------------ accounts
     def account(self, provider: Provider, participant_id: str) -> Account:
@@ -151,14 +151,18 @@ class World:
 
     # ------------------------------------------------------------------ data
     def series(self, participant_id: str, day: date) -> tuple[list[int], list[int | None]]:
+        """The participant-day's minute steps and heart rates (None: off-wrist)."""
         key = (participant_id, day)
         cached = self._series.get(key)
         if cached is None:
-            cached = (self.cohort.minute_steps(participant_id, day), self.cohort.minute_heart_rate(participant_id, day))
-            self._series[key] = cached
-            if len(self._series) > 8192:
+            steps = self.cohort.minute_steps(participant_id, day)
+            rates = self.cohort.minute_heart_rate(participant_id, day, steps)
+            cached = self._series[key] = _pack(steps), _pack(rates)
+            if len(self._series) > _SERIES_CACHED:
                 self._series.popitem(last=False)
-        return cached
+        else:
+            self._series.move_to_end(key)
+        return [v or 0 for v in cached[0]], [v or None for v in cached[1]]
 
     def midnight(self, account: Account, day: date) -> float:
         return datetime.combine(day, datetime.min.time(), zoneinfo.ZoneInfo(account.timezone)).timestamp()
@@ -196,3 +200,16 @@ class World:
 
 def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+_Packed = bytes | list[int] | list[int | None]
+# Generating a participant-day costs more than serving it: keep many, a byte per minute (1440 B).
+_SERIES_CACHED = 1 << 16
+
+
+def _pack(values: list[int] | list[int | None]) -> _Packed:
+    """One byte per minute (None as 0: a heart rate is never 0), else the list as it is."""
+    try:
+        return bytes(v or 0 for v in values)
+    except ValueError:
+        return values
