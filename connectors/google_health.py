@@ -8,6 +8,7 @@ together, cover every sample exactly.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +24,7 @@ from connectors.vendor_page import VendorPage
 from models.providers import Provider
 from runtime.settings import Settings
 
-__all__ = ["GOOGLE_DATA_TYPES", "GoogleHealthClient"]
+__all__ = ["GOOGLE_DATA_TYPES", "GoogleHealthClient", "next_page_token"]
 
 GOOGLE_DATA_TYPES = ("steps", "heart-rate")
 _FILTER_FIELD = {"steps": "steps.interval.start_time", "heart-rate": "heart_rate.sample_time.physical_time"}
@@ -101,6 +102,30 @@ class GoogleHealthClient:
             query["page_token"] = page_token
         body, headers = await self._call("GET", f"{self._urls.api}/v4/users/me/dataTypes/{data_type}/dataPoints",
                                          params=query, headers={"Authorization": f"Bearer {access_token}"})
-        next_token = orjson.loads(body).get("nextPageToken") or None
-        return VendorPage(body=body, page_token=page_token, next_token=next_token, headers=headers)
+        return VendorPage(body=body, page_token=page_token, next_token=next_page_token(body), headers=headers)
+
+
+_TRAILING_TOKEN = re.compile(rb'"nextPageToken"\s*:\s*"([^"\\]*)"\s*}\s*$')
+
+
+def next_page_token(body: bytes) -> str | None:
+    """The page's top-level ``nextPageToken``, without parsing a page of a thousand points.
+
+    Parsing here would double the scheduler's cost per call (the normalizer parses the page
+    anyway, and routes a broken one to the dead-letter topic). Quotes inside JSON strings are
+    escaped, so without the bytes ``"nextPageToken"`` there is no such key: the last page. A
+    token as the object's final member (how the API writes it) is read from the tail; anything
+    else is parsed.
+    """
+    if b'"nextPageToken"' not in body:
+        return None
+    trailing = _TRAILING_TOKEN.search(body, max(0, len(body) - 4096))
+    if trailing is not None:
+        return trailing.group(1).decode() or None
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None  # published as it is; the normalizer dead-letters it with the reason
+    token = document.get("nextPageToken") if isinstance(document, dict) else None
+    return str(token) if token else None
 
