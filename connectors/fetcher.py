@@ -10,8 +10,9 @@ it never passes data that failed to publish.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -53,7 +54,7 @@ class VendorClient(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class FetchOutcome:
-    outcome: str  # done | failed | revoked | not_linked
+    outcome: str  # done | failed | revoked | not_linked | error (a bug, logged by the scheduler)
     pages: int = 0
     samples_bytes: int = 0
 
@@ -63,6 +64,8 @@ class Fetcher:
                  clients: dict[Provider, VendorClient], limiter: RateLimiter, publish: Publish) -> None:
         self._settings, self._vault, self._tokens = settings, vault, tokens
         self._clients, self._limiter, self._publish = clients, limiter, publish
+        # request ids: unique per process run and call, cheaper than a uuid4 per page
+        self._run_id, self._calls = secrets.token_hex(6), itertools.count()
 
     async def fetch(self, research_id: str, request: FetchRequest) -> FetchOutcome:
         link = await self._vault.get(research_id)
@@ -105,7 +108,7 @@ class Fetcher:
                                     lambda access, t=token: client.fetch_day(access, data_type, day, page_token=t))
             raw = RawPage(provider=client.provider, data_type=data_type, date=day.isoformat(), body=page.body,
                           detail="1min" if client.provider is Provider.FITBIT else None, timezone=timezone,
-                          fetched_at=time.time(), request_id=uuid.uuid4().hex, origin="api",
+                          fetched_at=time.time(), request_id=f"{self._run_id}-{next(self._calls)}", origin="api",
                           page_token=page.page_token)
             acks.append(await self._publish(research_id, raw))
             size += len(page.body)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from runtime.settings import Settings
 
 __all__ = ["Scheduler", "SchedulerProgress", "fetch_window", "poll_requests"]
 
+logger = logging.getLogger(__name__)
+
 REQUESTS_IN = counter("scheduler_fetch_requests_total", "Fetch requests consumed, by outcome", ["reason", "outcome"])
 IN_FLIGHT = gauge("scheduler_fetches_in_flight", "Fetch requests being carried out")
 POLLS = counter("scheduler_polls_total", "Reconciliation poll rounds")
@@ -57,11 +60,11 @@ async def poll_requests(vault: TokenVault, clients: dict[Provider, VendorClient]
                         ) -> list[tuple[str, FetchRequest]]:
     """One reconciliation round: every linked participant and data type, from its cursor on."""
     requests = []
-    now = time.time()
+    now, cursors = time.time(), await vault.cursors()
     for link in await vault.links():
         client = clients[link.provider]
         for data_type in client.data_types:
-            cursor = await vault.cursor(link.research_id, data_type)
+            cursor = cursors.get((link.research_id, data_type))
             if cursor is None:
                 start, end = fetch_window(backfill_days)
                 reason = FetchReason.BACKFILL
@@ -127,7 +130,10 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event, *, poll: bool = True) -> SchedulerProgress:
         settings = self.settings
-        self._producer = make_producer(settings, self.bootstrap)
+        # Several pages per record batch even on the embedded broker: its one-record batches exist for
+        # topics read "up to the end" (changelogs), and nobody reads raw.* or fetch-requests that way.
+        # One batch per partition per round trip would cap the scheduler at the broker's round trips.
+        self._producer = make_producer(settings, self.bootstrap, max_batch_size=1 << 20)
         consumer = make_consumer(settings, settings.topic("fetch-requests"), bootstrap=self.bootstrap,
                                  group_id=f"{settings.topic_prefix}scheduler")
         connector = aiohttp.TCPConnector(limit=settings.fetch_concurrency, ttl_dns_cache=300)
@@ -199,7 +205,13 @@ class Scheduler:
             REQUESTS_IN.labels("unknown", "dead_letter").inc()
             await self._dead_letter(key, value or b"", error)
             return
-        outcome: FetchOutcome = await fetcher.fetch(key.decode(), request)
+        try:
+            outcome: FetchOutcome = await fetcher.fetch(key.decode(), request)
+        except Exception as error:  # one request's bug must not end the others, nor vanish
+            # the type only: driver messages can quote SQL parameters, i.e. research IDs
+            logger.error("a fetch request failed unexpectedly (%s); its cursor stays behind and the next "
+                         "poll asks again", type(error).__name__)
+            outcome = FetchOutcome("error")
         self.progress.outcomes[outcome.outcome] += 1
         REQUESTS_IN.labels(request.reason.value, outcome.outcome).inc()
 
