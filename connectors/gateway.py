@@ -22,8 +22,10 @@ def build_gateway_app(settings: Settings, vault: TokenVault, producer: AIOKafkaP
     verify_code, google_token = webhook_secrets(settings)
     receiver = WebhookReceiver(vault, producer, fetch_topic=settings.topic("fetch-requests"),
                                fitbit_secret=credentials(settings, Provider.FITBIT).client_secret,
-                               fitbit_verify_code=verify_code, google_token=google_token)
+                               fitbit_verify_code=verify_code, google_token=google_token,
+                               repeat_window=settings.webhook_repeat_window)
     app = web.Application(client_max_size=1 << 20)  # notifications are small; refuse anything large
+    app.cleanup_ctx.append(receiver.deferred_publisher)
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -7,17 +7,28 @@ Google Health: every POST must carry our ``Authorization`` value (else 401); a v
 POST is answered 201; a notification names a user, a data type and an interval.
 
 Everything is acknowledged within the vendors' deadline because nothing slow happens here:
-one indexed vault lookup and a Kafka send per notification. Forged, malformed and replayed
-notifications are answered 4xx, counted by reason, and publish nothing.
+one indexed vault lookup and a Kafka send per notification. Forged and malformed notifications
+are answered 4xx, counted by reason, and publish nothing; so is a replayed Google notification.
+
+A Fitbit body has no nonce or timestamp, so a byte-identical repeat is either a replay or a
+device syncing the same day again, and nothing can tell them apart. Refusing it would lose the
+re-sync's data when polls are rare; obeying it would let a captured body spend a participant's
+rate limit. So a repeat within the window publishes nothing now (answered 204, which Fitbit wants,
+and counted ``replayed``); the body's fetches are published once when its window closes, however
+many repeats came — a re-sync is read, a replay costs at most one fetch per window.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +36,7 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from connectors.google_health import GOOGLE_DATA_TYPES
 from connectors.vault import TokenVault
 from models.fetch import FetchReason, FetchRequest
 from models.providers import Provider
@@ -34,10 +46,9 @@ __all__ = ["WebhookReceiver"]
 
 NOTIFICATIONS = counter("gateway_webhooks_total", "Webhook calls, by outcome", ["provider", "outcome"])
 ACK_SECONDS = histogram("gateway_webhook_ack_seconds", "Time to answer a webhook call", ["provider"])
-# A Fitbit body has no nonce or timestamp: the same bytes again within this window are a replay
-# (a genuine repeat of the same day's notification is harmless to drop: the next poll re-reads it).
-_REPLAY_WINDOW_S = 600.0
 _REPLAY_MEMORY = 200_000
+_FITBIT_COLLECTIONS = ("activities", "sleep")
+_Found = list[tuple[str, FetchRequest]]
 
 
 class _Rejected(Exception):
@@ -46,17 +57,50 @@ class _Rejected(Exception):
         self.status, self.outcome = status, outcome
 
 
+@dataclass(slots=True)
+class _Seen:
+    at: float  # monotonic time the body was first accepted
+    deferred: _Found | None = field(default=None)  # fetches owed when the window closes
+
+
 class WebhookReceiver:
     def __init__(self, vault: TokenVault, producer: AIOKafkaProducer, *, fetch_topic: str, fitbit_secret: str,
-                 fitbit_verify_code: str, google_token: str) -> None:
+                 fitbit_verify_code: str, google_token: str, repeat_window: float = 300.0) -> None:
         self._vault, self._producer, self._topic = vault, producer, fetch_topic
         self._fitbit_key = f"{fitbit_secret}&".encode()
         self._verify_code, self._google_token = fitbit_verify_code, google_token
-        self._seen: OrderedDict[bytes, float] = OrderedDict()
+        self._window = repeat_window
+        self._seen: OrderedDict[bytes, _Seen] = OrderedDict()
+        self._owed: dict[bytes, _Seen] = {}  # entries with deferred fetches, until published
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/webhooks/fitbit", self.fitbit_verify), web.post("/webhooks/fitbit", self.fitbit),
                 web.post("/webhooks/google_health", self.google)]
+
+    async def deferred_publisher(self, _app: web.Application | None = None) -> AsyncIterator[None]:
+        """An aiohttp cleanup context: publishes deferred fetches as their windows close, and
+        every one still owed at shutdown (early is harmless; lost is not)."""
+        task = asyncio.ensure_future(self._publish_due_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self._publish_due(float("inf"))
+
+    async def _publish_due_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self._window / 4))
+            await self._publish_due(time.monotonic() - self._window)
+
+    async def _publish_due(self, opened_before: float) -> None:
+        due = [digest for digest, seen in self._owed.items() if seen.at <= opened_before]
+        for digest in due:
+            seen = self._owed.pop(digest)
+            found, seen.deferred = seen.deferred or [], None
+            await self._publish(found)
+            NOTIFICATIONS.labels(Provider.FITBIT.value, "deferred_published").inc()
 
     # ------------------------------------------------------------------ Fitbit
     async def fitbit_verify(self, request: web.Request) -> web.Response:
@@ -68,7 +112,7 @@ class WebhookReceiver:
     async def fitbit(self, request: web.Request) -> web.Response:
         return await self._handle(Provider.FITBIT, request, self._fitbit_requests)
 
-    async def _fitbit_requests(self, request: web.Request, body: bytes) -> list[tuple[str, FetchRequest]]:
+    async def _fitbit_requests(self, request: web.Request, body: bytes) -> _Found:
         expected = base64.b64encode(hmac.new(self._fitbit_key, body, hashlib.sha1).digest())
         if not hmac.compare_digest(request.headers.get("X-Fitbit-Signature", "").encode(), expected):
             raise _Rejected(404, "bad_signature")  # Fitbit: answer 404 to a notification that fails verification
@@ -79,11 +123,12 @@ class WebhookReceiver:
         for item in items:
             if not isinstance(item, dict) or not isinstance(item.get("ownerId"), str) or not _is_date(item.get("date")):
                 raise _Rejected(400, "malformed")
-            if item.get("collectionType") not in ("activities", None):
-                continue  # sleep/body/foods: not fetched by this connector yet
+            collection = item.get("collectionType") or "activities"
+            if collection not in _FITBIT_COLLECTIONS:
+                continue  # body/foods/userRevokedAccess: not fetched by this connector
             rid = await self._vault.find_vendor_user(Provider.FITBIT, item["ownerId"])
             if rid is not None:
-                found.append((rid, FetchRequest(Provider.FITBIT, "activities", item["date"], item["date"],
+                found.append((rid, FetchRequest(Provider.FITBIT, collection, item["date"], item["date"],
                                                 FetchReason.WEBHOOK, time.time())))
         return found
 
@@ -91,7 +136,7 @@ class WebhookReceiver:
     async def google(self, request: web.Request) -> web.Response:
         return await self._handle(Provider.GOOGLE_HEALTH, request, self._google_requests)
 
-    async def _google_requests(self, request: web.Request, body: bytes) -> list[tuple[str, FetchRequest]]:
+    async def _google_requests(self, request: web.Request, body: bytes) -> _Found:
         if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), self._google_token.encode()):
             raise _Rejected(401, "bad_authorization")
         data = _json(body)
@@ -100,7 +145,7 @@ class WebhookReceiver:
         if not isinstance(data, dict) or data.get("type") != "notification":
             raise _Rejected(400, "malformed")
         user, data_type, interval = data.get("user"), data.get("dataType"), data.get("interval")
-        if not (isinstance(user, str) and user.startswith("users/") and data_type in ("steps", "heart-rate")
+        if not (isinstance(user, str) and user.startswith("users/") and data_type in GOOGLE_DATA_TYPES
                 and isinstance(interval, dict)):
             raise _Rejected(400, "malformed")
         try:
@@ -123,27 +168,37 @@ class WebhookReceiver:
         body = await request.read()
         try:
             found = await parse(request, body)
-            self._remember(provider, body)
+            if self._is_repeat(provider, body, found):
+                raise _Rejected(204 if provider is Provider.FITBIT else 409, "replayed")
         except _Rejected as rejected:
             NOTIFICATIONS.labels(provider.value, rejected.outcome).inc()
             return web.Response(status=rejected.status)
         finally:
             ACK_SECONDS.labels(provider.value).observe(time.perf_counter() - started)
-        for rid, fetch in found:
-            await self._producer.send(self._topic, fetch.to_bytes(), key=rid.encode())
+        await self._publish(found)
         NOTIFICATIONS.labels(provider.value, "accepted" if found else "unknown_user").inc()
         return web.Response(status=204)
 
-    def _remember(self, provider: Provider, body: bytes) -> None:
-        """A verified body seen within the replay window is a replay: refuse it."""
+    async def _publish(self, found: _Found) -> None:
+        for rid, fetch in found:
+            await self._producer.send(self._topic, fetch.to_bytes(), key=rid.encode())
+
+    def _is_repeat(self, provider: Provider, body: bytes, found: _Found) -> bool:
+        """Whether this verified body was seen within the window; a Fitbit repeat owes its
+        fetches at the window's end (module docstring)."""
         now = time.monotonic()
         while self._seen and (len(self._seen) > _REPLAY_MEMORY
-                              or next(iter(self._seen.values())) < now - _REPLAY_WINDOW_S):
-            self._seen.popitem(last=False)
+                              or next(iter(self._seen.values())).at < now - self._window):
+            self._seen.popitem(last=False)  # an owed entry stays in _owed until it is published
         digest = hashlib.sha256(provider.value.encode() + b"\x00" + body).digest()
-        if digest in self._seen:
-            raise _Rejected(409, "replayed")
-        self._seen[digest] = now
+        seen = self._seen.get(digest)
+        if seen is None:
+            self._seen[digest] = _Seen(now)
+            return False
+        if provider is Provider.FITBIT and found and seen.deferred is None:
+            seen.deferred = found
+            self._owed[digest] = seen
+        return True
 
 
 def _json(body: bytes) -> Any:

@@ -37,6 +37,8 @@ Variables (all optional; the defaults run the demo):
 ``WEARABLES_GATEWAY_PORT``             port of ``wearables gateway`` (webhooks, linking), default 8470
 ``WEARABLES_FITBIT_VERIFY_CODE``       the Fitbit subscriber verification code
 ``WEARABLES_GOOGLE_WEBHOOK_TOKEN``     the ``Authorization`` value Google sends with notifications
+``WEARABLES_WEBHOOK_REPEAT_WINDOW``    seconds within which a byte-identical Fitbit notification is folded into
+                                       one fetch at the window's end (300)
 ``WEARABLES_POLL_INTERVAL``            seconds between reconciliation polls of every linked participant (3600)
 ``WEARABLES_BACKFILL_DAYS``            days fetched for a new link (30)
 ``WEARABLES_FETCH_CONCURRENCY``        vendor requests in flight per scheduler (64)
@@ -134,6 +136,7 @@ class Settings(BaseSettings):
     gateway_port: int = Field(default=8470, ge=0, le=65535)
     fitbit_verify_code: SecretStr | None = None
     google_webhook_token: SecretStr | None = None
+    webhook_repeat_window: float = Field(default=300.0, gt=0, le=86400)
     poll_interval: float = Field(default=3600.0, gt=0, le=7 * 86400)
     backfill_days: int = Field(default=30, ge=1, le=3650)
     fetch_concurrency: int = Field(default=64, ge=1, le=10_000)

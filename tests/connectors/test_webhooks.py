@@ -1,8 +1,11 @@
 """The webhook receiver: vendor handshakes, forged/malformed/replayed notifications refused and
-counted, nothing published for them; good ones become fetch requests on the topic."""
+counted, nothing published for them; good ones become fetch requests on the topic; a repeated
+Fitbit body (replay or genuine re-sync: indistinguishable) is folded into one fetch at the end
+of its window, or at shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -33,12 +36,13 @@ def _count(outcome: str, provider: str) -> float:
 
 
 async def test_webhooks_verify_refuse_and_publish(settings_factory: Callable[..., Settings]) -> None:
-    settings = settings_factory()
+    settings = settings_factory(webhook_repeat_window=0.5)
     await create_all_topics(settings)
     producer = make_producer(settings)
     await producer.start()
     tokens = TokenSet("a", "r", time.time() + 3600)
-    before = {(o, p): _count(o, p) for o in ("bad_signature", "malformed", "replayed", "bad_authorization")
+    before = {(o, p): _count(o, p) for o in ("bad_signature", "malformed", "replayed", "bad_authorization",
+                                             "deferred_published")
               for p in ("fitbit", "google_health")}
     try:
         async with open_vault(settings) as vault:
@@ -52,16 +56,21 @@ async def test_webhooks_verify_refuse_and_publish(settings_factory: Callable[...
         await producer.stop()
 
     published = [FetchRequest.from_bytes(v) for v in await _drain(settings, "fetch-requests",
-                                                                    until=lambda vs: len(vs) >= 3, timeout=5)]
+                                                                    until=lambda vs: len(vs) >= 5, timeout=5)]
     assert sorted((r.provider, r.data_type, r.start_date, r.end_date, r.reason) for r in published) == [
+        # each Fitbit body: once when accepted, once more for its repeats (timer, then shutdown)
         (Provider.FITBIT, "activities", "2026-11-20", "2026-11-20", FetchReason.WEBHOOK),
+        (Provider.FITBIT, "activities", "2026-11-20", "2026-11-20", FetchReason.WEBHOOK),
+        (Provider.FITBIT, "activities", "2026-11-21", "2026-11-21", FetchReason.WEBHOOK),
+        (Provider.FITBIT, "activities", "2026-11-21", "2026-11-21", FetchReason.WEBHOOK),
         (Provider.GOOGLE_HEALTH, "steps", "2026-11-19", "2026-11-20", FetchReason.WEBHOOK),
     ]
     counted = {key: _count(*key) - value for key, value in before.items()}
-    assert counted == {("bad_signature", "fitbit"): 2, ("malformed", "fitbit"): 4, ("replayed", "fitbit"): 1,
+    assert counted == {("bad_signature", "fitbit"): 2, ("malformed", "fitbit"): 4, ("replayed", "fitbit"): 3,
                        ("bad_authorization", "fitbit"): 0, ("bad_signature", "google_health"): 0,
                        ("malformed", "google_health"): 3, ("replayed", "google_health"): 1,
-                       ("bad_authorization", "google_health"): 2}
+                       ("bad_authorization", "google_health"): 2, ("deferred_published", "fitbit"): 2,
+                       ("deferred_published", "google_health"): 0}
 
 
 async def _fitbit_cases(http: TestClient) -> None:
@@ -83,7 +92,20 @@ async def _fitbit_cases(http: TestClient) -> None:
         assert answer.status == 400
     good = {"X-Fitbit-Signature": fitbit_signature(body, secret)}
     assert (await http.post("/webhooks/fitbit", data=body, headers=good)).status == 204
-    assert (await http.post("/webhooks/fitbit", data=body, headers=good)).status == 409  # replayed
+    deferred = _count("deferred_published", "fitbit")
+    for _ in range(2):  # repeats: acknowledged as Fitbit wants, nothing published yet
+        assert (await http.post("/webhooks/fitbit", data=body, headers=good)).status == 204
+    assert _count("deferred_published", "fitbit") == deferred
+    for _ in range(40):  # the window (0.5 s) closes: one fetch for both repeats
+        if _count("deferred_published", "fitbit") > deferred:
+            break
+        await asyncio.sleep(0.1)
+    assert _count("deferred_published", "fitbit") == deferred + 1
+    # a repeat still owed when the gateway stops is published at shutdown, not lost
+    later = body.replace(b"2026-11-20", b"2026-11-21")
+    signed = {"X-Fitbit-Signature": fitbit_signature(later, secret)}
+    assert (await http.post("/webhooks/fitbit", data=later, headers=signed)).status == 204
+    assert (await http.post("/webhooks/fitbit", data=later, headers=signed)).status == 204
 
 
 async def _google_cases(http: TestClient) -> None:
