@@ -1,11 +1,12 @@
-"""The token vault under a scheduler's load: batched reads and group-committed cursors stay exact."""
+"""The token vault under a scheduler's load: batched reads and group-committed cursors stay exact,
+on SQLite (the default) and on PostgreSQL (a throwaway server, tests/postgres.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,22 @@ from connectors.vault import TokenVault, open_vault
 from models.participants import LinkStatus
 from models.providers import Provider
 from runtime.settings import Settings
+from tests.postgres import PostgresServer, postgres_server
 
 
-@pytest.fixture
-async def vault(tmp_path: Path) -> AsyncIterator[TokenVault]:
-    async with open_vault(Settings.model_validate({"env": "demo", "data_dir": tmp_path})) as opened:
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def vault(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TokenVault]:
+    values: dict[str, object] = {"env": "demo", "data_dir": tmp_path}
+    if request.param == "postgresql":
+        values["vault_url"] = await request.getfixturevalue("postgres").new_database()
+    async with open_vault(Settings.model_validate(values)) as opened:
+        assert opened._engine.dialect.name == request.param
         yield opened
 
 
@@ -82,3 +94,38 @@ async def test_concurrent_reads_are_batched_and_reads_after_writes_see_them(vaul
     assert revoked is not None and revoked.status is LinkStatus.REVOKED
     assert await vault.tokens(ids[3]) is None
     assert rotated is not None and rotated[0].access_token == "access-1004" and rotated[1] == 1
+
+
+async def test_links_tokens_and_identity_round_trip_encrypted_at_rest(vault: TokenVault) -> None:
+    rid = "R" + "7" * 20
+    await vault.link(rid, Provider.FITBIT, "ABC123", _tokens(1), timezone="America/Chicago")
+    await vault.link("R" + "8" * 20, Provider.GOOGLE_HEALTH, "ABC123", _tokens(2))  # same id, other vendor
+    assert await vault.find_vendor_user(Provider.FITBIT, "ABC123") == rid
+    assert await vault.find_vendor_user(Provider.FITBIT, "ZZZ999") is None
+    assert await vault.vendor_user(rid) == "ABC123"
+    link = await vault.get(rid)
+    assert link is not None and link.timezone == "America/Chicago" and link.status is LinkStatus.LINKED
+    assert [lk.research_id for lk in await vault.links()] == [rid, "R" + "8" * 20]
+
+    # at rest: neither the tokens nor the vendor's user id appear in any column
+    async with vault._engine.connect() as conn:
+        stored = [repr(tuple(row)) for row in await conn.execute(sa.text("SELECT * FROM links"))]
+    assert stored and not any(secret in row for row in stored for secret in ("access-1", "refresh-1", "ABC123"))
+
+    # a rotation is optimistic: the first writer of a version wins, a stale one is refused
+    assert await vault.rotate(rid, _tokens(10), version=0)
+    assert not await vault.rotate(rid, _tokens(11), version=0)
+    current = await vault.tokens(rid)
+    assert current is not None and current[0].refresh_token == "refresh-10" and current[1] == 1
+
+    # a revoked link loses its tokens and leaves the list of links to fetch; relinking starts afresh
+    await vault.advance_cursor(rid, "steps", "2026-11-20")
+    await vault.set_status(rid, LinkStatus.REVOKED)
+    assert await vault.tokens(rid) is None
+    assert not await vault.rotate(rid, _tokens(12), version=1)
+    assert [lk.research_id for lk in await vault.links()] == ["R" + "8" * 20]
+    assert [lk.research_id for lk in await vault.links(status=LinkStatus.REVOKED)] == [rid]
+    await vault.link(rid, Provider.FITBIT, "ABC123", _tokens(3))
+    assert await vault.cursor(rid, "steps") is None
+    relinked = await vault.tokens(rid)
+    assert relinked is not None and relinked[0].access_token == "access-3" and relinked[1] == 0
