@@ -30,7 +30,7 @@ from cli.common import console
 from cli.kafka_session import kafka_session
 from cli.topics import create_all_topics
 from cli.worker_processes import cpu_seconds
-from connectors.google_health import GoogleHealthClient
+from connectors.google_health import GOOGLE_DATA_TYPES, GoogleHealthClient
 from connectors.linking import link_through_consent
 from connectors.scheduler import Scheduler
 from connectors.vault import open_vault
@@ -55,7 +55,8 @@ async def run_connector_bench(settings: Settings, *, participants: int, days: in
                 await _link_all(live, vault, session, participants, link_concurrency)
                 before = await _stats(session, url)
                 cpu_before = cpu_seconds(simulator_pid), time.process_time()
-                elapsed, progress = await _fetch_all(live, bootstrap, vault, expected=participants * 2)
+                expected = participants * len(GOOGLE_DATA_TYPES)  # one backfill request per data type
+                elapsed, progress = await _fetch_all(live, bootstrap, vault, expected=expected)
                 after = await _stats(session, url)
                 cpu = cpu_seconds(simulator_pid) - cpu_before[0], time.process_time() - cpu_before[1]
     requests = after["requests_google_health"] - before.get("requests_google_health", 0)

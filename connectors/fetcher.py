@@ -107,7 +107,7 @@ class Fetcher:
             page = await self._call(research_id, client,
                                     lambda access, t=token: client.fetch_day(access, data_type, day, page_token=t))
             raw = RawPage(provider=client.provider, data_type=data_type, date=day.isoformat(), body=page.body,
-                          detail="1min" if client.provider is Provider.FITBIT else None, timezone=timezone,
+                          detail=page.detail, timezone=timezone,
                           fetched_at=time.time(), request_id=f"{self._run_id}-{next(self._calls)}", origin="api",
                           page_token=page.page_token)
             acks.append(await self._publish(research_id, raw))

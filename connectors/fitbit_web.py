@@ -9,7 +9,8 @@ gaps here rather than letting them leak into behaviour (research/fitbit_allofus.
   first): the data session gets no ``refresh_cb`` and no auto-refresh URL.
 - ``make_request`` drops the response (and its rate-limit headers) and raises ``KeyError`` on a
   429 without ``Retry-After``: we take the response from ``_request`` and classify it ourselves.
-- Sleep is v1.2 (with stages), not the library's v1; no revoke in the library: we add one.
+- Sleep is v1.2 (with stages), not the library's v1 (``sleep`` there has no stages); no revoke
+  in the library: we add one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date
 from functools import partial
 from typing import Any, TypeVar
@@ -40,7 +42,9 @@ __all__ = ["FITBIT_DATA_TYPES", "FitbitWebClient"]
 
 # resource path segment by raw data type
 _INTRADAY = {"activities-steps-intraday": "steps", "activities-heart-intraday": "heart"}
-FITBIT_DATA_TYPES = tuple(_INTRADAY)
+FITBIT_DATA_TYPES = (*_INTRADAY, "sleep")
+# what a webhook's collectionType asks us to fetch (there is no heart-rate collection: it is activities)
+_COLLECTIONS = {"activities": tuple(_INTRADAY), "sleep": ("sleep",)}
 _SCOPES = ["activity", "heartrate", "sleep", "profile"]
 _P = Provider.FITBIT
 T = TypeVar("T")
@@ -63,8 +67,9 @@ class FitbitWebClient:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def expand(self, data_type: str) -> tuple[str, ...]:
-        # a webhook says "activities": steps and heart rate both live there (there is no HR collection)
-        return FITBIT_DATA_TYPES if data_type in ("all", "activities", "") else (data_type,)
+        if data_type in ("all", ""):
+            return FITBIT_DATA_TYPES
+        return _COLLECTIONS.get(data_type, (data_type,))
 
     async def _run(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, partial(call, *args, **kwargs))
@@ -151,11 +156,15 @@ class FitbitWebClient:
         await self._run(call)
 
     async def subscribe(self, access_token: str, vendor_user_id: str) -> None:
-        url = f"{self._urls.api}/1/user/-/activities/apiSubscriptions/wearables-activities.json"
+        url = f"{self._urls.api}/1/user/-/apiSubscriptions/wearables.json"  # no collection: all of them
         await self._run(self._get, TokenSet(access_token, "-", 0.0), url, "POST")
 
     async def fetch_day(self, access_token: str, data_type: str, day: date, *, page_token: str | None = None
                         ) -> VendorPage:
+        if data_type == "sleep":
+            url = f"{self._urls.api}/1.2/user/-/sleep/date/{day.isoformat()}.json"
+            page: VendorPage = await self._run(self._get, TokenSet(access_token, "-", 0.0), url)
+            return page
         url = f"{self._urls.api}/1/user/-/activities/{_INTRADAY[data_type]}/date/{day.isoformat()}/1d/1min.json"
-        page: VendorPage = await self._run(self._get, TokenSet(access_token, "-", 0.0), url)
-        return page
+        page = await self._run(self._get, TokenSet(access_token, "-", 0.0), url)
+        return replace(page, detail="1min")

@@ -1,9 +1,11 @@
 """Async client of the Google Health API v4 and Google OAuth (aiohttp).
 
-A day is fetched as its UTC window ``[day 00:00Z, day+1 00:00Z)`` with a physical-time filter,
-following ``nextPageToken``; each response page is kept verbatim. The normalizer takes every
-sample's local date from its own UTC offset, so UTC windows need no time zone and, put
-together, cover every sample exactly.
+A day of steps or heart rate is fetched as its UTC window ``[day 00:00Z, day+1 00:00Z)`` with a
+physical-time filter, following ``nextPageToken``; each response page is kept verbatim. The
+normalizer takes every sample's local date from its own UTC offset, so UTC windows need no time
+zone and, put together, cover every sample exactly. Sleep can only be filtered by its civil end
+time: a day of sleep is the sessions that ended on that local date (the date DESIGN.md files
+them under), again a partition.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from runtime.settings import Settings
 
 __all__ = ["GOOGLE_DATA_TYPES", "GoogleHealthClient", "next_page_token"]
 
-GOOGLE_DATA_TYPES = ("steps", "heart-rate")
-_FILTER_FIELD = {"steps": "steps.interval.start_time", "heart-rate": "heart_rate.sample_time.physical_time"}
+GOOGLE_DATA_TYPES = ("steps", "heart-rate", "sleep")
+_FILTER_FIELD = {"steps": "steps.interval.start_time", "heart-rate": "heart_rate.sample_time.physical_time",
+                 "sleep": "sleep.interval.civil_end_time"}
+_BOUND_FORMAT = {"sleep": "%Y-%m-%dT%H:%M:%S"}  # civil: no zone; the others are UTC instants
 _SCOPES = ("https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly "
            "https://www.googleapis.com/auth/googlehealth.health_metrics_and_measurements.readonly")
 _P = Provider.GOOGLE_HEALTH
@@ -94,9 +98,8 @@ class GoogleHealthClient:
                         ) -> VendorPage:
         """One page of ``data_type`` in the UTC day ``day``; ``next_token`` says whether more follow."""
         start = datetime.combine(day, datetime.min.time(), UTC)
-        field = _FILTER_FIELD[data_type]
-        query = {"filter": f'{field} >= "{start:%Y-%m-%dT%H:%M:%SZ}" AND '
-                           f'{field} < "{start + timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}"',
+        field, form = _FILTER_FIELD[data_type], _BOUND_FORMAT.get(data_type, "%Y-%m-%dT%H:%M:%SZ")
+        query = {"filter": f'{field} >= "{start:{form}}" AND {field} < "{start + timedelta(days=1):{form}}"',
                  "page_size": str(self._page_size)}
         if page_token:
             query["page_token"] = page_token

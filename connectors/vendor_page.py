@@ -13,4 +13,4 @@ class VendorPage:
     page_token: str | None = None  # the token that produced this page
     next_token: str | None = None  # more pages follow when set
     headers: dict[str, str] = field(default_factory=dict, repr=False)
-    timezone: str | None = None
+    detail: str | None = None  # Fitbit intraday detail level ("1min"), kept on the raw page

@@ -2,7 +2,10 @@
 the vendors' own JSON shapes (research/fitbit_allofus.md §2).
 
 Steps and heart rate follow a diurnal pattern (asleep at night, active bursts by day) so that
-daily summaries look like real ones; the same seed always gives the same bytes.
+daily summaries look like real ones; the same seed always gives the same bytes. Each night is a
+sleep log with stages (light, deep, REM in ~90-minute cycles, brief wakes) from the previous
+evening's bedtime to the morning's wake-up, the same instants the step series goes quiet and
+resumes; a few nights have no log (the watch was on the charger).
 """
 
 from __future__ import annotations
@@ -10,16 +13,44 @@ from __future__ import annotations
 import hashlib
 import random
 import zoneinfo
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import orjson
 
-__all__ = ["SyntheticCohort"]
+__all__ = ["SleepNight", "SyntheticCohort"]
 
 _MINUTES = 1440
 _MINUTE = np.arange(1440)
 _DIURNAL = 6 * np.sin((_MINUTE - 360) / 1440 * 2 * np.pi)  # lowest in the small hours, highest mid-afternoon
+_NO_SLEEP_LOG = 0.05  # share of nights without a log
+_AWAKE_LEVELS = frozenset({"wake"})
+
+
+@dataclass(frozen=True, slots=True)
+class SleepNight:
+    """The main sleep that ended on a local day: it starts ``start_minute`` minutes from that day's
+    local midnight (negative: the evening before) and runs through ``stages``, elapsed minutes."""
+
+    start_minute: int
+    stages: tuple[tuple[str, int], ...]  # (wake|light|deep|rem, minutes), in order
+
+    @property
+    def minutes_in_bed(self) -> int:
+        return sum(minutes for _, minutes in self.stages)
+
+    @property
+    def minutes_asleep(self) -> int:
+        return sum(minutes for level, minutes in self.stages if level not in _AWAKE_LEVELS)
+
+    def minutes_by_level(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for level, minutes in self.stages:
+            totals[level] = totals.get(level, 0) + minutes
+        return totals
+
+
 _ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Anchorage",
           "Pacific/Honolulu", "America/Puerto_Rico")
 
@@ -49,14 +80,40 @@ class SyntheticCohort:
         digest = hashlib.sha256(f"{self.seed}|{participant_id}|{day.isoformat()}|{stream}".encode()).digest()
         return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
+    def _waking_hours(self, participant_id: str, day: date) -> tuple[np.random.Generator, int, int]:
+        """(the day's step generator, wake-up minute, bedtime minute): the first draws of the
+        step stream, so that sleep logs and step series agree."""
+        rng = self._rng(participant_id, day, "steps")
+        return rng, int(rng.integers(360, 481)), int(rng.integers(1320, 1411))
+
+    def sleep_night(self, participant_id: str, day: date) -> SleepNight | None:
+        """The main sleep ending on local ``day``: bedtime of the day before to wake-up."""
+        rng = self._rng(participant_id, day, "sleep")
+        if rng.random() < _NO_SLEEP_LOG:
+            return None
+        bedtime = self._waking_hours(participant_id, day - timedelta(days=1))[2] - _MINUTES
+        in_bed = self._waking_hours(participant_id, day)[1] - bedtime
+        stages: list[tuple[str, int]] = [("wake", int(rng.integers(4, 21)))]  # falling asleep
+        left, cycle = in_bed - stages[0][1], 0
+        while left > 0:
+            deep = max(5, int(rng.integers(20, 41)) - 8 * cycle)  # deep sleep thins out towards morning
+            for level, minutes in (("light", int(rng.integers(15, 41))), ("deep", deep),
+                                   ("light", int(rng.integers(10, 26))), ("rem", int(rng.integers(8, 21)) + 5 * cycle),
+                                   ("wake", int(rng.integers(1, 6)) if rng.random() < 0.4 else 0)):
+                minutes = min(minutes, left)
+                if minutes:
+                    stages.append((level, minutes))
+                    left -= minutes
+            cycle += 1
+        return SleepNight(bedtime, tuple(stages))
+
     def minute_steps(self, participant_id: str, day: date) -> list[int]:
         """Steps per local minute: none asleep, none in 55% of waking minutes, short walks in 4%.
 
         numpy, one draw per series: the simulator generates a participant-day per request burst,
         and the connector benchmark's 10,000 people must not wait on it.
         """
-        rng = self._rng(participant_id, day, "steps")
-        wake, sleep = int(rng.integers(360, 481)), int(rng.integers(1320, 1411))
+        rng, wake, sleep = self._waking_hours(participant_id, day)
         idle = ~((_MINUTE >= wake) & (_MINUTE < sleep)) | (rng.random(_MINUTES) < 0.55)
         walking = rng.random(_MINUTES) < 0.04
         steps = np.where(walking, rng.integers(80, 131, _MINUTES), rng.integers(0, 26, _MINUTES))

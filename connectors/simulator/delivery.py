@@ -85,14 +85,15 @@ class WebhookDelivery:
         url = self.urls[account.provider]
         assert url is not None
         if account.provider is Provider.FITBIT:
-            body = orjson.dumps([{"collectionType": "activities", "date": d.isoformat(), "ownerId": account.user_id,
-                                  "ownerType": "user", "subscriptionId": "sim"} for d in days])
+            body = orjson.dumps([{"collectionType": collection, "date": d.isoformat(), "ownerId": account.user_id,
+                                  "ownerType": "user", "subscriptionId": "sim"}
+                                 for d in days for collection in ("activities", "sleep")])
             await self._post(session, account.provider, url, body, {
                 "X-Fitbit-Signature": fitbit_signature(body, self.fitbit_secret)})
             return
         start = datetime.combine(days[0] - timedelta(days=1), datetime.min.time(), UTC)
         end = datetime.combine(days[-1] + timedelta(days=2), datetime.min.time(), UTC)
-        for data_type in ("steps", "heart-rate"):
+        for data_type in ("steps", "heart-rate", "sleep"):
             body = orjson.dumps({"type": "notification", "notificationId": str(uuid.uuid4()),
                                  "user": f"users/{account.user_id}", "dataType": data_type,
                                  "interval": {"startTime": f"{start:%Y-%m-%dT%H:%M:%SZ}",

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import zoneinfo
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import orjson
 
+from connectors.simulator.cohort import SleepNight
 from connectors.simulator.world import Account, World
 
-__all__ = ["fitbit_day", "google_page", "google_points"]
+__all__ = ["fitbit_day", "fitbit_sleep", "google_page", "google_points", "google_sleep"]
 
 
 def _clock(minute: int) -> str:
@@ -99,3 +103,112 @@ def _utc(stamp: int) -> str:
 @functools.lru_cache(maxsize=4096)
 def _utc_date(epoch_day: int) -> str:
     return (date(1970, 1, 1) + timedelta(days=epoch_day)).isoformat()
+
+
+# --------------------------------------------------------------------------- sleep
+@dataclass(frozen=True, slots=True)
+class _Night:
+    log_id: int
+    start: float  # epoch seconds
+    night: SleepNight
+    stage_starts: tuple[float, ...]
+
+    @property
+    def end(self) -> float:
+        return self.start + 60 * self.night.minutes_in_bed
+
+
+def _synced_night(world: World, account: Account, day: date) -> _Night | None:
+    """The main sleep ending on local ``day``, once the device has synced all of it."""
+    if not world.first_day <= day <= world.last_day:
+        return None
+    night = world.cohort.sleep_night(account.participant_id, day)
+    if night is None:
+        return None
+    zone = zoneinfo.ZoneInfo(account.timezone)
+    start = (datetime.combine(day, datetime.min.time(), zone) + timedelta(minutes=night.start_minute)).timestamp()
+    starts, elapsed = [], 0
+    for _, minutes in night.stages:
+        starts.append(start + 60 * elapsed)
+        elapsed += minutes
+    found = _Night(_log_id(account, day), start, night, tuple(starts))
+    return found if found.end <= account.synced_until else None  # a log appears when the night is synced
+
+
+def _log_id(account: Account, day: date) -> int:
+    digest = hashlib.sha256(f"{account.participant_id}|{day.isoformat()}|sleep".encode()).digest()
+    return int.from_bytes(digest[:5], "big")
+
+
+def _local(stamp: float, zone: zoneinfo.ZoneInfo) -> str:
+    return datetime.fromtimestamp(stamp, zone).strftime("%Y-%m-%dT%H:%M:%S.000")
+
+
+def fitbit_sleep(world: World, account: Account, day: date) -> bytes:
+    """``/1.2/user/-/sleep/date/{day}.json``: the stages log that ended that day (local times)."""
+    found = _synced_night(world, account, day)
+    if found is None:
+        return orjson.dumps({"sleep": [], "summary": {"totalMinutesAsleep": 0, "totalSleepRecords": 0,
+                                                      "totalTimeInBed": 0}})
+    zone, night = zoneinfo.ZoneInfo(account.timezone), found.night
+    by_level = night.minutes_by_level()
+    counts = {level: sum(1 for lv, _ in night.stages if lv == level) for level in by_level}
+    log = {
+        "dateOfSleep": day.isoformat(), "duration": 60_000 * night.minutes_in_bed,
+        "efficiency": round(100 * night.minutes_asleep / night.minutes_in_bed),
+        "startTime": _local(found.start, zone), "endTime": _local(found.end, zone), "infoCode": 0,
+        "isMainSleep": True, "logId": found.log_id, "logType": "auto_detected", "minutesAfterWakeup": 0,
+        "minutesAsleep": night.minutes_asleep, "minutesAwake": night.minutes_in_bed - night.minutes_asleep,
+        "minutesToFallAsleep": night.stages[0][1] if night.stages[0][0] == "wake" else 0,
+        "timeInBed": night.minutes_in_bed, "type": "stages",
+        "levels": {
+            "data": [{"dateTime": _local(at, zone), "level": level, "seconds": 60 * minutes}
+                     for at, (level, minutes) in zip(found.stage_starts, night.stages, strict=True)],
+            "shortData": [],
+            "summary": {level: {"count": counts[level], "minutes": minutes, "thirtyDayAvgMinutes": 0}
+                        for level, minutes in by_level.items()},
+        },
+    }
+    return orjson.dumps({"sleep": [log], "summary": {
+        "stages": {level: by_level.get(level, 0) for level in ("deep", "light", "rem", "wake")},
+        "totalMinutesAsleep": night.minutes_asleep, "totalSleepRecords": 1, "totalTimeInBed": night.minutes_in_bed}})
+
+
+_GOOGLE_STAGE = {"wake": "AWAKE", "light": "LIGHT", "deep": "DEEP", "rem": "REM"}
+
+
+def google_sleep(world: World, account: Account, first: date, end: date) -> list[dict[str, Any]]:
+    """Google Health ``sleep`` points whose civil end date is in [first, end): one per night."""
+    zone, points = zoneinfo.ZoneInfo(account.timezone), []
+    day = first
+    while day < end:
+        found = _synced_night(world, account, day)
+        if found is not None:
+            points.append(_google_session(found, zone))
+        day += timedelta(days=1)
+    return points
+
+
+def _google_session(found: _Night, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    night = found.night
+
+    def instant(stamp: float) -> dict[str, str]:
+        offset = int(datetime.fromtimestamp(stamp, zone).utcoffset().total_seconds())  # type: ignore[union-attr]
+        return {"time": f"{datetime.fromtimestamp(stamp, UTC):%Y-%m-%dT%H:%M:%SZ}", "offset": f"{offset}s"}
+
+    start, end = instant(found.start), instant(found.end)
+    stages = []
+    for at, (level, minutes) in zip(found.stage_starts, night.stages, strict=True):
+        begin, finish = instant(at), instant(at + 60 * minutes)
+        stages.append({"type": _GOOGLE_STAGE[level], "startTime": begin["time"], "endTime": finish["time"],
+                       "startUtcOffset": begin["offset"], "endUtcOffset": finish["offset"]})
+    return {"name": f"users/me/dataTypes/sleep/dataPoints/{found.log_id}", "sleep": {
+        "type": "STAGES", "metadata": {"nap": False, "mainSleep": True},
+        "interval": {"startTime": start["time"], "startUtcOffset": start["offset"],
+                     "endTime": end["time"], "endUtcOffset": end["offset"]},
+        "summary": {"minutesAsleep": str(night.minutes_asleep),
+                    "minutesAwake": str(night.minutes_in_bed - night.minutes_asleep),
+                    "minutesInSleepPeriod": str(night.minutes_in_bed),
+                    "stagesSummary": [{"type": _GOOGLE_STAGE[level], "minutes": str(minutes)}
+                                      for level, minutes in night.minutes_by_level().items()]},
+        "stages": stages}}

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from connectors.endpoints import Credentials
 from connectors.oauth import pkce_challenge
-from connectors.simulator.pages import fitbit_day, google_page, google_points
+from connectors.simulator.pages import fitbit_day, fitbit_sleep, google_page, google_points, google_sleep
 from connectors.simulator.world import Account, Grant, World
 from models.providers import Provider
 from runtime.metrics import counter
@@ -55,6 +55,8 @@ def build_simulator_app(world: World, clients: dict[Provider, Credentials]) -> w
         web.get("/1/user/-/profile.json", _data(Provider.FITBIT, _fitbit_profile)),
         web.get(r"/1/user/-/activities/{resource:steps|heart}/date/{day}/1d/{detail}.json",
                 _data(Provider.FITBIT, _fitbit_intraday)),
+        web.get("/1.2/user/-/sleep/date/{day}.json", _data(Provider.FITBIT, _fitbit_sleep)),
+        web.post("/1/user/-/apiSubscriptions/{subscription}.json", _data(Provider.FITBIT, _subscribe)),
         web.post("/1/user/-/{collection}/apiSubscriptions/{subscription}.json",
                  _data(Provider.FITBIT, _subscribe)),
         # Google Health API v4 and Google OAuth
@@ -65,6 +67,7 @@ def build_simulator_app(world: World, clients: dict[Provider, Credentials]) -> w
         web.get("/v4/users/me/identity", _data(Provider.GOOGLE_HEALTH, _google_identity)),
         web.get(r"/v4/users/me/dataTypes/{data_type:steps|heart-rate}/dataPoints",
                 _data(Provider.GOOGLE_HEALTH, _google_list)),
+        web.get("/v4/users/me/dataTypes/sleep/dataPoints", _data(Provider.GOOGLE_HEALTH, _google_sleep_list)),
         web.post("/v4/projects/{project}/subscribers/{subscriber}/subscriptions",
                  _data(Provider.GOOGLE_HEALTH, _subscribe)),
         # the operator's side door
@@ -272,17 +275,31 @@ async def _fitbit_profile(request: web.Request, grant: Grant) -> web.StreamRespo
                                        "offsetFromUTCMillis": int(offset.total_seconds() * 1000) if offset else 0}})
 
 
+def _fitbit_invalid(message: str) -> web.Response:
+    return web.json_response({"errors": [{"errorType": "validation", "message": message}]}, status=400)
+
+
 async def _fitbit_intraday(request: web.Request, grant: Grant) -> web.StreamResponse:
     try:
         day = date.fromisoformat(request.match_info["day"])
     except ValueError:
-        return web.json_response({"errors": [{"errorType": "validation", "message": "Invalid date"}]}, status=400)
+        return _fitbit_invalid("Invalid date")
     if request.match_info["detail"] not in ("1sec", "1min", "5min", "15min"):
-        return web.json_response({"errors": [{"errorType": "validation", "message": "Invalid detail-level"}]},
-                                 status=400)
+        return _fitbit_invalid("Invalid detail-level")
     world: World = request.app[_WORLD]
     body = fitbit_day(world, grant.account, request.match_info["resource"], day)
     world.stats["samples_served"] += body.count(b'"time"')
+    return web.Response(body=body, content_type="application/json")
+
+
+async def _fitbit_sleep(request: web.Request, grant: Grant) -> web.StreamResponse:
+    try:
+        day = date.fromisoformat(request.match_info["day"])
+    except ValueError:
+        return _fitbit_invalid("Invalid date")
+    world: World = request.app[_WORLD]
+    body = fitbit_sleep(world, grant.account, day)
+    world.stats["samples_served"] += body.count(b'"level"')
     return web.Response(body=body, content_type="application/json")
 
 
@@ -297,19 +314,51 @@ async def _google_list(request: web.Request, grant: Grant) -> web.StreamResponse
     try:
         start = datetime.fromisoformat(bounds[">="].replace("Z", "+00:00")).timestamp()
         end = datetime.fromisoformat(bounds["<"].replace("Z", "+00:00")).timestamp()
-        size = min(int(request.query.get("page_size", "1000")), _PAGE_SIZE_MAX)
-        offset = int(base64.urlsafe_b64decode(request.query["page_token"]).decode()) if request.query.get(
-            "page_token") else 0
+        size, offset = _paging(request)
     except (KeyError, ValueError):
-        return web.json_response({"error": {"code": 400, "status": "INVALID_ARGUMENT", "message":
-                                            'filter needs a time range: >= "…Z" AND < "…Z"'}}, status=400)
+        return _invalid_argument('filter needs a time range: >= "…Z" AND < "…Z"')
     points = google_points(request.app[_WORLD], grant.account, request.match_info["data_type"], start, end)
     chunk = points[offset:offset + size]
     request.app[_WORLD].stats["samples_served"] += len(chunk)
     more = offset + size < len(points)
-    token = base64.urlsafe_b64encode(str(offset + size).encode()).decode() if more else None
+    token = _page_token(offset + size) if more else None
     return web.Response(body=google_page(request.match_info["data_type"], chunk, token),
                         content_type="application/json")
+
+
+async def _google_sleep_list(request: web.Request, grant: Grant) -> web.StreamResponse:
+    """Sleep is filtered by civil (local) end time, the one sleep filter the API takes."""
+    filter_ = request.query.get("filter", "")
+    bounds = dict(_FILTER_BOUND.findall(filter_))
+    try:
+        if "sleep.interval.civil_end_time" not in filter_:
+            raise ValueError("sleep filters on sleep.interval.civil_end_time")
+        first, end = (datetime.fromisoformat(bounds[op]).date() for op in (">=", "<"))
+        size, offset = _paging(request)
+    except (KeyError, ValueError):
+        return _invalid_argument('filter needs sleep.interval.civil_end_time >= "…" AND < "…"')
+    points = google_sleep(request.app[_WORLD], grant.account, first, end)
+    chunk = points[offset:offset + size]
+    request.app[_WORLD].stats["samples_served"] += sum(len(p["sleep"]["stages"]) for p in chunk)
+    body: dict[str, Any] = {"dataPoints": chunk}
+    if offset + size < len(points):
+        body["nextPageToken"] = _page_token(offset + size)
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def _paging(request: web.Request) -> tuple[int, int]:
+    """(page size, offset) from ``page_size`` and our opaque ``page_token``; ValueError if broken."""
+    size = min(int(request.query.get("page_size", "1000")), _PAGE_SIZE_MAX)
+    token = request.query.get("page_token")
+    return size, int(base64.urlsafe_b64decode(token).decode()) if token else 0
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(str(offset).encode()).decode()
+
+
+def _invalid_argument(message: str) -> web.Response:
+    return web.json_response({"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": message}}, status=400)
 
 
 async def _subscribe(request: web.Request, grant: Grant) -> web.StreamResponse:

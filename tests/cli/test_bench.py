@@ -37,3 +37,21 @@ def test_bench_pipeline_writes_its_figures(tmp_path: Path) -> None:
     assert len(figures["runs_end_to_end_samples_per_s"]) == 2 and figures["parameters"]["workers"] == 2
     assert figures["workers_cpu_s"] > 0 and figures["peak_rss_bytes"] > figures["workers_peak_rss_bytes"] > 0
     assert "end_to_end_samples_per_s" in result.stdout
+
+
+def test_bench_connector_writes_its_figures(tmp_path: Path) -> None:
+    out = tmp_path / "connector.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEARABLES_", "KAFKA_"))}
+    env["WEARABLES_DATA_DIR"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "cli.main", "bench", "connector", "--participants", "30",
+                             "--days", "2", "--out", str(out)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    figures = orjson.loads(out.read_text())
+    assert {"requests_per_s", "samples_per_s", "rate_limit_violations"} <= set(figures)
+    assert figures["rate_limit_violations"] == 0
+    # every participant: 3 data types x (2 days + today) of backfill, each day one page at least
+    assert figures["fetch_requests"] == 30 * 3 and figures["fetch_outcomes"] == {"done": 90}
+    assert figures["requests"] >= 30 * 3 * 3 and figures["pages_published"] == figures["requests"]
+    assert figures["requests_per_s"] > 0 and figures["samples_per_s"] > figures["requests_per_s"]
+    assert "requests_per_s" in result.stdout
