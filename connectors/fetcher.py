@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Protocol
 
 from connectors.backoff import backoff_delay
+from connectors.http_errors import quota_remaining
 from connectors.ratelimit import RateLimiter
 from connectors.tokens import TokenManager
 from connectors.vault import TokenVault
@@ -150,6 +151,7 @@ class Fetcher:
             finally:
                 CALL_SECONDS.labels(provider.value).observe(time.perf_counter() - started)
             CALLS.labels(provider.value, "ok").inc()
+            self._limiter.observe(provider, research_id, quota_remaining(page.headers))
             return page
 
 

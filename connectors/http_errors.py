@@ -17,7 +17,7 @@ from connectors.vendor_errors import (
 )
 from models.providers import Provider
 
-__all__ = ["error_for", "retry_after"]
+__all__ = ["error_for", "quota_remaining", "retry_after"]
 
 
 def retry_after(headers: Mapping[str, str]) -> float:
@@ -27,6 +27,14 @@ def retry_after(headers: Mapping[str, str]) -> float:
         if value and value.strip().isdigit():
             return float(value)
     return 60.0
+
+
+def quota_remaining(headers: Mapping[str, str]) -> int | None:
+    """Requests left in the vendor's current window, where it says (Fitbit, on every answer)."""
+    for name, value in headers.items():
+        if name.lower() == "fitbit-rate-limit-remaining" and value.strip().isdigit():
+            return int(value)
+    return None
 
 
 def _problem(body: bytes) -> str:

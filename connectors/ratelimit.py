@@ -5,6 +5,11 @@ user per minute and 120,000 per project per minute). We keep a sliding window on
 than theirs: at most L requests in any window of T + 1 s means at most L in every fixed window
 of length T the vendor can draw, even when a request sent at the end of one window arrives at
 the start of the next. After a 429 a participant is blocked until the reset the headers gave.
+
+Our count sees only this process's requests; the vendor's counts everyone's (the linking pages'
+profile and subscription calls, another scheduler, this one before a restart). Where the vendor
+says how many requests are left (Fitbit, on every answer), the ones we did not send are added
+to our window, so that they too keep us under the limit.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ __all__ = ["Limit", "RateLimiter"]
 
 WAITS = counter("connector_rate_limit_waits_total", "Requests held back to stay under a vendor limit",
                 ["provider", "reason"])
+UNSEEN = counter("connector_rate_limit_unseen_requests_total",
+                 "Requests a vendor counted against a participant that this process did not send", ["provider"])
 _SLACK_S = 1.0
 
 
@@ -66,6 +73,20 @@ class RateLimiter:
                 return
             WAITS.labels(provider.value, "blocked" if blocked > 0 else "window").inc()
             await asyncio.sleep(min(wait, 5.0))  # re-check: a block may be lifted or extended meanwhile
+
+    def observe(self, provider: Provider, research_id: str, remaining: int | None) -> None:
+        """The vendor's own count after one of our requests: add the requests we did not send."""
+        user = self._users.get((provider, research_id))
+        if remaining is None or user is None:
+            return
+        now = time.time()
+        user.wait_s(now)  # forget what left the window
+        # Every request the vendor counts in its window was sent within our (longer) window, and
+        # ours holds every request of ours in flight: what the vendor counts beyond it is not ours.
+        unseen = user.limit.requests - remaining - len(user.sent)
+        if unseen > 0:
+            user.sent.extend([now] * unseen)  # ``now`` is the latest time: the deque stays ordered
+            UNSEEN.labels(provider.value).inc(unseen)
 
     def block(self, provider: Provider, research_id: str, seconds: float) -> None:
         """A 429: no request for this participant until the vendor's reset."""

@@ -1,0 +1,42 @@
+"""The rate limiter: per-user windows, and the vendor's own count for requests we did not send."""
+
+from __future__ import annotations
+
+import asyncio
+
+from connectors.http_errors import quota_remaining
+from connectors.ratelimit import RateLimiter
+from models.providers import Provider
+
+
+async def _granted(limiter: RateLimiter, provider: Provider, rid: str, most: int) -> int:
+    """How many requests go out at once before the limiter holds one back."""
+    for n in range(most):
+        try:
+            await asyncio.wait_for(limiter.acquire(provider, rid), 0.05)
+        except TimeoutError:
+            return n
+    return most
+
+
+async def test_user_windows_hold_back_the_request_over_the_limit() -> None:
+    limiter = RateLimiter(google_project_limit=1000)
+    assert await _granted(limiter, Provider.FITBIT, "a", 200) == 150
+    assert await _granted(limiter, Provider.GOOGLE_HEALTH, "a", 400) == 300
+    assert await _granted(limiter, Provider.GOOGLE_HEALTH, "b", 400) == 300
+    assert await _granted(limiter, Provider.GOOGLE_HEALTH, "c", 400) == 300
+    assert await _granted(limiter, Provider.GOOGLE_HEALTH, "d", 400) == 100  # the project's 1,000 a minute
+
+
+async def test_requests_the_vendor_counted_but_we_did_not_send_use_up_the_window() -> None:
+    limiter = RateLimiter()
+    assert await _granted(limiter, Provider.FITBIT, "a", 10) == 10
+    # the linking pages made 2 calls and a restarted scheduler 3: the vendor says 135 are left
+    limiter.observe(Provider.FITBIT, "a", quota_remaining({"fitbit-rate-limit-remaining": "135"}))
+    assert await _granted(limiter, Provider.FITBIT, "a", 200) == 135
+    # an answer counted before our later requests arrived says more are left than we think: ignored
+    assert await _granted(limiter, Provider.FITBIT, "b", 20) == 20
+    limiter.observe(Provider.FITBIT, "b", 145)
+    assert await _granted(limiter, Provider.FITBIT, "b", 200) == 130
+    limiter.observe(Provider.GOOGLE_HEALTH, "a", quota_remaining({"Retry-After": "5"}))  # no count: nothing
+    assert quota_remaining({"Fitbit-Rate-Limit-Remaining": "x"}) is None
