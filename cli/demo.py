@@ -56,11 +56,20 @@ class _Flow:
         return (self.scheduler.progress.consumed, self.scheduler.progress.pages, worker.get("raw_pages"),
                 worker.get("samples"), worker.get("summaries"))
 
-    def settled(self) -> bool:
-        worker = self.pipeline.progress
-        return (self.sim.world.fully_synced() and self.scheduler.progress.in_flight == 0
-                and worker.get("raw_pages") >= self.scheduler.progress.pages
-                and worker.get("sample_batches") >= worker.get("batches_out"))
+    def waiting_for(self) -> list[str]:
+        """What the cohort is not done with yet (empty: settled)."""
+        worker, scheduler = self.pipeline.progress, self.scheduler.progress
+        waiting = []
+        if not self.sim.world.fully_synced():
+            waiting.append("devices still syncing")
+        if scheduler.in_flight:
+            waiting.append(f"{scheduler.in_flight:,} fetches in flight")
+        if worker.get("raw_pages") < scheduler.pages:
+            waiting.append(f"{scheduler.pages - worker.get('raw_pages'):,} pages not yet normalized")
+        if worker.get("sample_batches") < worker.get("batches_out"):
+            waiting.append(f"{worker.get('batches_out') - worker.get('sample_batches'):,} sample batches not yet "
+                           "in daily state")
+        return waiting
 
 
 async def run_demo(settings: Settings, *, participants: int, days: int, timeout: float,
@@ -69,9 +78,11 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
     with tempfile.TemporaryDirectory(prefix="wearables-demo-") as scratch:
         async with kafka_session(settings, log_name="demo-broker.log") as bootstrap:
             run = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
-            if settings.uses_embedded_broker and settings.vault_url is None:
-                # a fresh broker forgets every fetch request: start the vault fresh with it
-                run = run.model_copy(update={"vault_url": f"sqlite:///{Path(scratch) / 'vault.sqlite'}"})
+            if settings.uses_embedded_broker:
+                # a fresh broker forgets every record: table state and the vault start fresh with it
+                run = run.model_copy(update={"faust_state_dir": Path(scratch) / "faust"})
+                if settings.vault_url is None:
+                    run = run.model_copy(update={"vault_url": f"sqlite:///{Path(scratch) / 'vault.sqlite'}"})
             created, present = await create_all_topics(run, bootstrap)
             console.print(f"topics: {len(created)} created, {len(present)} already present")
             start_metrics_server(metrics_port)
@@ -143,11 +154,13 @@ async def _follow(flow: _Flow, timeout: float) -> None:
                                          f"{summaries:,}")
             if counts != last:
                 quiet_since, last = loop.time(), counts
-            if flow.settled() and loop.time() - quiet_since >= _QUIET_S:
+            waiting = flow.waiting_for()
+            if not waiting and loop.time() - quiet_since >= _QUIET_S:
                 return
             if loop.time() > deadline:
                 raise WorkerIncomplete(f"the cohort was not done within {timeout:g}s ({pages:,} pages fetched, "
-                                       f"{processed:,} processed); rerun with a larger --timeout")
+                                       f"{processed:,} processed; waiting for: {', '.join(waiting) or 'quiet'}); "
+                                       "rerun with a larger --timeout")
             await asyncio.sleep(0.5)
 
 
@@ -179,15 +192,21 @@ def _report_days(summaries: dict[str, DailySummary]) -> None:
     days = [d for d in summaries.values() if d.steps or d.minutes_with_hr]
     valid = sum(d.valid_day for d in days)
     steps = sorted(d.steps for d in days)
+    asleep = sorted(d.sleep_minutes_asleep for d in days if d.sleep_minutes_asleep)
     console.print(f"daily topic: {len(days)} participant-days with data summarized, {valid} valid days "
-                  f"(>= 10 h with steps, 100-45,000 steps), median {steps[len(steps) // 2] if steps else 0} steps")
-    table = Table("research_id", "date", "source", "steps", "HR mean", "approx resting HR", "valid", "revision",
-                  title="a few daily summaries")
+                  f"(>= 10 h with steps, 100-45,000 steps), median {_median(steps)} steps; {len(asleep)} with a "
+                  f"night's sleep, median {_median(asleep) // 60} h {_median(asleep) % 60:02d} min asleep")
+    table = Table("research_id", "date", "source", "steps", "HR mean", "approx resting HR", "asleep (min)", "valid",
+                  "revision", title="a few daily summaries")
     for day in days[:6]:
         table.add_row(day.research_id[:9] + "…", day.local_date, str(day.source), str(day.steps),
-                      f"{day.hr_mean:.1f}" if day.hr_mean else "-", str(day.approx_resting_hr), str(day.valid_day),
-                      str(day.revision))
+                      f"{day.hr_mean:.1f}" if day.hr_mean else "-", str(day.approx_resting_hr),
+                      str(day.sleep_minutes_asleep or "-"), str(day.valid_day), str(day.revision))
     console.print(table)
+
+
+def _median(values: list[int]) -> int:
+    return values[len(values) // 2] if values else 0
 
 
 def _report(flow: _Flow, elapsed: float, metrics_port: int) -> None:

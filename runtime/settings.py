@@ -14,6 +14,7 @@ Variables (all optional; the defaults run the demo):
 ``WEARABLES_PARTITIONS``               partitions per topic, default 8
 ``WEARABLES_REPLICATION_FACTOR``       replication factor of created topics, default 1
 ``WEARABLES_DATA_DIR``                 state stores, outputs, embedded-broker address; ``./var``
+``WEARABLES_FAUST_STATE_DIR``          the workers' table stores (RocksDB); ``<data dir>/faust``
 ``WEARABLES_STORE``                    Faust table store, ``rocksdb://`` (default) or ``memory://``
 ``WEARABLES_METRICS_PORT``             Prometheus port (0 = off); default per process (demo 9464,
                                        broker 9465, worker 9466)
@@ -105,6 +106,7 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1, le=16)
     data_dir: Path = Path("var")
     store: Literal["rocksdb://", "memory://"] = "rocksdb://"
+    faust_state_dir: Path | None = None  # where the table stores live; see ``state_dir``
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     kafka_connect_timeout: float = Field(default=15.0, gt=0, le=600)
@@ -257,6 +259,8 @@ class Settings(BaseSettings):
     def state_dir(self) -> Path:
         """Faust table stores. The embedded broker forgets everything when it stops, so state
         built against it is kept apart (and wiped by a new embedded broker)."""
+        if self.faust_state_dir is not None:
+            return self.faust_state_dir
         return self.data_dir / ("faust-embedded" if self.uses_embedded_broker else "faust")
 
     @property

@@ -22,6 +22,9 @@ from models.providers import Provider
 __all__ = ["Account", "Faults", "Grant", "Quota", "World"]
 
 FITBIT_HOURLY_LIMIT = 150
+# A device that has caught up re-sends a day it already sent a few times, then goes quiet: the
+# history is finite, so a run (the demo) can tell when everything has arrived.
+_RESYNCS_PER_DEVICE = 2
 GOOGLE_USER_MINUTE_LIMIT = 300
 
 
@@ -35,6 +38,7 @@ class Account:
     synced_until: float  # epoch seconds: samples before this instant are on the vendor's servers
     revoked: bool = False
     subscribed: bool = False
+    resyncs: int = 0  # duplicate syncs so far (see ``World.sync_tick``)
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,8 @@ class World:
     # ------------------------------------------------------------------ devices syncing
     def sync_tick(self) -> list[tuple[Account, list[date]]]:
         """One round of device syncs: late devices catch up in a burst (days at once), a few synced
-        ones sync the same data again. Returns the (account, local dates) that changed."""
+        ones sync the same data again (at most ``_RESYNCS_PER_DEVICE`` times each). Returns the
+        (account, local dates) that changed."""
         self.quota.forget_before(time.time())
         changed = []
         for account in self._accounts.values():
@@ -188,7 +193,8 @@ class World:
                 days = [d for d in _days(max(first, self.first_day), self.last_day)]
                 changed.append((account, days))
                 self.stats["burst_syncs"] += 1
-            elif self._rng.random() < self.duplicate_share:
+            elif account.resyncs < _RESYNCS_PER_DEVICE and self._rng.random() < self.duplicate_share:
+                account.resyncs += 1
                 changed.append((account, [self.first_day + timedelta(
                     days=self._rng.randrange((self.last_day - self.first_day).days + 1))]))
                 self.stats["duplicate_syncs"] += 1

@@ -97,5 +97,7 @@ def test_demo_links_the_cohort_and_summarizes_every_day(tmp_path: Path) -> None:
     assert samples is not None and int(samples.group(1).replace(",", "")) > 8 * 1000  # minute-level days
     fetched = re.search(r"raw pages fetched / processed\s+│\s+([\d,]+) / ([\d,]+)", result.stdout)
     assert fetched is not None and fetched.group(1) == fetched.group(2)
-    assert {"daily_summary", "steps_intraday", "heart_rate_minute_level"} <= {
+    slept = re.search(r"(\d+) with a night's sleep, median (\d+) h", result.stdout)
+    assert slept is not None and 5 <= int(slept.group(1)) <= 8 and 6 <= int(slept.group(2)) <= 10
+    assert {"daily_summary", "steps_intraday", "heart_rate_minute_level", "sleep_daily_summary", "sleep_level"} <= {
         p.name for p in (tmp_path / "dataset").iterdir()}
