@@ -49,6 +49,28 @@ _POLL_OVERLAP_DAYS = 2  # late syncs add to recent days: polls re-read them (ded
 _MAX_IN_FLIGHT = 20_000
 
 
+class _InFlight:
+    """The running fetch tasks, and an event set while there is room for more.
+
+    A flag kept by the tasks' own callbacks: ``asyncio.wait(tasks)`` at the cap would add and
+    remove a callback on each of the 20,000 tasks every time round the loop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.tasks, self.room = limit, set[asyncio.Task[None]](), asyncio.Event()
+        self.room.set()
+
+    def add(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        if len(self.tasks) >= self.limit:
+            self.room.clear()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if len(self.tasks) < self.limit:
+            self.room.set()
+
+
 def fetch_window(days_back: int, *, now: datetime | None = None) -> tuple[str, str]:
     """(start, end) dates from ``days_back`` days ago through tomorrow (UTC): a local 'today'
     anywhere on Earth lies within it."""
@@ -170,19 +192,22 @@ class Scheduler:
                 await asyncio.wait_for(stop.wait(), self.settings.poll_interval)
 
     async def _consume(self, stop: asyncio.Event, consumer: AIOKafkaConsumer, fetcher: Fetcher) -> None:
-        offsets, tasks = _Offsets(), set[asyncio.Task[None]]()
+        offsets, running = _Offsets(), _InFlight(_MAX_IN_FLIGHT)
+        tasks = running.tasks
         last_commit = time.monotonic()
         while not stop.is_set():
-            if len(tasks) >= _MAX_IN_FLIGHT:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            # full: stop fetching records but keep polling, so the group keeps us and commits go on
+            if running.room.is_set():
+                consumer.resume(*consumer.paused())
+            else:
+                consumer.pause(*consumer.assignment())
             batch = await consumer.getmany(timeout_ms=300, max_records=2000)
             for tp, messages in batch.items():
                 for message in messages:
                     offsets.start(tp, message.offset)
                     task = asyncio.ensure_future(self._one(fetcher, message.key, message.value))
                     task.add_done_callback(lambda _t, tp=tp, o=message.offset: offsets.finish(tp, o))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                    running.add(task)
             self.progress.in_flight = len(tasks)
             IN_FLIGHT.set(len(tasks))
             if time.monotonic() - last_commit >= self.settings.kafka_commit_interval and offsets.highest:
@@ -191,7 +216,7 @@ class Scheduler:
         if tasks:  # stopping: let running fetches finish their current call, then keep their offsets
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*list(tasks), return_exceptions=True)
         if offsets.highest:
             await consumer.commit(offsets.committable())
 
