@@ -40,11 +40,15 @@ from runtime.settings import Settings
 
 __all__ = ["FITBIT_DATA_TYPES", "FitbitWebClient"]
 
-# resource path segment by raw data type
-_INTRADAY = {"activities-steps-intraday": "steps", "activities-heart-intraday": "heart"}
-FITBIT_DATA_TYPES = (*_INTRADAY, "sleep")
+# a day of each raw data type: (path under the API base, intraday detail level kept on the raw page)
+_DAY_PATHS = {
+    "activities-steps-intraday": ("/1/user/-/activities/steps/date/{day}/1d/1min.json", "1min"),
+    "activities-heart-intraday": ("/1/user/-/activities/heart/date/{day}/1d/1min.json", "1min"),
+    "sleep": ("/1.2/user/-/sleep/date/{day}.json", None),
+}
+FITBIT_DATA_TYPES = tuple(_DAY_PATHS)
 # what a webhook's collectionType asks us to fetch (there is no heart-rate collection: it is activities)
-_COLLECTIONS = {"activities": tuple(_INTRADAY), "sleep": ("sleep",)}
+_COLLECTIONS = {"activities": ("activities-steps-intraday", "activities-heart-intraday"), "sleep": ("sleep",)}
 _SCOPES = ["activity", "heartrate", "sleep", "profile"]
 _P = Provider.FITBIT
 T = TypeVar("T")
@@ -96,7 +100,7 @@ class FitbitWebClient:
         error = error_for(_P, response.status_code, response.headers, response.content)
         if error is not None:
             raise error
-        return VendorPage(body=response.content, headers=dict(response.headers))
+        return VendorPage(body=response.content, headers=response.headers)
 
     def _post_token(self, form: dict[str, str]) -> tuple[TokenSet, str]:
         # the library's fetch_access_token has no code_verifier: post the exchange on its session
@@ -161,10 +165,7 @@ class FitbitWebClient:
 
     async def fetch_day(self, access_token: str, data_type: str, day: date, *, page_token: str | None = None
                         ) -> VendorPage:
-        if data_type == "sleep":
-            url = f"{self._urls.api}/1.2/user/-/sleep/date/{day.isoformat()}.json"
-            page: VendorPage = await self._run(self._get, TokenSet(access_token, "-", 0.0), url)
-            return page
-        url = f"{self._urls.api}/1/user/-/activities/{_INTRADAY[data_type]}/date/{day.isoformat()}/1d/1min.json"
-        page = await self._run(self._get, TokenSet(access_token, "-", 0.0), url)
-        return replace(page, detail="1min")
+        path, detail = _DAY_PATHS[data_type]
+        page: VendorPage = await self._run(self._get, TokenSet(access_token, "-", 0.0),
+                                           self._urls.api + path.format(day=day.isoformat()))
+        return replace(page, detail=detail)

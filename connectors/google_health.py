@@ -11,6 +11,7 @@ them under), again a partition.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -56,14 +57,14 @@ class GoogleHealthClient:
             "scope": _SCOPES, "state": state, "code_challenge": challenge, "code_challenge_method": "S256",
             "access_type": "offline", "prompt": "consent"})
 
-    async def _call(self, method: str, url: str, **kwargs: Any) -> tuple[bytes, dict[str, str]]:
+    async def _call(self, method: str, url: str, **kwargs: Any) -> tuple[bytes, Mapping[str, str]]:
         try:
             async with self._session.request(method, url, timeout=self._timeout, **kwargs) as response:
                 body = await response.read()
                 error = error_for(_P, response.status, response.headers, body)
                 if error is not None:
                     raise error
-                return body, dict(response.headers)
+                return body, response.headers
         except (aiohttp.ClientError, TimeoutError) as broken:
             raise VendorUnavailable(f"google_health: {type(broken).__name__}", provider=_P) from None
 
@@ -96,7 +97,8 @@ class GoogleHealthClient:
 
     async def fetch_day(self, access_token: str, data_type: str, day: date, *, page_token: str | None = None
                         ) -> VendorPage:
-        """One page of ``data_type`` in the UTC day ``day``; ``next_token`` says whether more follow."""
+        """One page of ``data_type`` in ``day`` (its UTC window; for sleep, the sessions whose local
+        end falls on it); ``next_token`` says whether more follow."""
         start = datetime.combine(day, datetime.min.time(), UTC)
         field, form = _FILTER_FIELD[data_type], _BOUND_FORMAT.get(data_type, "%Y-%m-%dT%H:%M:%SZ")
         query = {"filter": f'{field} >= "{start:{form}}" AND {field} < "{start + timedelta(days=1):{form}}"',

@@ -31,10 +31,8 @@ def retry_after(headers: Mapping[str, str]) -> float:
 
 def quota_remaining(headers: Mapping[str, str]) -> int | None:
     """Requests left in the vendor's current window, where it says (Fitbit, on every answer)."""
-    for name, value in headers.items():
-        if name.lower() == "fitbit-rate-limit-remaining" and value.strip().isdigit():
-            return int(value)
-    return None
+    value = headers.get("Fitbit-Rate-Limit-Remaining")
+    return int(value) if value and value.strip().isdigit() else None
 
 
 def _problem(body: bytes) -> str:

@@ -216,7 +216,7 @@ class Scheduler:
         if tasks:  # stopping: let running fetches finish their current call, then keep their offsets
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*list(tasks), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         if offsets.highest:
             await consumer.commit(offsets.committable())
 

@@ -16,7 +16,7 @@ import time
 import zoneinfo
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import orjson
@@ -40,6 +40,7 @@ _WORLD = web.AppKey("world", World)
 _CLIENTS = web.AppKey("clients", dict)
 _FILTER_BOUND = re.compile(r'(>=|<)\s*"([^"]+)"')
 _PAGE_SIZE_MAX = 10_000
+_Point = TypeVar("_Point")  # a sample tuple or a sleep session
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -318,10 +319,8 @@ async def _google_list(request: web.Request, grant: Grant) -> web.StreamResponse
     except (KeyError, ValueError):
         return _invalid_argument('filter needs a time range: >= "…Z" AND < "…Z"')
     points = google_points(request.app[_WORLD], grant.account, request.match_info["data_type"], start, end)
-    chunk = points[offset:offset + size]
+    chunk, token = _cut(points, size, offset)
     request.app[_WORLD].stats["samples_served"] += len(chunk)
-    more = offset + size < len(points)
-    token = _page_token(offset + size) if more else None
     return web.Response(body=google_page(request.match_info["data_type"], chunk, token),
                         content_type="application/json")
 
@@ -338,11 +337,11 @@ async def _google_sleep_list(request: web.Request, grant: Grant) -> web.StreamRe
     except (KeyError, ValueError):
         return _invalid_argument('filter needs sleep.interval.civil_end_time >= "…" AND < "…"')
     points = google_sleep(request.app[_WORLD], grant.account, first, end)
-    chunk = points[offset:offset + size]
+    chunk, token = _cut(points, size, offset)
     request.app[_WORLD].stats["samples_served"] += sum(len(p["sleep"]["stages"]) for p in chunk)
     body: dict[str, Any] = {"dataPoints": chunk}
-    if offset + size < len(points):
-        body["nextPageToken"] = _page_token(offset + size)
+    if token:
+        body["nextPageToken"] = token
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
@@ -353,8 +352,10 @@ def _paging(request: web.Request) -> tuple[int, int]:
     return size, int(base64.urlsafe_b64decode(token).decode()) if token else 0
 
 
-def _page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(str(offset).encode()).decode()
+def _cut(points: list[_Point], size: int, offset: int) -> tuple[list[_Point], str | None]:
+    """One page of ``points``, and the ``page_token`` of the next when more follow."""
+    end = offset + size
+    return points[offset:end], base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(points) else None
 
 
 def _invalid_argument(message: str) -> web.Response:

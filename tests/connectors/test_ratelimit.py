@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from multidict import CIMultiDict
+
 from connectors.http_errors import quota_remaining
 from connectors.ratelimit import RateLimiter
 from models.providers import Provider
@@ -32,7 +34,8 @@ async def test_requests_the_vendor_counted_but_we_did_not_send_use_up_the_window
     limiter = RateLimiter()
     assert await _granted(limiter, Provider.FITBIT, "a", 10) == 10
     # the linking pages made 2 calls and a restarted scheduler 3: the vendor says 135 are left
-    limiter.observe(Provider.FITBIT, "a", quota_remaining({"fitbit-rate-limit-remaining": "135"}))
+    # (in lower case, as over HTTP/2; the HTTP libraries' header mappings ignore case)
+    limiter.observe(Provider.FITBIT, "a", quota_remaining(CIMultiDict({"fitbit-rate-limit-remaining": "135"})))
     assert await _granted(limiter, Provider.FITBIT, "a", 200) == 135
     # an answer counted before our later requests arrived says more are left than we think: ignored
     assert await _granted(limiter, Provider.FITBIT, "b", 20) == 20
