@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -191,11 +192,12 @@ def _report_days(summaries: dict[str, DailySummary]) -> None:
     # the vendors answer days without data too (zero totals); those summaries say "no data"
     days = [d for d in summaries.values() if d.steps or d.minutes_with_hr]
     valid = sum(d.valid_day for d in days)
-    steps = sorted(d.steps for d in days)
-    asleep = sorted(d.sleep_minutes_asleep for d in days if d.sleep_minutes_asleep)
+    steps = [d.steps for d in days]
+    asleep = [d.sleep_minutes_asleep for d in days if d.sleep_minutes_asleep]
+    sleep_median = _median(asleep)
     console.print(f"daily topic: {len(days)} participant-days with data summarized, {valid} valid days "
                   f"(>= 10 h with steps, 100-45,000 steps), median {_median(steps)} steps; {len(asleep)} with a "
-                  f"night's sleep, median {_median(asleep) // 60} h {_median(asleep) % 60:02d} min asleep")
+                  f"night's sleep, median {sleep_median // 60} h {sleep_median % 60:02d} min asleep")
     table = Table("research_id", "date", "source", "steps", "HR mean", "approx resting HR", "asleep (min)", "valid",
                   "revision", title="a few daily summaries")
     for day in days[:6]:
@@ -206,7 +208,7 @@ def _report_days(summaries: dict[str, DailySummary]) -> None:
 
 
 def _median(values: list[int]) -> int:
-    return values[len(values) // 2] if values else 0
+    return statistics.median_high(values) if values else 0  # a value someone had, not a mean of two
 
 
 def _report(flow: _Flow, elapsed: float, metrics_port: int) -> None:
