@@ -78,15 +78,17 @@ async def test_at_the_in_flight_cap_it_stops_taking_requests_and_resumes_when_th
     await consumer.start()
     try:
         running = asyncio.ensure_future(scheduler._consume(stop, consumer, fetcher))  # type: ignore[arg-type]
-        await publish(16)
+        await publish(8)
         await until(lambda: scheduler.progress.consumed >= 5)
-        await asyncio.sleep(2)  # time for many more polls: none of them may hand out a record
+        await asyncio.sleep(1)  # the loop's next turn pauses it
         held = scheduler.progress.consumed
-        assert 5 <= held < 16 and scheduler.progress.in_flight == held
+        await publish(8)
+        await asyncio.sleep(2)  # time for many more polls: none of them may hand out a record
+        assert scheduler.progress.consumed == held and 5 <= held < 16 and scheduler.progress.in_flight == held
         assert consumer.paused()
         fetcher.release.set()
         await until(lambda: scheduler.progress.outcomes.get("done", 0) == 16)
-        assert not consumer.paused()
+        await until(lambda: not consumer.paused())  # at the loop's next turn, after its current poll
         stop.set()
         await running
         committed = [await consumer.committed(tp) or 0 for tp in consumer.assignment()]
