@@ -30,8 +30,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from runtime.errors import BrokerBinaryMissing, EmbeddedBrokerError
+from runtime.service import Service
 
-__all__ = ["EmbeddedBroker", "free_port", "read_address_file", "remove_address_file", "write_address_file"]
+__all__ = [
+    "BrokerService",
+    "EmbeddedBroker",
+    "free_port",
+    "read_address_file",
+    "remove_address_file",
+    "write_address_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -244,3 +252,43 @@ class EmbeddedBroker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class BrokerService(Service):
+    """The embedded broker as a :class:`~runtime.service.Service`: ready once it answers Metadata;
+    ``wait`` fails when the broker process exits on its own (its log's tail says why).
+
+    :param broker: the broker to run (a fresh :class:`EmbeddedBroker` when None).
+    :param address_dir: when given, ``broker.json`` there names it for other commands while it runs.
+    """
+
+    name = "broker"
+
+    def __init__(self, broker: EmbeddedBroker | None = None, *, address_dir: Path | None = None) -> None:
+        super().__init__()
+        self.broker = broker or EmbeddedBroker()
+        self._address_dir = address_dir
+        self._pid: int | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap
+
+    async def start(self) -> None:
+        await self.broker.start()
+        self._pid = self.broker.pid
+        if self._address_dir is not None and self._pid is not None:
+            write_address_file(self._address_dir, self.broker.bootstrap, self._pid)
+
+    def ready(self) -> bool:
+        return super().ready() and self.broker.is_running()
+
+    async def wait(self) -> None:
+        while self.broker.is_running():
+            await asyncio.sleep(0.5)
+        raise EmbeddedBrokerError(f"the embedded broker process exited unexpectedly; see {self.broker.log_path}")
+
+    async def stop(self) -> None:
+        if self._address_dir is not None and self._pid is not None:
+            remove_address_file(self._address_dir, self._pid)
+        await asyncio.to_thread(self.broker.stop)

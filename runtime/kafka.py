@@ -1,7 +1,9 @@
-"""The one seam to aiokafka for plain clients: configuration, producers, topic creation.
+"""The one seam to aiokafka: the connection (address, TLS, SASL), producers, consumers, topics.
 
-Faust builds its own clients from the same settings in ``streams/app.py``. The embedded
-broker has no idempotent producer and no transactions, so producers here are configured for
+:class:`KafkaConnection` and :class:`ProducerOptions` are the only place that turns settings
+into client options, rendered for aiokafka (``.aiokafka()``) and for Faust (``.faust()``), so
+the workers and the plain clients cannot disagree about TLS, SASL or batching. The embedded
+broker has no idempotent producer and no transactions, so producers are configured for
 at-least-once delivery (``acks=all``, no idempotence); dedup downstream makes replays harmless.
 """
 
@@ -23,12 +25,15 @@ from models.errors import ConfigurationError
 from models.topics import TOPICS
 from runtime.errors import KafkaUnreachable
 from runtime.producer_queue import queue_full_batches
-from runtime.settings import Settings
+from runtime.settings import KafkaSettings, Settings
 
 __all__ = [
+    "KafkaConnection",
+    "ProducerOptions",
     "TopicPlan",
     "check_reachable",
     "client_config",
+    "connection",
     "delete_topics",
     "ensure_topics",
     "make_consumer",
@@ -38,8 +43,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-queue_full_batches()  # every producer of the process, Faust's included (see runtime/producer_queue.py)
 
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -57,9 +60,9 @@ class TopicPlan:
 
 
 def topic_plan(settings: Settings) -> list[TopicPlan]:
-    """Every catalogue topic of DESIGN.md under this run's prefix and partition count."""
+    """Every catalogue topic (models/topics.py) under this run's prefix and partition count."""
     return [
-        TopicPlan(settings.topic(t.suffix), t.partitions or settings.partitions, t.compacted) for t in TOPICS
+        TopicPlan(settings.topic(t.suffix), t.partitions or settings.kafka.partitions, t.compacted) for t in TOPICS
     ]
 
 
@@ -69,8 +72,8 @@ def resolve_bootstrap(settings: Settings) -> str:
     ``wearables broker`` records its address in ``<data_dir>/broker.json``; every other command
     started without ``KAFKA_BOOTSTRAP_SERVERS`` connects there.
     """
-    if settings.kafka_bootstrap_servers:
-        return settings.kafka_bootstrap_servers
+    if settings.kafka.bootstrap_servers:
+        return settings.kafka.bootstrap_servers
     from runtime.broker import read_address_file  # local: broker pulls in subprocess machinery
 
     address = read_address_file(settings.data_dir)
@@ -82,40 +85,99 @@ def resolve_bootstrap(settings: Settings) -> str:
     return address
 
 
+@dataclass(frozen=True, slots=True)
+class KafkaConnection:
+    """How to reach the cluster: bootstrap servers plus TLS and SASL, for every Kafka client.
+
+    :param bootstrap: ``host:port[,host:port]`` (see :func:`resolve_bootstrap`).
+    :param kafka: the Kafka section of the settings (security protocol, SASL, TLS files).
+
+        KafkaConnection(bootstrap, settings.kafka).aiokafka()   # kwargs for AIOKafka* clients
+        KafkaConnection(bootstrap, settings.kafka).faust()      # broker_credentials for faust.App
+    """
+
+    bootstrap: str
+    kafka: KafkaSettings
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.kafka.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(cafile=str(self.kafka.ssl_cafile) if self.kafka.ssl_cafile else None)
+        if self.kafka.ssl_certfile:
+            context.load_cert_chain(str(self.kafka.ssl_certfile),
+                                    str(self.kafka.ssl_keyfile) if self.kafka.ssl_keyfile else None)
+        return context
+
+    def _sasl(self) -> tuple[str, str, str] | None:
+        if not self.kafka.security_protocol.startswith("SASL"):
+            return None
+        # all three are guaranteed by KafkaSettings validation for SASL_*
+        assert self.kafka.sasl_mechanism and self.kafka.sasl_username and self.kafka.sasl_password
+        return self.kafka.sasl_mechanism, self.kafka.sasl_username, self.kafka.sasl_password.get_secret_value()
+
+    def aiokafka(self) -> dict[str, Any]:
+        """Keyword arguments shared by every aiokafka client (address, TLS, SASL)."""
+        config: dict[str, Any] = {"bootstrap_servers": self.bootstrap,
+                                  "security_protocol": self.kafka.security_protocol}
+        context = self.ssl_context()
+        if context is not None:
+            config["ssl_context"] = context
+        sasl = self._sasl()
+        if sasl is not None:
+            config["sasl_mechanism"], config["sasl_plain_username"], config["sasl_plain_password"] = sasl
+        return config
+
+    def faust(self) -> Any:
+        """Faust's ``broker_credentials`` (``faust.SASLCredentials``/``SSLCredentials``), or None."""
+        import faust  # local: only workers need Faust, and it is slow to import
+
+        context, sasl = self.ssl_context(), self._sasl()
+        if sasl is not None:
+            mechanism, username, password = sasl
+            return faust.SASLCredentials(username=username, password=password, mechanism=mechanism,
+                                         ssl_context=context)
+        return faust.SSLCredentials(context) if context is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerOptions:
+    """Producer batching and delivery, the same for aiokafka producers and Faust's."""
+
+    max_batch_size: int
+    compression: str | None
+    linger_ms: int = 5
+    max_request_size: int = 8 << 20
+
+    @classmethod
+    def of(cls, kafka: KafkaSettings) -> ProducerOptions:
+        return cls(max_batch_size=1 if kafka.single_record_batches else 1 << 20,
+                   compression=None if kafka.compression == "none" else kafka.compression)
+
+    def aiokafka(self) -> dict[str, Any]:
+        return {"acks": "all", "enable_idempotence": False, "linger_ms": self.linger_ms,
+                "max_batch_size": self.max_batch_size, "max_request_size": self.max_request_size,
+                "compression_type": self.compression}
+
+    def faust(self) -> dict[str, Any]:
+        return {"producer_acks": -1, "producer_linger": self.linger_ms / 1000,
+                "producer_max_request_size": self.max_request_size,
+                "producer_max_batch_size": self.max_batch_size, "producer_compression_type": self.compression}
+
+
+def connection(settings: Settings, bootstrap: str | None = None) -> KafkaConnection:
+    """The connection for ``settings``: ``bootstrap`` if given, else :func:`resolve_bootstrap`."""
+    return KafkaConnection(bootstrap or resolve_bootstrap(settings), settings.kafka)
+
+
 def client_config(settings: Settings, bootstrap: str | None = None) -> dict[str, Any]:
     """Keyword arguments shared by every aiokafka client (address, TLS, SASL)."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": bootstrap or resolve_bootstrap(settings),
-        "security_protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        )
-        if settings.kafka_ssl_certfile:
-            context.load_cert_chain(
-                str(settings.kafka_ssl_certfile),
-                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
-            )
-        config["ssl_context"] = context
-    if settings.kafka_security_protocol.startswith("SASL"):
-        assert settings.kafka_sasl_password is not None  # guaranteed by Settings validation
-        config["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        config["sasl_plain_username"] = settings.kafka_sasl_username
-        config["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
-    return config
+    return connection(settings, bootstrap).aiokafka()
 
 
 def make_producer(settings: Settings, bootstrap: str | None = None, **overrides: Any) -> AIOKafkaProducer:
     """An at-least-once producer (the embedded broker refuses idempotent producers)."""
-    options: dict[str, Any] = {
-        "acks": "all",
-        "enable_idempotence": False,
-        "linger_ms": 5,
-        "max_batch_size": 1 if settings.kafka_single_record_batches else 1 << 20,
-        "max_request_size": 8 << 20,
-        "compression_type": None if settings.kafka_compression == "none" else settings.kafka_compression,
-    }
+    queue_full_batches()  # every producer of the process, Faust's included (see runtime/producer_queue.py)
+    options = ProducerOptions.of(settings.kafka).aiokafka()
     options.update(overrides)
     return AIOKafkaProducer(**client_config(settings, bootstrap), **options)
 
@@ -127,7 +189,7 @@ def make_consumer(
     options: dict[str, Any] = {
         "auto_offset_reset": "earliest",
         "enable_auto_commit": False,
-        "session_timeout_ms": int(settings.kafka_session_timeout * 1000),
+        "session_timeout_ms": int(settings.kafka.session_timeout * 1000),
         "heartbeat_interval_ms": 1000,
     }
     options.update(overrides)
@@ -143,20 +205,20 @@ async def check_reachable(settings: Settings, bootstrap: str | None = None) -> l
     admin = AIOKafkaAdminClient(**client_config(settings, address), request_timeout_ms=5000)
     try:
         with _quiet("aiokafka"):  # it logs each refused connection; our error says it once
-            await asyncio.wait_for(admin.start(), settings.kafka_connect_timeout)
-            return sorted(await asyncio.wait_for(admin.list_topics(), settings.kafka_connect_timeout))
+            await asyncio.wait_for(admin.start(), settings.kafka.connect_timeout)
+            return sorted(await asyncio.wait_for(admin.list_topics(), settings.kafka.connect_timeout))
     except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as error:
         hint = (
             "check KAFKA_BOOTSTRAP_SERVERS (and KAFKA_SECURITY_PROTOCOL/SASL settings), or unset it "
             "to use the embedded broker"
-            if settings.kafka_bootstrap_servers
+            if settings.kafka.bootstrap_servers
             else "the embedded broker is not running: start it with `wearables broker`"
         )
         reason = {TimeoutError: "no answer", KafkaConnectionError: "connection failed"}.get(
             type(error), type(error).__name__
         )
         raise KafkaUnreachable(
-            f"cannot reach Kafka at {address} within {settings.kafka_connect_timeout:g}s ({reason}); {hint}",
+            f"cannot reach Kafka at {address} within {settings.kafka.connect_timeout:g}s ({reason}); {hint}",
             bootstrap_servers=address,
         ) from None
     finally:
@@ -182,7 +244,7 @@ async def ensure_topics(
             await admin.start()
             response = await admin.create_topics(
                 [
-                    NewTopic(p.name, p.partitions, settings.replication_factor, topic_configs=p.config())
+                    NewTopic(p.name, p.partitions, settings.kafka.replication_factor, topic_configs=p.config())
                     for p in missing
                 ]
             )

@@ -1,7 +1,10 @@
 """Typed, frozen configuration read from environment variables (12-factor).
 
-Only the entry point (``cli``) calls :func:`load_settings`; everything else receives a
-``Settings`` object, so tests build their own with :class:`Settings` keyword arguments.
+Only the entry point (``cli``) calls :func:`load_settings`; everything else receives the
+section it needs (``settings.kafka``, ``settings.vendors``, ``settings.scheduler``,
+``settings.daily``, ``settings.sink``, ``settings.gateway``), so tests build their own with
+:class:`Settings` keyword arguments, named as the variables are (``Settings(env="demo",
+topic_prefix="t1.", kafka_bootstrap_servers="127.0.0.1:9092")``) or by section.
 
 Variables (all optional; the defaults run the demo):
 
@@ -64,108 +67,102 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from models.errors import ConfigurationError
 
-__all__ = ["DEMO_SECRET_KEY", "Settings", "load_settings"]
+__all__ = [
+    "DEMO_SECRET_KEY",
+    "DailySettings",
+    "GatewaySettings",
+    "KafkaSettings",
+    "SchedulerSettings",
+    "Settings",
+    "SinkSettings",
+    "VendorSettings",
+    "load_settings",
+]
 
 # Public on purpose: it is the demo's key, and the reason it must never protect real data.
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-for-real-participants"  # noqa: S105
 _MIN_SECRET_LENGTH = 32
+Env = Literal["production", "demo"]
+
+# KAFKA_* variables keep their conventional names (no WEARABLES_ prefix).
+_CONVENTIONAL_KAFKA = frozenset({
+    "kafka_bootstrap_servers", "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
+    "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
+})
 
 
-def _kafka(name: str) -> Any:
-    # KAFKA_* variables keep their conventional names (no WEARABLES_ prefix).
-    return AliasChoices(f"KAFKA_{name}", f"kafka_{name.lower()}")
+def _var(flat: str) -> Any:
+    """An optional section field read from the flat name its variable has (``WEARABLES_<FLAT>``)."""
+    return Field(default=None, validation_alias=flat)
 
 
-class Settings(BaseSettings):
-    """Everything a process needs to know, validated once at start-up.
+def variable_name(flat: str) -> str:
+    """The environment variable of a flat setting name."""
+    return flat.upper() if flat in _CONVENTIONAL_KAFKA else f"WEARABLES_{flat.upper()}"
 
-    Build it from the environment with :func:`load_settings`, or directly in tests:
-    ``Settings(env="demo", topic_prefix="t1.", kafka_bootstrap_servers="127.0.0.1:9092")``.
-    """
 
-    model_config = SettingsConfigDict(
-        env_prefix="WEARABLES_",
-        frozen=True,
-        extra="ignore",
-        populate_by_name=True,
-        case_sensitive=False,
-    )
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    env: Literal["production", "demo"] = "production"
-    secret_key: SecretStr | None = None
-    secret_key_id: str = "k1"  # noqa: S105 - a label for the key, not a secret
+    @classmethod
+    def flat_names(cls) -> dict[str, str]:
+        """flat setting name (the variable without its prefix) → field name."""
+        return {(info.validation_alias if isinstance(info.validation_alias, str) else name): name
+                for name, info in cls.model_fields.items()}
+
+
+class _DemoAware(_Section):
+    env: Env = "production"  # copied from the top level: secrets' demo stand-ins are refused outside the demo
+
+    @property
+    def is_demo(self) -> bool:
+        return self.env == "demo"
+
+    def demo_or_required(self, value: SecretStr | None, variable: str, demo_value: str) -> str:
+        """A configured secret, the demo's public stand-in in the demo, else a ConfigurationError."""
+        if value is not None:
+            secret = value.get_secret_value()
+            if not self.is_demo and secret == demo_value:
+                raise ConfigurationError(f"{variable} is the public demo value, refused outside the demo")
+            return secret
+        if self.is_demo:
+            return demo_value
+        raise ConfigurationError(f"{variable} is not set (or run with WEARABLES_ENV=demo against the simulator)")
+
+
+class KafkaSettings(_Section):
+    """Where Kafka is, how to reach it securely, and the shape of our topics on it."""
+
+    bootstrap_servers: str | None = _var("kafka_bootstrap_servers")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", validation_alias="kafka_security_protocol")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = _var("kafka_sasl_mechanism")
+    sasl_username: str | None = _var("kafka_sasl_username")
+    sasl_password: SecretStr | None = _var("kafka_sasl_password")
+    ssl_cafile: Path | None = _var("kafka_ssl_cafile")
+    ssl_certfile: Path | None = _var("kafka_ssl_certfile")
+    ssl_keyfile: Path | None = _var("kafka_ssl_keyfile")
     topic_prefix: str = "wearables."
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1, le=16)
-    data_dir: Path = Path("var")
-    store: Literal["rocksdb://", "memory://"] = "rocksdb://"
-    faust_state_dir: Path | None = None  # where the table stores live; see ``state_dir``
-    metrics_port: int | None = Field(default=None, ge=0, le=65535)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    kafka_connect_timeout: float = Field(default=15.0, gt=0, le=600)
-    kafka_session_timeout: float = Field(default=6.0, ge=1, le=300)
+    connect_timeout: float = Field(default=15.0, gt=0, le=600, validation_alias="kafka_connect_timeout")
+    session_timeout: float = Field(default=6.0, ge=1, le=300, validation_alias="kafka_session_timeout")
     # Tansu (the embedded broker) reports a partition's end offset as the base offset of its
     # last record batch + 1, so a multi-record batch hides records from anyone reading "up to
     # the end" (Faust changelog recovery restores too little). One record per batch avoids it.
-    kafka_single_record_batches: bool = True
+    single_record_batches: bool = Field(default=True, validation_alias="kafka_single_record_batches")
+    # Seconds between offset commits: a crash replays at most this much (deduplicated, so harmless).
+    commit_interval: float = Field(default=1.0, gt=0, le=3600, validation_alias="kafka_commit_interval")
     # Record-batch compression of everything the workers and connectors produce.
     # zstd: a fifth less wall time in the benchmark (fewer bytes through sockets and the broker).
-    # Seconds between offset commits: a crash replays at most this much (deduplicated, so harmless).
-    kafka_commit_interval: float = Field(default=1.0, gt=0, le=3600)
-    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "zstd"
-    # Allocations between generation-0 garbage collections in workers (0: CPython's default, 700).
-    # Vendor JSON makes millions of short-lived objects; the default costs the normalize stage ~20%.
-    gc_gen0_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
-    # researcher outputs: a path or an object-store URL (s3://, gs://, az:// with the fsspec driver installed)
-    dataset: str | None = None
-    sink_flush_interval: float = Field(default=5.0, gt=0, le=3600)
-    # vendors and connectors
-    vendor_api_base: str | None = None
-    fitbit_client_id: str = "demo-fitbit-client"
-    fitbit_client_secret: SecretStr | None = None
-    google_client_id: str = "demo-google-client.apps.googleusercontent.com"
-    google_client_secret: SecretStr | None = None
-    vault_url: str | None = None
-    vault_key: SecretStr | None = None
-    redirect_uri: str = "http://127.0.0.1:8470/link/callback"
-    gateway_port: int = Field(default=8470, ge=0, le=65535)
-    fitbit_verify_code: SecretStr | None = None
-    google_webhook_token: SecretStr | None = None
-    webhook_repeat_window: float = Field(default=300.0, gt=0, le=86400)
-    poll_interval: float = Field(default=3600.0, gt=0, le=7 * 86400)
-    backfill_days: int = Field(default=30, ge=1, le=3650)
-    fetch_concurrency: int = Field(default=64, ge=1, le=10_000)
-    fetch_max_attempts: int = Field(default=6, ge=1, le=100)
-    http_timeout: float = Field(default=30.0, gt=0, le=600)
-    retry_base_delay: float = Field(default=0.5, gt=0, le=60)  # first retry after a 5xx/timeout; doubles, jittered
-    google_project_limit: int = Field(default=120_000, ge=1)
-    # daily summaries
-    grace_days: int = Field(default=7, ge=0, le=365)
-    state_retention_days: int = Field(default=45, ge=1, le=3650)
-    finalize_interval: float = Field(default=30.0, gt=0, le=86400)
-    valid_day_min_hours: int = Field(default=10, ge=0, le=24)
-    valid_day_min_steps: int = Field(default=100, ge=0)
-    valid_day_max_steps: int = Field(default=45_000, ge=1)
-
-    kafka_bootstrap_servers: str | None = Field(default=None, validation_alias=_kafka("BOOTSTRAP_SERVERS"))
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        default="PLAINTEXT", validation_alias=_kafka("SECURITY_PROTOCOL")
-    )
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
-        default=None, validation_alias=_kafka("SASL_MECHANISM")
-    )
-    kafka_sasl_username: str | None = Field(default=None, validation_alias=_kafka("SASL_USERNAME"))
-    kafka_sasl_password: SecretStr | None = Field(default=None, validation_alias=_kafka("SASL_PASSWORD"))
-    kafka_ssl_cafile: Path | None = Field(default=None, validation_alias=_kafka("SSL_CAFILE"))
-    kafka_ssl_certfile: Path | None = Field(default=None, validation_alias=_kafka("SSL_CERTFILE"))
-    kafka_ssl_keyfile: Path | None = Field(default=None, validation_alias=_kafka("SSL_KEYFILE"))
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="zstd", validation_alias="kafka_compression")
 
     @field_validator("topic_prefix")
     @classmethod
@@ -175,7 +172,7 @@ class Settings(BaseSettings):
             raise ValueError("use only letters, digits, '.', '_' and '-', e.g. 'wearables.'")
         return value
 
-    @field_validator("kafka_bootstrap_servers")
+    @field_validator("bootstrap_servers")
     @classmethod
     def _bootstrap_is_host_port(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -185,6 +182,150 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{server.strip()!r} is not host:port (e.g. 'kafka-1:9092,kafka-2:9092')")
         return ",".join(s.strip() for s in value.split(","))
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                "KAFKA_SECURITY_PROTOCOL=SASL_* needs KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME "
+                "and KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    def topic(self, suffix: str) -> str:
+        """The full name of a catalogue topic under this run's prefix."""
+        return f"{self.topic_prefix}{suffix}"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.bootstrap_servers is None
+
+
+class VendorSettings(_DemoAware):
+    """Where the vendors' APIs are and who we are there (the OAuth clients)."""
+
+    api_base: str | None = _var("vendor_api_base")  # the simulator's URL; None: the vendors' real hosts
+    fitbit_client_id: str = "demo-fitbit-client"
+    fitbit_client_secret: SecretStr | None = None
+    google_client_id: str = "demo-google-client.apps.googleusercontent.com"
+    google_client_secret: SecretStr | None = None
+    redirect_uri: str = "http://127.0.0.1:8470/link/callback"
+    http_timeout: float = Field(default=30.0, gt=0, le=600)
+
+
+class SchedulerSettings(_Section):
+    """How the scheduler fetches: polling, backfill, concurrency, retries, the project budget."""
+
+    poll_interval: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    backfill_days: int = Field(default=30, ge=1, le=3650)
+    fetch_concurrency: int = Field(default=64, ge=1, le=10_000)
+    fetch_max_attempts: int = Field(default=6, ge=1, le=100)
+    retry_base_delay: float = Field(default=0.5, gt=0, le=60)  # first retry after a 5xx/timeout; doubles, jittered
+    google_project_limit: int = Field(default=120_000, ge=1)
+
+
+class DailySettings(_Section):
+    """The daily-summary rules: grace period, state retention, finalization, the valid-day rule."""
+
+    grace_days: int = Field(default=7, ge=0, le=365)
+    state_retention_days: int = Field(default=45, ge=1, le=3650)
+    finalize_interval: float = Field(default=30.0, gt=0, le=86400)
+    valid_day_min_hours: int = Field(default=10, ge=0, le=24)
+    valid_day_min_steps: int = Field(default=100, ge=0)
+    valid_day_max_steps: int = Field(default=45_000, ge=1)
+
+    @model_validator(mode="after")
+    def _retention_covers_grace(self) -> DailySettings:
+        if self.state_retention_days < self.grace_days:
+            raise ValueError("WEARABLES_STATE_RETENTION_DAYS must be at least WEARABLES_GRACE_DAYS")
+        return self
+
+
+class SinkSettings(_Section):
+    """The researcher dataset: where it is and how often the sink writes."""
+
+    # a path or an object-store URL (s3://, gs://, az:// with the fsspec driver installed); None: <data dir>/dataset
+    dataset: str | None = None
+    flush_interval: float = Field(default=5.0, gt=0, le=3600, validation_alias="sink_flush_interval")
+
+
+class GatewaySettings(_DemoAware):
+    """The gateway's port and the secrets the vendors' webhooks carry."""
+
+    port: int = Field(default=8470, ge=0, le=65535, validation_alias="gateway_port")
+    fitbit_verify_code: SecretStr | None = None
+    google_webhook_token: SecretStr | None = None
+    webhook_repeat_window: float = Field(default=300.0, gt=0, le=86400)
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "kafka": KafkaSettings, "vendors": VendorSettings, "scheduler": SchedulerSettings,
+    "daily": DailySettings, "sink": SinkSettings, "gateway": GatewaySettings,
+}
+#: flat setting name → (section, field): how a variable (or a flat keyword) finds its section
+_ROUTES: dict[str, tuple[str, str]] = {
+    flat: (section, name) for section, model in _SECTIONS.items() for flat, name in model.flat_names().items()
+    if name != "env"
+}
+
+
+class Settings(BaseModel):
+    """Everything a process needs to know, validated once at start-up, in sections.
+
+    Build it from the environment with :func:`load_settings`, or directly in tests with the
+    variables' flat names: ``Settings(env="demo", topic_prefix="t1.",
+    kafka_bootstrap_servers="127.0.0.1:9092")``. Hand a module the section it needs.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    SECTIONS: ClassVar[tuple[str, ...]] = tuple(_SECTIONS)
+
+    env: Env = "production"
+    secret_key: SecretStr | None = None
+    secret_key_id: str = "k1"  # noqa: S105 - a label for the key, not a secret
+    data_dir: Path = Path("var")
+    store: Literal["rocksdb://", "memory://"] = "rocksdb://"
+    faust_state_dir: Path | None = None  # where the table stores live; see ``state_dir``
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Allocations between generation-0 garbage collections in workers (0: CPython's default, 700).
+    # Vendor JSON makes millions of short-lived objects; the default costs the normalize stage ~20%.
+    gc_gen0_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
+    vault_url: str | None = None
+    vault_key: SecretStr | None = None
+
+    # always filled by ``_route_flat_names`` (from flat names, a section's dict, or nothing: its defaults)
+    kafka: KafkaSettings
+    vendors: VendorSettings
+    scheduler: SchedulerSettings
+    daily: DailySettings
+    sink: SinkSettings
+    gateway: GatewaySettings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _route_flat_names(cls, data: Any) -> Any:
+        """Flat names (as the variables are named) go to their section; sections get ``env``."""
+        if not isinstance(data, Mapping):
+            return data
+        out: dict[str, Any] = {}
+        sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+        for key, value in data.items():
+            if key in _SECTIONS:
+                given = value.model_dump() if isinstance(value, BaseModel) else dict(value)
+                sections[key].update(given)
+            elif key in _ROUTES:
+                section, name = _ROUTES[key]
+                sections[section][name] = value
+            else:
+                out[key] = value
+        for name, values in sections.items():
+            if issubclass(_SECTIONS[name], _DemoAware):
+                values["env"] = out.get("env", "production")
+            out[name] = values
+        return out
 
     @model_validator(mode="after")
     def _refuse_demo_key_outside_demo(self) -> Settings:
@@ -197,15 +338,6 @@ class Settings(BaseSettings):
                 )
             if len(key) < _MIN_SECRET_LENGTH:
                 raise ValueError(f"WEARABLES_SECRET_KEY must be at least {_MIN_SECRET_LENGTH} characters")
-        if self.state_retention_days < self.grace_days:
-            raise ValueError("WEARABLES_STATE_RETENTION_DAYS must be at least WEARABLES_GRACE_DAYS")
-        if self.kafka_security_protocol.startswith("SASL") and not (
-            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
-        ):
-            raise ValueError(
-                "KAFKA_SECURITY_PROTOCOL=SASL_* needs KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME "
-                "and KAFKA_SASL_PASSWORD"
-            )
         return self
 
     @property
@@ -226,17 +358,6 @@ class Settings(BaseSettings):
             f"{_MIN_SECRET_LENGTH} characters (or WEARABLES_ENV=demo to try the demo key locally)"
         )
 
-    def demo_or_required(self, value: SecretStr | None, variable: str, demo_value: str) -> str:
-        """A configured secret, the demo's public stand-in in the demo, else a ConfigurationError."""
-        if value is not None:
-            secret = value.get_secret_value()
-            if not self.is_demo and secret == demo_value:
-                raise ConfigurationError(f"{variable} is the public demo value, refused outside the demo")
-            return secret
-        if self.is_demo:
-            return demo_value
-        raise ConfigurationError(f"{variable} is not set (or run with WEARABLES_ENV=demo against the simulator)")
-
     @property
     def vault_database_url(self) -> str:
         """The vault's SQLAlchemy async URL (the driver is chosen here, not by the operator)."""
@@ -249,11 +370,11 @@ class Settings(BaseSettings):
 
     def topic(self, suffix: str) -> str:
         """The full name of a catalogue topic under this run's prefix."""
-        return f"{self.topic_prefix}{suffix}"
+        return self.kafka.topic(suffix)
 
     @property
     def uses_embedded_broker(self) -> bool:
-        return self.kafka_bootstrap_servers is None
+        return self.kafka.uses_embedded_broker
 
     @property
     def state_dir(self) -> Path:
@@ -266,16 +387,37 @@ class Settings(BaseSettings):
     @property
     def dataset_location(self) -> str:
         """Where the Parquet dataset lives: ``WEARABLES_DATASET``, else ``<data dir>/dataset``."""
-        return self.dataset or str(self.data_dir / "dataset")
+        return self.sink.dataset or str(self.data_dir / "dataset")
 
     @property
     def app_id(self) -> str:
         """The Faust application id (consumer group; prefix of its changelog topics)."""
-        return f"{self.topic_prefix}worker"
+        return f"{self.kafka.topic_prefix}worker"
 
     def with_overrides(self, **changes: Any) -> Settings:
-        """A copy with some fields changed, validated again."""
-        return Settings.model_validate({**self.model_dump(), **changes})
+        """A copy with some settings changed (flat names, top-level fields or whole sections), validated again.
+
+        An unknown name is an error, not a silent no-op.
+        """
+        unknown = sorted(set(changes) - set(_ROUTES) - set(Settings.model_fields))
+        if unknown:
+            raise ConfigurationError(f"unknown setting(s): {', '.join(unknown)}")
+        data: dict[str, Any] = self.model_dump()
+        for key, value in changes.items():
+            if key in _ROUTES:
+                section, name = _ROUTES[key]
+                data[section][name] = value
+            else:
+                data[key] = value
+        return Settings.model_validate(data)
+
+    if not TYPE_CHECKING:
+        # TRANSITIONAL (the renovation's settings sweep removes it): flat reads of sectioned fields.
+        def __getattr__(self, name: str) -> Any:
+            route = _ROUTES.get(name)
+            if route is not None:
+                return getattr(getattr(self, route[0]), route[1])
+            return super().__getattr__(name)
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with every secret hidden, for logs and ``--show-config``."""
@@ -284,14 +426,13 @@ class Settings(BaseSettings):
 
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
-    field = str(first["loc"][0]) if first["loc"] else ""
-    names = {n: info for n, info in Settings.model_fields.items()}
-    info = names.get(field)
-    variable = f"WEARABLES_{field.upper()}"
-    if info is not None and isinstance(info.validation_alias, AliasChoices):
-        variable = str(info.validation_alias.choices[0])
-    if not field:  # a model-level rule: its message already names the variables
+    loc = [str(part) for part in first["loc"]]
+    field = loc[-1] if loc else ""
+    if not field or field in _SECTIONS:  # a model-level rule: its message already names the variables
         return str(first["msg"]).removeprefix("Value error, ")
+    if len(loc) == 2 and loc[0] in _SECTIONS:  # a section field given by its field name
+        field = next((flat for flat, route in _ROUTES.items() if route == (loc[0], field)), field)
+    variable = variable_name(field)
     got = first.get("input")
     shown = "" if got is None or "PASSWORD" in variable or "SECRET" in variable else f"={got!r}"
     reason = str(first["msg"]).removeprefix("Value error, ")
@@ -302,20 +443,19 @@ def _describe(error: ValidationError) -> str:
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read the environment (or ``environ``) into Settings; bad values raise ConfigurationError.
 
-    The error message is one line naming the variable and what it should be.
+    ``WEARABLES_<NAME>`` and the conventional ``KAFKA_<NAME>`` variables are read; the error
+    message is one line naming the variable and what it should be.
     """
-    source = dict(os.environ if environ is None else environ)
+    source = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    for key, value in source.items():
+        upper = key.upper()
+        if upper.startswith("WEARABLES_"):
+            data[upper.removeprefix("WEARABLES_").lower()] = value
+        elif upper.startswith("KAFKA_"):
+            data[upper.lower()] = value
+    data.update(overrides)
     try:
-        if environ is None:
-            return Settings(**overrides)
-        # An explicit mapping: do not read os.environ at all.
-        relevant = {k: v for k, v in source.items() if k.upper().startswith(("WEARABLES_", "KAFKA_"))}
-        data: dict[str, Any] = {}
-        for key, value in relevant.items():
-            upper = key.upper()
-            name = upper.removeprefix("WEARABLES_").lower() if upper.startswith("WEARABLES_") else upper
-            data[name] = value
-        data.update(overrides)
         return Settings.model_validate(data)
     except ValidationError as error:
         raise ConfigurationError(_describe(error)) from None

@@ -1,14 +1,13 @@
 """``build_pipeline(settings)``: a fresh Faust app with its topics, tables and agents.
 
 Nothing is built at import time, so every test and every process gets its own app bound to
-its own event loop (research/faust.md §5). Faust-internal topics are listed here so that
+its own event loop (docs/architecture.md, Faust facts). Faust-internal topics are listed here so that
 ``wearables topics create`` can pre-create them: the embedded broker cannot be trusted to.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,8 @@ import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from runtime.kafka import TopicPlan, resolve_bootstrap
+from runtime.kafka import ProducerOptions, TopicPlan, connection
+from runtime.producer_queue import queue_full_batches
 from runtime.settings import Settings
 from streams.agents import TABLES, register_agents
 from streams.progress import Progress
@@ -42,34 +42,10 @@ class Pipeline:
 def internal_topic_plan(settings: Settings) -> list[TopicPlan]:
     """Faust's own topics for this app id: one compacted changelog per table, and the assignor's."""
     changelogs = [
-        TopicPlan(f"{settings.app_id}-{table}-changelog", settings.partitions, compacted=True)
+        TopicPlan(f"{settings.app_id}-{table}-changelog", settings.kafka.partitions, compacted=True)
         for table in TABLES
     ]
     return [*changelogs, TopicPlan(f"{settings.app_id}-__assignor-__leader", 1)]
-
-
-def _credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
-    context: ssl.SSLContext | None = None
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        )
-        if settings.kafka_ssl_certfile:
-            context.load_cert_chain(
-                str(settings.kafka_ssl_certfile),
-                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
-            )
-    if settings.kafka_security_protocol.startswith("SASL"):
-        assert settings.kafka_sasl_password is not None  # guaranteed by Settings validation
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password.get_secret_value(),
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=context,
-        )
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None
 
 
 def _monitor(registry: CollectorRegistry) -> PrometheusMonitor:
@@ -87,31 +63,28 @@ def build_pipeline(settings: Settings, *, bootstrap: str | None = None,
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
-    address = bootstrap or resolve_bootstrap(settings)
+    kafka = connection(settings, bootstrap)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    queue_full_batches()  # Faust's producer too (see runtime/producer_queue.py)
     app = faust.App(
         settings.app_id,
-        broker="kafka://" + address,
-        broker_credentials=_credentials(settings),
+        broker="kafka://" + kafka.bootstrap,  # Faust splits a comma-separated list itself
+        broker_credentials=kafka.faust(),
         store=settings.store,
         datadir=str(settings.state_dir),
         loop=loop,
         autodiscover=False,
         web_enabled=False,  # metrics are served by runtime.metrics on WEARABLES_METRICS_PORT
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
         topic_allow_declare=False,  # pre-created by runtime.kafka.ensure_topics
-        producer_acks=-1,
-        producer_linger=0.005,
-        producer_max_request_size=8 << 20,
-        producer_max_batch_size=1 if settings.kafka_single_record_batches else 1 << 20,
-        producer_compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
+        **ProducerOptions.of(settings.kafka).faust(),
         consumer_max_fetch_size=8 << 20,
         # The embedded broker holds a JoinGroup for about half the session timeout.
-        broker_session_timeout=settings.kafka_session_timeout,
+        broker_session_timeout=settings.kafka.session_timeout,
         broker_heartbeat_interval=1.0,
-        broker_rebalance_timeout=max(settings.kafka_session_timeout, 10.0),
-        broker_commit_interval=settings.kafka_commit_interval,
+        broker_rebalance_timeout=max(settings.kafka.session_timeout, 10.0),
+        broker_commit_interval=settings.kafka.commit_interval,
         table_standby_replicas=0,
         stream_buffer_maxsize=4096,  # events buffered per agent: bounds memory (raw pages are ~50 KB)
     )

@@ -14,7 +14,7 @@ from models.dead_letter import DeadLetter
 from models.errors import Reason
 from runtime.kafka import make_producer
 from runtime.settings import Settings
-from sinks.consumer import Sink
+from sinks.runner import SinkRunner
 from tests.integration.test_normalize_agent import _drain
 from tests.sinks.helpers import cohort_records
 
@@ -43,7 +43,7 @@ async def test_sink_writes_the_dataset_and_dead_letters_bad_records(settings_fac
         await producer.stop()
 
     root = tmp_path / "dataset"
-    progress = await Sink(settings, location=str(root)).run(idle_exit=6)
+    progress = await SinkRunner(settings, location=str(root), idle_exit=6).drain()
     assert progress.records == len(batches) + len(summaries) + 2
     assert progress.dead_letters == 2
 
@@ -59,8 +59,9 @@ async def test_sink_writes_the_dataset_and_dead_letters_bad_records(settings_fac
     assert {letter.stage for letter in letters} == {"sink"}
 
     before = _files(root)
-    again = await Sink(settings, location=str(root)).run(idle_exit=4)  # same group: offsets were committed
+    again = await SinkRunner(settings, location=str(root), idle_exit=4).drain()  # same group: offsets were committed
     assert again.records == 0
-    replayed = await Sink(settings, location=str(root), group=f"{settings.topic_prefix}replay").run(idle_exit=6)
+    replayed = await SinkRunner(settings, location=str(root), group=f"{settings.topic_prefix}replay",
+                                idle_exit=6).drain()
     assert replayed.records == len(batches) + len(summaries) + 2  # everything read again ...
     assert _files(root) == before  # ... and nothing changed

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -122,3 +123,55 @@ async def test_sends_queue_behind_full_single_record_batches(settings_factory: C
         assert (await consumer.end_offsets([partition]))[partition] == 200
     finally:
         await consumer.stop()
+
+
+def _self_signed_ca(path: Path) -> Path:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_one_connection_gives_aiokafka_and_faust_the_same_tls_and_sasl(tmp_path: Path) -> None:
+    import faust
+
+    from runtime.kafka import KafkaConnection, ProducerOptions
+
+    settings = Settings(env="demo", kafka_bootstrap_servers="k1:9093", kafka_security_protocol="SASL_SSL",
+                        kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="svc",
+                        kafka_sasl_password="pw-123", kafka_ssl_cafile=_self_signed_ca(tmp_path / "ca.pem"))
+    connection = KafkaConnection("k1:9093", settings.kafka)
+    plain = connection.aiokafka()
+    assert plain["bootstrap_servers"] == "k1:9093"
+    assert plain["security_protocol"] == "SASL_SSL"
+    assert (plain["sasl_mechanism"], plain["sasl_plain_username"], plain["sasl_plain_password"]) == (
+        "SCRAM-SHA-512", "svc", "pw-123")
+    assert plain["ssl_context"].get_ca_certs()[0]["subject"] == ((("commonName", "test-ca"),),)
+    credentials = connection.faust()
+    assert isinstance(credentials, faust.SASLCredentials)
+    assert (credentials.mechanism.value, credentials.username, credentials.password) == ("SCRAM-SHA-512", "svc",
+                                                                                         "pw-123")
+    assert credentials.ssl_context.get_ca_certs() == plain["ssl_context"].get_ca_certs()
+    tls_only = KafkaConnection("k1:9093", settings.with_overrides(kafka_security_protocol="SSL").kafka)
+    assert isinstance(tls_only.faust(), faust.SSLCredentials) and "sasl_mechanism" not in tls_only.aiokafka()
+    assert KafkaConnection("k1:9092", Settings(env="demo").kafka).faust() is None
+
+    options = ProducerOptions.of(settings.kafka)
+    assert options.aiokafka()["max_batch_size"] == options.faust()["producer_max_batch_size"] == 1
+    assert options.aiokafka()["compression_type"] == options.faust()["producer_compression_type"] == "zstd"
+    assert ProducerOptions.of(settings.with_overrides(kafka_single_record_batches=False,
+                                                      kafka_compression="none").kafka).faust() == {
+        "producer_acks": -1, "producer_linger": 0.005, "producer_max_request_size": 8 << 20,
+        "producer_max_batch_size": 1 << 20, "producer_compression_type": None}

@@ -1,6 +1,6 @@
 """The sink process: ``daily`` + ``intraday`` → the Parquet dataset (``wearables sink``).
 
-At least once, and idempotent: records are gathered for ``sink_flush_interval`` seconds,
+At least once, and idempotent: records are gathered for ``WEARABLES_SINK_FLUSH_INTERVAL`` seconds,
 written (whole-partition upserts, off the event loop), and only then are their offsets
 committed. A crash between the write and the commit replays records whose rows are already
 there, and the upsert leaves them as they are. A record that cannot be decoded goes to ``dlq``
@@ -22,12 +22,13 @@ from models.errors import DecodeError
 from models.samples import SampleBatch
 from runtime.kafka import make_consumer, make_producer
 from runtime.metrics import counter, gauge, histogram
+from runtime.service import TaskService
 from runtime.settings import Settings
 from sinks.dataset import Dataset
 from sinks.writer import DatasetWriter, WriteReport
 from streams.dead_letters import for_error
 
-__all__ = ["STAGE", "Sink", "SinkProgress"]
+__all__ = ["STAGE", "SinkProgress", "SinkRunner"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +49,24 @@ class SinkProgress:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-class Sink:
-    """Consume ``daily`` and ``intraday`` as consumer group ``<prefix>sink`` and write the dataset."""
+class SinkRunner(TaskService):
+    """Consume ``daily`` and ``intraday`` as consumer group ``<prefix>sink`` and write the dataset.
+
+    A :class:`~runtime.service.Service`: ``wearables sink`` serves it until stopped; the demo,
+    the replay and tests ``drain()`` it (run until nothing arrived for ``idle_exit`` seconds).
+
+    :param location: the dataset (a path or object-store URL); default ``settings.dataset_location``.
+    :param group: the consumer group; another group reads everything again.
+    :param idle_exit: end on its own once nothing arrived for this many seconds (None: never).
+    :param on_flush: called with the progress after every write.
+    """
+
+    name = "sink"
 
     def __init__(self, settings: Settings, *, bootstrap: str | None = None, location: str | None = None,
-                 group: str | None = None) -> None:
+                 group: str | None = None, idle_exit: float | None = None,
+                 on_flush: Callable[[SinkProgress], None] | None = None) -> None:
+        super().__init__()
         self.settings = settings
         self.bootstrap = bootstrap
         self.dataset = Dataset(location or settings.dataset_location)
@@ -60,10 +74,21 @@ class Sink:
         self.progress = SinkProgress()
         self._daily = settings.topic("daily")
         self._intraday = settings.topic("intraday")
-        self._group = group or f"{settings.topic_prefix}sink"  # another group reads everything again
+        self._group = group or f"{settings.kafka.topic_prefix}sink"
+        self._idle_exit, self._on_flush = idle_exit, on_flush
+        self._consuming = False
 
-    async def run(self, *, stop: asyncio.Event | None = None, on_flush: Callable[[SinkProgress], None] | None = None,
-                  idle_exit: float | None = None) -> SinkProgress:
+    def ready(self) -> bool:
+        return super().ready() and self._consuming
+
+    async def drain(self) -> SinkProgress:
+        """Run until idle for ``idle_exit`` seconds; the progress."""
+        assert self._idle_exit is not None, "drain() needs idle_exit"
+        async with self.running():
+            await self.wait()
+        return self.progress
+
+    async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, or (``idle_exit``) until nothing arrived for that many seconds."""
         consumer = make_consumer(self.settings, self._daily, self._intraday, bootstrap=self.bootstrap,
                                  group_id=self._group, max_poll_records=2000,
@@ -71,8 +96,8 @@ class Sink:
         producer = make_producer(self.settings, self.bootstrap)
         await consumer.start()
         await producer.start()
+        self._consuming = True
         try:
-            stop = stop or asyncio.Event()
             quiet_since = time.monotonic()
             while not stop.is_set():
                 records = await self._gather(consumer, stop)
@@ -80,17 +105,17 @@ class Sink:
                     quiet_since = time.monotonic()
                     await self._flush(records, producer)
                     await consumer.commit()
-                    if on_flush:
-                        on_flush(self.progress)
-                elif idle_exit is not None and time.monotonic() - quiet_since >= idle_exit:
+                    if self._on_flush:
+                        self._on_flush(self.progress)
+                elif self._idle_exit is not None and time.monotonic() - quiet_since >= self._idle_exit:
                     break
         finally:
+            self._consuming = False
             await consumer.stop()
             await producer.stop()
-        return self.progress
 
     async def _gather(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> list[ConsumerRecord]:
-        deadline = time.monotonic() + self.settings.sink_flush_interval
+        deadline = time.monotonic() + self.settings.sink.flush_interval
         gathered: list[ConsumerRecord] = []
         while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
             batches = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
