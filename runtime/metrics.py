@@ -48,7 +48,7 @@ def _define(kind: type[_M], name: str, documentation: str, labelnames: tuple[str
             _defined[key] = existing
         elif not isinstance(existing, kind):
             raise ValueError(f"metric {full} already defined as {type(existing).__name__}")
-    return existing  # type: ignore[no-any-return]
+    return existing
 
 
 def counter(name: str, documentation: str, labelnames: tuple[str, ...] | list[str] = (), *,

@@ -40,5 +40,5 @@ def queue_full_batches() -> None:
                 return future
         return await original(self, tp, key, value, timeout, timestamp_ms=timestamp_ms, headers=list(headers))
 
-    MessageAccumulator.add_message = add_message  # type: ignore[method-assign]
+    MessageAccumulator.add_message = add_message  # aiokafka is untyped: a plain attribute to mypy
     _installed.append(True)

@@ -173,8 +173,13 @@ async def wait_for_stop_signal() -> str:
     """Wait for SIGINT or SIGTERM; return the signal's name."""
     loop = asyncio.get_running_loop()
     received: asyncio.Future[str] = loop.create_future()
+
+    def note(sig: signal.Signals) -> None:
+        if not received.done():
+            received.set_result(sig.name)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda s=sig: received.done() or received.set_result(s.name))
+        loop.add_signal_handler(sig, note, sig)
     try:
         return await received
     finally:
@@ -238,8 +243,8 @@ class OpsServer:
 async def start_ops_server(port: int | None, ready: Callable[[], bool], *,
                            host: str = "0.0.0.0",  # noqa: S104 - scraped by Prometheus, probed by the orchestrator
                            registry: CollectorRegistry = REGISTRY) -> AsyncIterator[OpsServer | None]:
-    """The ops server on ``port`` while the block runs; port 0 or None: none."""
-    if not port and port != -1:
+    """The ops server on ``port`` while the block runs; port 0 or None: none; -1: any free port."""
+    if port is None or port == 0:
         yield None
         return
     ops = OpsServer(ready, registry)

@@ -1,4 +1,4 @@
-"""Boundaries as tests: import direction (import-linter), lint (ruff), and public surfaces."""
+"""Boundaries as tests: import direction (import-linter), lint (ruff), strict types (mypy), public surfaces."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def test_import_contracts_hold() -> None:
 def test_ruff_is_clean() -> None:
     result = subprocess.run([_tool("ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_types_check_in_strict_mode() -> None:
+    """mypy --strict over every package ([tool.mypy] in pyproject.toml): zero errors."""
+    result = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr
+    assert "Success: no issues found" in result.stdout
 
 
 def _modules() -> list[str]:
