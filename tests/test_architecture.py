@@ -56,3 +56,36 @@ def test_every_module_declares_an_accurate_all(name: str) -> None:
     assert exported is not None, f"{name} has no __all__"
     missing = [item for item in exported if not hasattr(module, item)]
     assert missing == []
+
+
+# Modules without a test module at the mirrored path, each with the reason. Keep it short: a
+# module belongs here only when a mirrored test would repeat what the named test already proves.
+UNMIRRORED: dict[str, str] = {
+}
+
+
+def _mirror(module: Path) -> Path:
+    return ROOT / "tests" / module.parent / f"test_{module.name}"
+
+
+def _code_modules() -> list[Path]:
+    files = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name != "__init__.py" and "__pycache__" not in path.parts:
+                files.append(path.relative_to(ROOT))
+    return files
+
+
+def test_every_module_has_a_mirrored_test_module_or_a_stated_reason() -> None:
+    """``pkg/sub/mod.py`` is tested by ``tests/pkg/sub/test_mod.py``, or listed in UNMIRRORED."""
+    missing = []
+    for module in _code_modules():
+        if not _mirror(module).is_file() and module.as_posix() not in UNMIRRORED:
+            missing.append(f"{module} (expected {_mirror(module).relative_to(ROOT)})")
+    assert missing == [], "modules with neither a test module nor a reason in UNMIRRORED:\n" + "\n".join(missing)
+
+
+def test_the_allow_list_names_only_modules_that_exist_and_lack_a_test() -> None:
+    stale = [name for name in UNMIRRORED if not (ROOT / name).is_file() or _mirror(Path(name)).is_file()]
+    assert stale == []
