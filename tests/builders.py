@@ -53,14 +53,15 @@ def days(first: date, count: int) -> list[date]:
     return [first + timedelta(days=i) for i in range(count)]
 
 
-def fitabase_minute_steps(shared: Any) -> Any:
-    """Fitabase ``minuteStepsWide_merged.csv`` as long rows: ``id``, ``local`` (datetime), ``steps``.
+def fitabase_minute_steps(folder: Any) -> Any:
+    """Fitabase ``minuteStepsWide_merged.csv`` in ``folder`` as long rows: ``id``, ``local`` (datetime), ``steps``.
 
-    Furberg et al. (2016), Crowd-sourced Fitbit datasets, Zenodo 10.5281/zenodo.53894 (CC BY 4.0).
+    Furberg et al. (2016), Crowd-sourced Fitbit datasets, Zenodo 10.5281/zenodo.53894 (CC BY 4.0);
+    the copy, its source and checksums: tests/data/fitabase/README.md.
     """
     import polars as pl
 
-    wide = pl.read_csv(shared / "validation" / "fitabase" / "minuteStepsWide_merged.csv")
+    wide = pl.read_csv(folder / "minuteStepsWide_merged.csv")
     minutes = [c for c in wide.columns if c.startswith("Steps")]
     return (
         wide.with_columns(hour=pl.col("ActivityHour").str.strptime(pl.Datetime("us"), "%m/%d/%Y %I:%M:%S %p"))

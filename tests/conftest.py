@@ -18,7 +18,8 @@ from runtime.settings import Settings
 from streams.app import Pipeline, build_pipeline
 from streams.runner import running
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: The public Fitabase export the real-data tests read (citation and licence in its README.md).
+FITABASE = Path(__file__).parent / "data" / "fitabase"
 
 
 @pytest.fixture(autouse=True)
@@ -76,9 +77,7 @@ async def worker(settings: Settings) -> AsyncIterator[Pipeline]:
 
 @pytest.fixture(scope="session")
 def fitabase_minutes() -> Any:
-    """Fitabase minute steps as long rows (id, local, steps); see tests/builders.py for the citation."""
+    """Fitabase minute steps as long rows (id, local, steps); citation in tests/data/fitabase/README.md."""
     from tests.builders import fitabase_minute_steps
 
-    if not (SHARED / "validation" / "fitabase").is_dir():
-        pytest.fail(f"the Fitabase validation data is missing: expected {SHARED}/validation/fitabase")
-    return fitabase_minute_steps(SHARED)
+    return fitabase_minute_steps(FITABASE)

@@ -1,7 +1,8 @@
 """Real data through dedup and daily summaries: Fitabase minute steps and Fitbit's daily totals.
 
 Data: Furberg, Brinton, Keating & Ortiz (2016), Crowd-sourced Fitbit datasets
-03.12.2016-05.12.2016, Zenodo, doi:10.5281/zenodo.53894 (CC BY 4.0).
+03.12.2016-05.12.2016, Zenodo, doi:10.5281/zenodo.53894 (CC BY 4.0); the files are in
+tests/data/fitabase/.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import polars as pl
 
 from models.raw import RawPage
 from tests.builders import fitabase_step_pages
-from tests.conftest import SHARED
+from tests.conftest import FITABASE
 from tests.streams.daily.helpers import Store, batches_of
 
 
 def _with_vendor_totals(pages: list[tuple[str, RawPage]]) -> list[tuple[str, RawPage]]:
     """Replace each page's daily value by Fitbit's own dailySteps total, where there is one."""
-    daily = pl.read_csv(SHARED / "validation" / "fitabase" / "dailySteps_merged.csv").select(
+    daily = pl.read_csv(FITABASE / "dailySteps_merged.csv").select(
         id=pl.col("Id").cast(pl.String), day=pl.col("ActivityDay").str.strptime(pl.Date, "%m/%d/%Y").cast(pl.String),
         total=pl.col("StepTotal"))
     totals = {(i, d): t for i, d, t in daily.iter_rows()}
@@ -48,7 +49,7 @@ def test_daily_steps_vendor_steps_and_valid_day_on_real_data(fitabase_minutes: p
     expected = (by_hour
                 .group_by("id", "day", "hour").agg(steps=pl.col("steps").sum())
                 .group_by("id", "day").agg(steps=pl.col("steps").sum(), hours=(pl.col("steps") > 0).sum()))
-    daily = pl.read_csv(SHARED / "validation" / "fitabase" / "dailySteps_merged.csv").select(
+    daily = pl.read_csv(FITABASE / "dailySteps_merged.csv").select(
         id=pl.col("Id").cast(pl.String), day=pl.col("ActivityDay").str.strptime(pl.Date, "%m/%d/%Y").cast(pl.String),
         vendor=pl.col("StepTotal"))
     vendor = {(i, d): v for i, d, v in daily.iter_rows()}
