@@ -1,7 +1,8 @@
 """DailySummary: a record of the compacted ``daily`` topic (key ``research_id|local date``).
 
-The fields are DESIGN.md's "Daily summary content". Numbers that a day may lack (no heart
-rate, no vendor total, no sleep) are None rather than 0, so that "missing" and "zero" differ.
+The fields are docs/architecture.md's "Daily summary content". Numbers that a day may lack
+(no heart rate, no vendor total, no sleep) are None rather than 0, so that "missing" and
+"zero" differ.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The topic catalogue of DESIGN.md: every topic the system reads or writes.
+"""The topic catalogue of docs/architecture.md ("Topics"): every topic the system uses.
 
 Names are ``<prefix><suffix>`` where the prefix is configurable (default ``wearables.``). The
 catalogue is data, so that topic creation, the README and the tests share one source of truth.

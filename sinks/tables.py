@@ -2,11 +2,11 @@
 
 One definition per table feeds the Parquet writer, the tests and ``docs/data_dictionary.md``
 (``wearables dictionary``). Column lists and types follow the All of Us curation schemas
-(research/fitbit_allofus.md §1.2), BigQuery types mapped to Polars: integer → Int64, float and
-numeric → Float64, string → String, date → Date, datetime → Datetime (microseconds, no time
-zone: the participant's local wall-clock time, as Fitbit reports it). One deliberate
-difference: ``person_id`` holds our pseudonymous research_id (a string, ``R`` + 20 hex
-digits), not an All of Us integer person id.
+(docs/vendors.md, "All of Us tables"), BigQuery types mapped to Polars: integer → Int64,
+float and numeric → Float64, string → String, date → Date, datetime → Datetime
+(microseconds, no time zone: the participant's local wall-clock time, as Fitbit reports
+it). One deliberate difference: ``person_id`` holds our pseudonymous research_id (a string,
+``R`` + 20 hex digits), not an All of Us integer person id.
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 Faust decides where a table write goes from the *current event*: its partition picks the
 RocksDB partition database (``faust/stores/rocksdb.py::_set`` asserts one exists) and the
 changelog partition (``Table.partition_for_key``). Inside ``take_events`` there is no current
-event, and ``use_partitioner=True`` (research/faust.md §1) only fixes the changelog half: the
-RocksDB store still fails. So batch agents group their events by source partition and write
-each group's table keys while that partition's event is current. State then lives on the
-partition of the records it came from, which is what rebalancing and recovery expect,
-provided table keys are derived from the record key (co-partitioned).
+event, and ``use_partitioner=True`` (docs/architecture.md, "Faust facts") only fixes the
+changelog half: the RocksDB store still fails. So batch agents group their events by source
+partition and write each group's table keys while that partition's event is current. State
+then lives on the partition of the records it came from, which is what rebalancing and
+recovery expect, provided table keys are derived from the record key (co-partitioned).
 
 This module is the one place that touches Faust's private context variable.
 """

@@ -2,8 +2,8 @@
 
 Agent bodies are thin: take a batch of events, call the pure stage functions, send what they
 return. Each catches errors per batch (an exception inside a Faust agent acks and skips the
-event; research/faust.md §3). Outputs are awaited before the batch ends, and Faust flushes the
-producer before it commits offsets, so processing is at-least-once.
+event; docs/architecture.md, "Faust facts"). Outputs are awaited before the batch ends, and
+Faust flushes the producer before it commits offsets, so processing is at-least-once.
 """
 
 from __future__ import annotations

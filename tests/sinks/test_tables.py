@@ -1,4 +1,4 @@
-"""The written files have the All of Us column lists and types (research/fitbit_allofus.md §1.2)."""
+"""The written files have the All of Us column lists and types (docs/vendors.md, "All of Us tables")."""
 
 from __future__ import annotations
 
