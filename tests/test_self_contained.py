@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Spelled in pieces so that this file does not match itself: the sibling folder, the design
-# file and the research notes that lived there (e.g. research/faust.md).
+# file and the research notes that lived there.
 _OUTSIDE = re.compile("|".join((r"\.\./" + "shared", "DESIGN" + r"\.md", r"\bresearch/[\w.-]+\." + "md")))
 # Path(__file__).parents[N] / .parent chains: where a test climbs to.
 _PARENTS = re.compile(r"Path\(__file__\)(?:\.resolve\(\))?\.parents\[(\d+)\]")
