@@ -105,7 +105,7 @@ async def _run_broker(settings: Settings, port: int | None, create_topics: bool,
 # --------------------------------------------------------------------------- topics
 @main.group()
 def topics() -> None:
-    """Create or list the topics of DESIGN.md (and Faust's internal ones)."""
+    """Create or list the topics of the catalogue (docs/architecture.md) and Faust's internal ones."""
 
 
 @topics.command("create")

@@ -10,7 +10,7 @@ __all__ = ["all_topic_plans", "create_all_topics"]
 
 
 def all_topic_plans(settings: Settings) -> list[TopicPlan]:
-    """The DESIGN.md catalogue plus Faust's internal topics (changelogs, assignor)."""
+    """The topic catalogue (models/topics.py) plus Faust's internal topics (changelogs, assignor)."""
     return [*topic_plan(settings), *internal_topic_plan(settings)]
 
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from runtime.settings import Settings
+from runtime.settings import DailySettings
 
 __all__ = ["STAGING", "TABLES", "VALID_DAY_RULE", "Column", "Table", "make_table"]
 
 def _default(field: str) -> int:
-    return Settings.model_fields[field].default
+    value: int = getattr(DailySettings(), field)
+    return value
 
 
 # Built from the settings' defaults so that the data dictionary cannot drift from the code.
