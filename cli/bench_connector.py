@@ -30,10 +30,12 @@ from cli.common import console
 from cli.kafka_session import kafka_session
 from cli.topics import create_all_topics
 from cli.worker_processes import cpu_seconds
-from connectors.google_health import GOOGLE_DATA_TYPES, GoogleHealthClient
 from connectors.linking import link_through_consent
 from connectors.scheduler import Scheduler
 from connectors.vault import open_vault
+from connectors.vendors.google_health_spec import DATA_TYPES as GOOGLE_DATA_TYPES
+from connectors.vendors.registry import build_clients
+from models.providers import Provider
 from runtime.kafka import make_producer
 from runtime.settings import Settings
 
@@ -114,7 +116,7 @@ async def _stats(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
 
 async def _link_all(settings: Settings, vault: Any, session: aiohttp.ClientSession, participants: int,
                     concurrency: int) -> None:
-    client = GoogleHealthClient(settings, session)
+    client = build_clients(settings, session, providers=[Provider.GOOGLE_HEALTH])[Provider.GOOGLE_HEALTH]
     producer = make_producer(settings)
     await producer.start()
     gate = asyncio.Semaphore(concurrency)

@@ -9,13 +9,13 @@ import aiohttp
 
 from cli.common import console, wait_for_stop_signal
 from cli.topics import create_all_topics
-from connectors.fitbit_web import FitbitWebClient
 from connectors.gateway import running_gateway
-from connectors.google_health import GoogleHealthClient
-from connectors.linking import LinkingClient, link_through_consent
+from connectors.linking import link_through_consent
 from connectors.scheduler import Scheduler
 from connectors.simulator.service import SimulatorOptions, running_simulator
 from connectors.vault import open_vault
+from connectors.vendors.base import VendorClient
+from connectors.vendors.registry import build_clients
 from models.providers import Provider
 from runtime.kafka import make_producer, resolve_bootstrap
 from runtime.metrics import start_metrics_server
@@ -62,10 +62,8 @@ async def run_scheduler(settings: Settings, metrics_port: int) -> None:
     console.print(f"scheduler stopped: {progress.consumed:,} fetch requests, {progress.pages:,} pages published")
 
 
-def linking_client(settings: Settings, provider: Provider, session: aiohttp.ClientSession) -> LinkingClient:
-    if provider is Provider.FITBIT:
-        return FitbitWebClient(settings, threads=4)
-    return GoogleHealthClient(settings, session)
+def linking_client(settings: Settings, provider: Provider, session: aiohttp.ClientSession) -> VendorClient:
+    return build_clients(settings, session, providers=[provider])[provider]
 
 
 async def link_participants(settings: Settings, participants: Sequence[str], provider: Provider) -> int:
@@ -83,8 +81,7 @@ async def link_participants(settings: Settings, participants: Sequence[str], pro
                     await link_through_consent(settings, vault, producer, client, session, participant)
                     linked += 1
             finally:
-                if isinstance(client, FitbitWebClient):
-                    client.close()
+                await client.aclose()
             await producer.flush()
     finally:
         await producer.stop()

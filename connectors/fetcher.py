@@ -13,18 +13,15 @@ import asyncio
 import itertools
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Protocol
 
-from connectors.backoff import backoff_delay
-from connectors.http_errors import quota_remaining
+from connectors.errors import AccessRevoked, RateLimited, TokenExpired, VendorError, VendorUnavailable, quota_remaining
 from connectors.ratelimit import RateLimiter
 from connectors.tokens import TokenManager
 from connectors.vault import TokenVault
-from connectors.vendor_errors import AccessRevoked, RateLimited, TokenExpired, VendorError, VendorUnavailable
-from connectors.vendor_page import VendorPage
+from connectors.vendors.base import VendorClient, VendorPage, retrying
 from models.fetch import FetchReason, FetchRequest
 from models.participants import LinkStatus
 from models.providers import Provider
@@ -32,7 +29,7 @@ from models.raw import RawPage
 from runtime.metrics import counter, histogram
 from runtime.settings import Settings
 
-__all__ = ["FetchOutcome", "Fetcher", "VendorClient"]
+__all__ = ["FetchOutcome", "Fetcher"]
 
 CALLS = counter("connector_requests_total", "Vendor API calls, by outcome", ["provider", "outcome"])
 CALL_SECONDS = histogram("connector_request_seconds", "Vendor API call latency", ["provider"])
@@ -43,16 +40,6 @@ FETCHES = counter("connector_fetches_total", "Fetch requests carried out, by out
 Publish = Callable[[str, RawPage], Awaitable["asyncio.Future[object]"]]
 
 
-class VendorClient(Protocol):
-    provider: Provider
-    data_types: tuple[str, ...]
-
-    def expand(self, data_type: str) -> tuple[str, ...]: ...
-
-    async def fetch_day(self, access_token: str, data_type: str, day: date, *,
-                        page_token: str | None = None) -> VendorPage: ...
-
-
 @dataclass(frozen=True, slots=True)
 class FetchOutcome:
     outcome: str  # done | failed | revoked | not_linked | error (a bug, logged by the scheduler)
@@ -61,9 +48,24 @@ class FetchOutcome:
 
 
 class Fetcher:
+    """Carries out fetch requests: every page of every day asked for, published, cursors moved.
+
+    ::
+
+        fetcher = Fetcher(settings, vault, tokens, clients, limiter, publish)
+        outcome = await fetcher.fetch(research_id, request)  # FetchOutcome("done", pages, bytes)
+
+    :param settings: read for the retry policy (``scheduler.fetch_max_attempts``, ``retry_base_delay``).
+    :param vault: the participant's link (status, time zone) and the cursors.
+    :param tokens: access tokens, refreshed on expiry.
+    :param clients: the vendor client of each provider.
+    :param limiter: waits each call out under the vendors' limits.
+    :param publish: sends one raw page onto its topic; returns the future of Kafka's ack.
+    """
+
     def __init__(self, settings: Settings, vault: TokenVault, tokens: TokenManager,
-                 clients: dict[Provider, VendorClient], limiter: RateLimiter, publish: Publish) -> None:
-        self._settings, self._vault, self._tokens = settings, vault, tokens
+                 clients: Mapping[Provider, VendorClient], limiter: RateLimiter, publish: Publish) -> None:
+        self._retry, self._vault, self._tokens = settings.scheduler, vault, tokens
         self._clients, self._limiter, self._publish = clients, limiter, publish
         # request ids: unique per process run and call, cheaper than a uuid4 per page
         self._run_id, self._calls = secrets.token_hex(6), itertools.count()
@@ -105,8 +107,10 @@ class Fetcher:
         """Fetch and publish every page of one day; (pages, bytes) once Kafka acknowledged them all."""
         acks, token, size = [], None, 0
         while True:
-            page = await self._call(research_id, client,
-                                    lambda access, t=token: client.fetch_day(access, data_type, day, page_token=t))
+            def call(access: str, t: str | None = token) -> Awaitable[VendorPage]:
+                return client.fetch_day(access, data_type, day, page_token=t)
+
+            page = await self._call(research_id, client, call)
             raw = RawPage(provider=client.provider, data_type=data_type, date=day.isoformat(), body=page.body,
                           detail=page.detail, timezone=timezone,
                           fetched_at=time.time(), request_id=f"{self._run_id}-{next(self._calls)}", origin="api",
@@ -122,7 +126,15 @@ class Fetcher:
 
     async def _call(self, research_id: str, client: VendorClient,
                     call: Callable[[str], Awaitable[VendorPage]]) -> VendorPage:
-        provider, attempt = client.provider, 0
+        """``call`` with a fresh access token, retried with backoff while the vendor is unavailable."""
+        return await retrying(lambda: self._attempt(research_id, client, call),
+                              attempts=self._retry.fetch_max_attempts, base_s=self._retry.retry_base_delay)
+
+    async def _attempt(self, research_id: str, client: VendorClient,
+                       call: Callable[[str], Awaitable[VendorPage]]) -> VendorPage:
+        """One attempt. A 429 or an expired token goes round again here: those are not attempts,
+        the vendor told us exactly when to come back, or with what."""
+        provider = client.provider
         while True:
             await self._limiter.acquire(provider, research_id)
             access = await self._tokens.access_token(research_id, provider)
@@ -132,7 +144,7 @@ class Fetcher:
             except RateLimited as limited:
                 CALLS.labels(provider.value, "rate_limited").inc()
                 self._limiter.block(provider, research_id, limited.retry_after)
-                continue  # not an attempt: the vendor told us exactly when to come back
+                continue
             except TokenExpired:
                 CALLS.labels(provider.value, "token_expired").inc()
                 await self._tokens.refresh(research_id, provider, stale=access)
@@ -143,11 +155,7 @@ class Fetcher:
                 raise
             except VendorUnavailable:
                 CALLS.labels(provider.value, "unavailable").inc()
-                attempt += 1
-                if attempt >= self._settings.fetch_max_attempts:
-                    raise
-                await asyncio.sleep(backoff_delay(attempt, self._settings.retry_base_delay))
-                continue
+                raise  # ``retrying`` waits, then calls again
             finally:
                 CALL_SECONDS.labels(provider.value).observe(time.perf_counter() - started)
             CALLS.labels(provider.value, "ok").inc()

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from connectors.endpoints import credentials, webhook_secrets
 from connectors.vault import TokenVault
+from connectors.vendors.endpoints import credentials, webhook_secrets
 from connectors.webhooks import WebhookReceiver
 from models.providers import Provider
 from runtime.settings import Settings

@@ -49,6 +49,18 @@ class _Window:
 
 
 class RateLimiter:
+    """Holds each vendor call back until it stays under the participant's and the project's limits.
+
+    ::
+
+        limiter = RateLimiter(google_project_limit=settings.google_project_limit)
+        await limiter.acquire(Provider.FITBIT, research_id)  # before the call
+        limiter.observe(Provider.FITBIT, research_id, quota_remaining(page.headers))  # after it
+        limiter.block(Provider.FITBIT, research_id, limited.retry_after)  # on a 429
+
+    :param google_project_limit: Google Health requests per minute for the whole project.
+    """
+
     def __init__(self, *, google_project_limit: int = 120_000) -> None:
         self._user_limits = {Provider.FITBIT: Limit(150, 3600.0), Provider.GOOGLE_HEALTH: Limit(300, 60.0)}
         self._project = {Provider.GOOGLE_HEALTH: _Window(Limit(google_project_limit, 60.0))}

@@ -22,12 +22,12 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from connectors.fetcher import Fetcher, FetchOutcome, VendorClient
-from connectors.fitbit_web import FitbitWebClient
-from connectors.google_health import GoogleHealthClient
+from connectors.fetcher import Fetcher, FetchOutcome
 from connectors.ratelimit import RateLimiter
 from connectors.tokens import TokenManager
 from connectors.vault import TokenVault
+from connectors.vendors.base import VendorClient
+from connectors.vendors.registry import aclose_all, build_clients
 from models.dead_letter import DeadLetter
 from models.errors import DecodeError, Reason
 from models.fetch import FetchReason, FetchRequest
@@ -160,12 +160,8 @@ class Scheduler:
                                  group_id=f"{settings.topic_prefix}scheduler")
         connector = aiohttp.TCPConnector(limit=settings.fetch_concurrency, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector) as session:
-            fitbit = FitbitWebClient(settings)
-            clients: dict[Provider, VendorClient] = {Provider.FITBIT: fitbit,
-                                                     Provider.GOOGLE_HEALTH: GoogleHealthClient(settings, session)}
-            tokens = TokenManager(self.vault, {Provider.FITBIT: fitbit,  # type: ignore[dict-item]
-                                               Provider.GOOGLE_HEALTH: clients[Provider.GOOGLE_HEALTH]},
-                                  on_revoked=self._publish_revoked)
+            clients = build_clients(settings, session)
+            tokens = TokenManager(self.vault, clients, on_revoked=self._publish_revoked)
             fetcher = Fetcher(settings, self.vault, tokens, clients,
                               RateLimiter(google_project_limit=settings.google_project_limit), self._publish_page)
             await self._producer.start()
@@ -180,7 +176,7 @@ class Scheduler:
                         await poller
                 await consumer.stop()
                 await self._producer.stop()
-                fitbit.close()
+                await aclose_all(clients)
         return self.progress
 
     async def _poll(self, stop: asyncio.Event, clients: dict[Provider, VendorClient]) -> None:

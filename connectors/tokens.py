@@ -9,30 +9,41 @@ whoever waited finds the new token already in the vault. The rotated refresh tok
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
 
+from connectors.errors import AccessRevoked
 from connectors.oauth import TokenSet
 from connectors.vault import TokenVault
-from connectors.vendor_errors import AccessRevoked
+from connectors.vendors.base import VendorClient
 from models.participants import LinkStatus
 from models.providers import Provider
 from runtime.metrics import counter
 
-__all__ = ["Refresher", "TokenManager"]
+__all__ = ["TokenManager"]
 
 REFRESHES = counter("connector_token_refreshes_total", "Access-token refreshes, by outcome", ["provider", "outcome"])
 _EARLY_S = 120.0  # refresh this long before expiry, so no request goes out with a dying token
 
 
-class Refresher(Protocol):
-    async def refresh(self, refresh_token: str) -> TokenSet: ...
-
-
 class TokenManager:
-    def __init__(self, vault: TokenVault, refreshers: dict[Provider, Refresher],
+    """Hands out a live access token per participant, refreshing it (once, however many ask).
+
+    ::
+
+        tokens = TokenManager(vault, clients, on_revoked=publish_revoked)
+        access = await tokens.access_token(research_id, Provider.FITBIT)
+        # the vendor answered expired_token after all:
+        access = await tokens.refresh(research_id, Provider.FITBIT, stale=access)
+
+    :param vault: where the tokens are kept (rotated refresh tokens are stored before use).
+    :param clients: the vendor client of each provider, whose ``refresh`` is called.
+    :param on_revoked: awaited with (research_id, provider) once a grant turned out revoked,
+        after the participant was marked ``revoked`` (the scheduler publishes the change).
+    """
+
+    def __init__(self, vault: TokenVault, clients: Mapping[Provider, VendorClient],
                  on_revoked: Callable[[str, Provider], Awaitable[None]]) -> None:
-        self._vault, self._refreshers, self._on_revoked = vault, refreshers, on_revoked
+        self._vault, self._clients, self._on_revoked = vault, clients, on_revoked
         self._locks: dict[str, asyncio.Lock] = {}
         # access tokens in memory: one vault read per token lifetime, not per call (a revoked one
         # is refused by the vendor, which sends us through ``revoked``)
@@ -65,7 +76,7 @@ class TokenManager:
                 self._cache[research_id] = tokens
                 return tokens.access_token
             try:
-                fresh = await self._refreshers[provider].refresh(tokens.refresh_token)
+                fresh = await self._clients[provider].refresh(tokens.refresh_token)
             except AccessRevoked:
                 REFRESHES.labels(provider.value, "revoked").inc()
                 await self.revoked(research_id, provider)

@@ -1,8 +1,8 @@
 """The webhook receiver (served by ``wearables gateway``): vendor notifications → ``fetch-requests``.
 
 Fitbit: ``GET ?verify=<code>`` answers 204 for our code and 404 for any other; a POST must
-carry ``X-Fitbit-Signature`` = base64(HMAC-SHA1(body, client_secret + "&")) or it gets 404
-(as Fitbit's docs ask); the body is an array of ``{collectionType, date, ownerId, ...}``.
+carry ``X-Fitbit-Signature`` = base64(HMAC-SHA1(body, client_secret + "&")) (``fitbit_spec.signature``)
+or it gets 404 (as Fitbit's docs ask); the body is an array of ``{collectionType, date, ownerId, ...}``.
 Google Health: every POST must carry our ``Authorization`` value (else 401); a verification
 POST is answered 201; a notification names a user, a data type and an interval.
 
@@ -21,7 +21,6 @@ many repeats came — a re-sync is read, a replay costs at most one fetch per wi
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import hmac
@@ -36,8 +35,8 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from connectors.google_health import GOOGLE_DATA_TYPES
 from connectors.vault import TokenVault
+from connectors.vendors import fitbit_spec, google_health_spec
 from models.fetch import FetchReason, FetchRequest
 from models.providers import Provider
 from runtime.metrics import counter, histogram
@@ -47,7 +46,7 @@ __all__ = ["WebhookReceiver"]
 NOTIFICATIONS = counter("gateway_webhooks_total", "Webhook calls, by outcome", ["provider", "outcome"])
 ACK_SECONDS = histogram("gateway_webhook_ack_seconds", "Time to answer a webhook call", ["provider"])
 _REPLAY_MEMORY = 200_000
-_FITBIT_COLLECTIONS = ("activities", "sleep")
+_FITBIT_COLLECTIONS = tuple(fitbit_spec.COLLECTIONS)
 _Found = list[tuple[str, FetchRequest]]
 
 
@@ -64,10 +63,28 @@ class _Seen:
 
 
 class WebhookReceiver:
+    """The gateway's webhook routes: vendor notifications in, fetch requests onto a topic.
+
+    ::
+
+        receiver = WebhookReceiver(vault, producer, fetch_topic=settings.topic("fetch-requests"),
+                                   fitbit_secret=..., fitbit_verify_code=..., google_token=...)
+        app.add_routes(receiver.routes())
+        app.cleanup_ctx.append(receiver.deferred_publisher)  # repeats' fetches, at their window's end
+
+    :param vault: finds the participant of a vendor user id.
+    :param producer: sends the fetch requests.
+    :param fetch_topic: the ``fetch-requests`` topic's full name.
+    :param fitbit_secret: our Fitbit client secret, the key of ``X-Fitbit-Signature``.
+    :param fitbit_verify_code: the subscriber verification code Fitbit's handshake presents.
+    :param google_token: the ``Authorization`` value Google's notifications carry.
+    :param repeat_window: seconds a body counts as a repeat (module docstring).
+    """
+
     def __init__(self, vault: TokenVault, producer: AIOKafkaProducer, *, fetch_topic: str, fitbit_secret: str,
                  fitbit_verify_code: str, google_token: str, repeat_window: float = 300.0) -> None:
         self._vault, self._producer, self._topic = vault, producer, fetch_topic
-        self._fitbit_key = f"{fitbit_secret}&".encode()
+        self._fitbit_secret = fitbit_secret
         self._verify_code, self._google_token = fitbit_verify_code, google_token
         self._window = repeat_window
         self._seen: OrderedDict[bytes, _Seen] = OrderedDict()
@@ -104,7 +121,7 @@ class WebhookReceiver:
 
     # ------------------------------------------------------------------ Fitbit
     async def fitbit_verify(self, request: web.Request) -> web.Response:
-        given = request.query.get("verify", "")
+        given = request.query.get(fitbit_spec.VERIFY_PARAMETER, "")
         good = hmac.compare_digest(given.encode(), self._verify_code.encode())
         NOTIFICATIONS.labels("fitbit", "verified" if good else "verify_refused").inc()
         return web.Response(status=204 if good else 404)
@@ -113,8 +130,8 @@ class WebhookReceiver:
         return await self._handle(Provider.FITBIT, request, self._fitbit_requests)
 
     async def _fitbit_requests(self, request: web.Request, body: bytes) -> _Found:
-        expected = base64.b64encode(hmac.new(self._fitbit_key, body, hashlib.sha1).digest())
-        if not hmac.compare_digest(request.headers.get("X-Fitbit-Signature", "").encode(), expected):
+        expected = fitbit_spec.signature(body, self._fitbit_secret).encode()
+        if not hmac.compare_digest(request.headers.get(fitbit_spec.SIGNATURE_HEADER, "").encode(), expected):
             raise _Rejected(404, "bad_signature")  # Fitbit: answer 404 to a notification that fails verification
         items = _json(body)
         if not isinstance(items, list) or not items:
@@ -145,7 +162,7 @@ class WebhookReceiver:
         if not isinstance(data, dict) or data.get("type") != "notification":
             raise _Rejected(400, "malformed")
         user, data_type, interval = data.get("user"), data.get("dataType"), data.get("interval")
-        if not (isinstance(user, str) and user.startswith("users/") and data_type in GOOGLE_DATA_TYPES
+        if not (isinstance(user, str) and user.startswith("users/") and data_type in google_health_spec.DATA_TYPES
                 and isinstance(interval, dict)):
             raise _Rejected(400, "malformed")
         try:

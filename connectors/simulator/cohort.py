@@ -1,5 +1,5 @@
 """A deterministic synthetic cohort: participant IDs and their minute-level days, rendered in
-the vendors' own JSON shapes (research/fitbit_allofus.md §2).
+the vendors' own JSON shapes (docs/vendors.md, Fitbit Web API and Google Health API).
 
 Steps and heart rate follow a diurnal pattern (asleep at night, active bursts by day) so that
 daily summaries look like real ones; the same seed always gives the same bytes. Each night is a

@@ -1,7 +1,8 @@
 """The simulator's webhook side: verifying the subscriber endpoints, then notifying them when
 devices sync (Fitbit: signed arrays of collection/date/owner; Google: one call per data type).
 
-Fitbit signs ``X-Fitbit-Signature = base64(HMAC-SHA1(body, client_secret + "&"))`` and verifies a
+Fitbit signs ``X-Fitbit-Signature = base64(HMAC-SHA1(body, client_secret + "&"))`` (the rule is
+``fitbit_spec.signature``, which the gateway checks with) and verifies a
 subscriber with two GETs (``?verify=<right code>`` → 204, a wrong code → 404). Google verifies
 with two POSTs of ``{"type": "verification"}``, with the Authorization value (→ 201) and without
 (→ 401/403), then sends notifications with that Authorization header. The Google notification
@@ -12,9 +13,6 @@ body is not documented publicly; ours is ``{"type": "notification", "notificatio
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import logging
 import secrets
 import uuid
@@ -24,21 +22,35 @@ import aiohttp
 import orjson
 
 from connectors.simulator.world import Account, World
+from connectors.vendors import fitbit_spec, google_health_spec
 from models.providers import Provider
 from runtime.metrics import counter
 
-__all__ = ["WebhookDelivery", "fitbit_signature"]
+__all__ = ["WebhookDelivery"]
 
 logger = logging.getLogger(__name__)
 SENT = counter("simulator_webhooks_total", "Webhook notifications the simulator sent, by answer", ["provider",
                                                                                                  "outcome"])
 
 
-def fitbit_signature(body: bytes, client_secret: str) -> str:
-    return base64.b64encode(hmac.new(f"{client_secret}&".encode(), body, hashlib.sha1).digest()).decode()
-
-
 class WebhookDelivery:
+    """Verifies the subscriber endpoints, then notifies them of each round of device syncs.
+
+    ::
+
+        delivery = WebhookDelivery(world, fitbit_url=..., google_url=..., fitbit_secret=...,
+                                   fitbit_verify_code=..., google_token=..., interval_s=5.0)
+        task = asyncio.ensure_future(delivery.run(stop))
+
+    :param world: whose ``sync_tick`` says which accounts' days changed.
+    :param fitbit_url: the Fitbit subscriber endpoint (None: no Fitbit notifications).
+    :param google_url: the Google Health subscriber endpoint (None: none).
+    :param fitbit_secret: our Fitbit client secret, the signature key.
+    :param fitbit_verify_code: the verification code of the Fitbit subscriber.
+    :param google_token: the Authorization value the Google subscriber expects.
+    :param interval_s: seconds between sync rounds.
+    """
+
     def __init__(self, world: World, *, fitbit_url: str | None, google_url: str | None, fitbit_secret: str,
                  fitbit_verify_code: str, google_token: str, interval_s: float) -> None:
         self.world = world
@@ -64,9 +76,9 @@ class WebhookDelivery:
     async def _verify(self, session: aiohttp.ClientSession, provider: Provider, url: str) -> bool:
         try:
             if provider is Provider.FITBIT:
-                async with session.get(url, params={"verify": self.verify_code}) as right:
+                async with session.get(url, params={fitbit_spec.VERIFY_PARAMETER: self.verify_code}) as right:
                     ok = right.status == 204
-                async with session.get(url, params={"verify": secrets.token_hex(8)}) as wrong:
+                async with session.get(url, params={fitbit_spec.VERIFY_PARAMETER: secrets.token_hex(8)}) as wrong:
                     ok = ok and wrong.status == 404
             else:
                 body = b'{"type": "verification"}'
@@ -87,13 +99,13 @@ class WebhookDelivery:
         if account.provider is Provider.FITBIT:
             body = orjson.dumps([{"collectionType": collection, "date": d.isoformat(), "ownerId": account.user_id,
                                   "ownerType": "user", "subscriptionId": "sim"}
-                                 for d in days for collection in ("activities", "sleep")])
+                                 for d in days for collection in fitbit_spec.COLLECTIONS])
             await self._post(session, account.provider, url, body, {
-                "X-Fitbit-Signature": fitbit_signature(body, self.fitbit_secret)})
+                fitbit_spec.SIGNATURE_HEADER: fitbit_spec.signature(body, self.fitbit_secret)})
             return
         start = datetime.combine(days[0] - timedelta(days=1), datetime.min.time(), UTC)
         end = datetime.combine(days[-1] + timedelta(days=2), datetime.min.time(), UTC)
-        for data_type in ("steps", "heart-rate", "sleep"):
+        for data_type in google_health_spec.DATA_TYPES:
             body = orjson.dumps({"type": "notification", "notificationId": str(uuid.uuid4()),
                                  "user": f"users/{account.user_id}", "dataType": data_type,
                                  "interval": {"startTime": f"{start:%Y-%m-%dT%H:%M:%SZ}",

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from connectors.endpoints import credentials, webhook_secrets
+from connectors.simulator.app import build_simulator_app
 from connectors.simulator.cohort import SyntheticCohort
 from connectors.simulator.delivery import WebhookDelivery
-from connectors.simulator.server import build_simulator_app
 from connectors.simulator.world import Faults, World
+from connectors.vendors.endpoints import credentials, webhook_secrets
 from models.providers import Provider
 from runtime.settings import Settings
 

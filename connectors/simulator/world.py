@@ -1,6 +1,6 @@
 """The vendors' side of the world: accounts, what each device has synced, tokens, quotas, faults.
 
-Pure state and rules, no HTTP: ``server.py`` maps requests onto it. Time is real time; the
+Pure state and rules, no HTTP: the route modules (``app.py``) map requests onto it. Time is real time; the
 cohort's data covers ``days`` local days ending yesterday, and each account's device has synced
 it up to ``synced_until`` (some lag days behind and catch up in bursts, see ``sync_tick``).
 """
@@ -88,6 +88,22 @@ class Quota:
 
 
 class World:
+    """The simulated vendors' state: accounts, codes and tokens, quotas, faults, device syncs.
+
+    ::
+
+        world = World(SyntheticCohort(100, seed=7), days=14)
+        account = world.account(Provider.FITBIT, "P0000000001")  # created on first consent
+        steps, rates = world.series(account.participant_id, world.last_day)
+
+    :param cohort: whose synthetic data the accounts serve.
+    :param days: how many local days of data, ending yesterday.
+    :param seed: makes vendor user ids, lags and syncs reproducible.
+    :param late_share: share of devices that lag 1-3 days behind and catch up in a burst.
+    :param duplicate_share: chance per sync round that a synced device sends a day again.
+    :param token_lifetime_s: access-token lifetime (None: each vendor's own, 8 h or 1 h).
+    """
+
     def __init__(self, cohort: SyntheticCohort, *, days: int, seed: int = 0, late_share: float = 0.25,
                  duplicate_share: float = 0.1, token_lifetime_s: float | None = None) -> None:
         self.cohort = cohort

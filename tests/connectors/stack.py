@@ -12,13 +12,13 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from cli.topics import create_all_topics
-from connectors.fitbit_web import FitbitWebClient
 from connectors.gateway import running_gateway
-from connectors.google_health import GoogleHealthClient
-from connectors.linking import LinkingClient, link_through_consent
+from connectors.linking import link_through_consent
 from connectors.scheduler import Scheduler
 from connectors.simulator.service import RunningSimulator, SimulatorOptions, running_simulator
 from connectors.vault import TokenVault, open_vault
+from connectors.vendors.base import VendorClient
+from connectors.vendors.registry import aclose_all, build_clients
 from models.providers import Provider
 from runtime.kafka import make_producer
 from runtime.settings import Settings
@@ -33,7 +33,7 @@ class Stack:
     session: aiohttp.ClientSession
     gateway: str
     scheduler: Scheduler
-    clients: dict[Provider, LinkingClient]
+    clients: dict[Provider, VendorClient]
 
     async def link(self, participant: str, provider: Provider) -> None:
         await link_through_consent(self.settings, self.vault, self.producer, self.clients[provider], self.session,
@@ -54,9 +54,7 @@ async def connector_stack(settings_factory: Callable[..., Settings], options: Si
                 aiohttp.ClientSession() as session:
             settings = base.with_overrides(vendor_api_base=sim.url)
             scheduler = Scheduler(settings, settings.kafka_bootstrap_servers or "", vault)
-            fitbit = FitbitWebClient(settings, threads=4)
-            clients: dict[Provider, LinkingClient] = {Provider.FITBIT: fitbit,
-                                                      Provider.GOOGLE_HEALTH: GoogleHealthClient(settings, session)}
+            clients = build_clients(settings, session)
             task = asyncio.ensure_future(scheduler.run(stop)) if run_scheduler else None
             try:
                 yield Stack(settings, sim, vault, producer, session, gateway, scheduler, clients)
@@ -64,7 +62,7 @@ async def connector_stack(settings_factory: Callable[..., Settings], options: Si
                 stop.set()
                 if task:
                     await asyncio.wait_for(task, 60)
-                fitbit.close()
+                await aclose_all(clients)
     finally:
         await producer.stop()
 

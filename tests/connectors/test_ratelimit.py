@@ -6,7 +6,7 @@ import asyncio
 
 from multidict import CIMultiDict
 
-from connectors.http_errors import quota_remaining
+from connectors.errors import quota_remaining
 from connectors.ratelimit import RateLimiter
 from models.providers import Provider
 

@@ -8,11 +8,11 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
+from connectors.errors import AccessRevoked
 from connectors.fetcher import Fetcher
 from connectors.ratelimit import RateLimiter
 from connectors.simulator.service import SimulatorOptions
 from connectors.tokens import TokenManager
-from connectors.vendor_errors import AccessRevoked
 from models.fetch import FetchReason, FetchRequest
 from models.ids import research_id
 from models.participants import LinkStatus, ParticipantLink
@@ -39,7 +39,7 @@ async def test_twenty_concurrent_refreshes_make_one_refresh_call(settings_factor
         async def on_revoked(rid_: str, _: Provider) -> None:
             revoked.append(rid_)
 
-        manager = TokenManager(stack.vault, {provider: stack.clients[provider]}, on_revoked)  # type: ignore[dict-item]
+        manager = TokenManager(stack.vault, {provider: stack.clients[provider]}, on_revoked)
         fresh = await asyncio.gather(*(manager.refresh(rid, provider, stale=before[0].access_token)
                                        for _ in range(20)))
 
@@ -78,8 +78,8 @@ async def test_revoked_grant_marks_participant_revoked_and_stops_fetching(
                                                link.record("k1").to_bytes(), key=rid_.encode())
 
         client = stack.clients[Provider.GOOGLE_HEALTH]
-        tokens = TokenManager(stack.vault, {Provider.GOOGLE_HEALTH: client}, record_revoked)  # type: ignore[dict-item]
-        fetcher = Fetcher(stack.settings, stack.vault, tokens, {Provider.GOOGLE_HEALTH: client},  # type: ignore[dict-item]
+        tokens = TokenManager(stack.vault, {Provider.GOOGLE_HEALTH: client}, record_revoked)
+        fetcher = Fetcher(stack.settings, stack.vault, tokens, {Provider.GOOGLE_HEALTH: client},
                           RateLimiter(), publish)
         world = stack.sim.world
         day = world.last_day.isoformat()

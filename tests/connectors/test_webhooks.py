@@ -15,11 +15,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
 from cli.topics import create_all_topics
-from connectors.endpoints import DEMO_SECRETS
 from connectors.gateway import build_gateway_app
 from connectors.oauth import TokenSet
-from connectors.simulator.delivery import fitbit_signature
 from connectors.vault import open_vault
+from connectors.vendors.endpoints import DEMO_SECRETS
+from connectors.vendors.fitbit_spec import signature as fitbit_signature
 from models.fetch import FetchReason, FetchRequest
 from models.providers import Provider
 from runtime.kafka import make_producer

@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.google_health import next_page_token
+from connectors.vendors.google_health import next_page_token
 
 _scalar = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20)
 _json = st.recursive(_scalar, lambda inner: st.lists(inner, max_size=4)

@@ -2,7 +2,8 @@
 
 We use its OAuth session (``FitbitOauth2Client``: requests-oauthlib with Fitbit's compliance
 fix) and its request handling (``_request``: timeouts, the expired-token retry), and close its
-gaps here rather than letting them leak into behaviour (research/fitbit_allofus.md §4):
+gaps here rather than letting them leak into behaviour (docs/vendors.md, Fitbit Web API,
+"python-fitbit"):
 
 - PKCE: the authorize URL and code exchange carry ``code_challenge`` / ``code_verifier``.
 - Refresh happens only in our TokenManager (per-participant lock, rotated token persisted
@@ -11,6 +12,9 @@ gaps here rather than letting them leak into behaviour (research/fitbit_allofus.
   429 without ``Retry-After``: we take the response from ``_request`` and classify it ourselves.
 - Sleep is v1.2 (with stages), not the library's v1 (``sleep`` there has no stages); no revoke
   in the library: we add one.
+
+Every request goes through a ``requests`` transport adapter mounted on the library's session:
+the default one (the network), or one a test passes in (canned answers, no server).
 """
 
 from __future__ import annotations
@@ -21,62 +25,91 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 from functools import partial
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Self
 
+import aiohttp
 import orjson
 import requests
 from fitbit.api import FitbitOauth2Client
-from fitbit.exceptions import Timeout as FitbitTimeout
+from requests.adapters import BaseAdapter
 from requests.auth import HTTPBasicAuth
 
-from connectors.endpoints import credentials, endpoints
-from connectors.http_errors import error_for
+from connectors.errors import VendorUnavailable, error_for
 from connectors.oauth import TokenSet
-from connectors.vendor_errors import VendorUnavailable
-from connectors.vendor_page import VendorPage
-from models.providers import Provider
-from runtime.settings import Settings
+from connectors.vendors.base import VendorClient, VendorPage, translate_errors
+from connectors.vendors.endpoints import Credentials, Endpoints, is_loopback
+from connectors.vendors.fitbit_spec import (
+    COLLECTIONS,
+    DATA_TYPES,
+    DAY_PATHS,
+    PROFILE_PATH,
+    PROVIDER,
+    SCOPES,
+    SUBSCRIPTION_PATH,
+)
 
-__all__ = ["FITBIT_DATA_TYPES", "FitbitWebClient"]
+__all__ = ["FitbitWebClient"]
 
-# a day of each raw data type: (path under the API base, intraday detail level kept on the raw page)
-_DAY_PATHS = {
-    "activities-steps-intraday": ("/1/user/-/activities/steps/date/{day}/1d/1min.json", "1min"),
-    "activities-heart-intraday": ("/1/user/-/activities/heart/date/{day}/1d/1min.json", "1min"),
-    "sleep": ("/1.2/user/-/sleep/date/{day}.json", None),
-}
-FITBIT_DATA_TYPES = tuple(_DAY_PATHS)
-# what a webhook's collectionType asks us to fetch (there is no heart-rate collection: it is activities)
-_COLLECTIONS = {"activities": ("activities-steps-intraday", "activities-heart-intraday"), "sleep": ("sleep",)}
-_SCOPES = ["activity", "heartrate", "sleep", "profile"]
-_P = Provider.FITBIT
-T = TypeVar("T")
+_SCOPES = list(SCOPES)
+_P = PROVIDER
 
 
-class FitbitWebClient:
+class FitbitWebClient(VendorClient):
+    """The Fitbit Web API through python-fitbit, its blocking calls on a thread pool of their own.
+
+    ::
+
+        client = FitbitWebClient(endpoints=endpoints(settings, Provider.FITBIT),
+                                 credentials=credentials(settings, Provider.FITBIT), timeout=30.0)
+        page = await client.fetch_day(access_token, "activities-heart-intraday", day)
+        await client.aclose()  # the threads
+
+    :param endpoints: the API, consent, token and revoke URLs.
+    :param credentials: our OAuth client at Fitbit (HTTP Basic on the token endpoint).
+    :param timeout: seconds per call, answer included.
+    :param transport: a ``requests`` adapter every call goes through (None: requests' own, the
+        network); a test passes one that answers without a server.
+    :param insecure_transport: allow plain ``http://`` endpoints (the simulator on loopback).
+        oauthlib reads ``OAUTHLIB_INSECURE_TRANSPORT`` from the environment at every check and has
+        no per-session switch, so this sets that variable for the whole process.
+    :param threads: the most python-fitbit calls in flight at once.
+    """
+
     provider = _P
-    data_types = FITBIT_DATA_TYPES
+    data_types = DATA_TYPES
 
-    def __init__(self, settings: Settings, *, threads: int = 16) -> None:
-        self._urls, self._client = endpoints(settings, _P), credentials(settings, _P)
-        self._timeout = settings.http_timeout
-        if urlsplit(self._urls.api).hostname in ("127.0.0.1", "localhost", "::1"):
-            # oauthlib refuses plain http; the simulator on loopback is the one place it is fine
+    def __init__(self, *, endpoints: Endpoints, credentials: Credentials, timeout: float,
+                 transport: BaseAdapter | None = None, insecure_transport: bool = False, threads: int = 16) -> None:
+        self._urls, self._client, self._timeout = endpoints, credentials, timeout
+        self._transport = transport
+        if insecure_transport:
             os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
         # python-fitbit blocks: its calls run on their own threads, never on the event loop
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fitbit")
 
-    def close(self) -> None:
+    @classmethod
+    def build(cls, *, endpoints: Endpoints, credentials: Credentials, timeout: float,
+              session: aiohttp.ClientSession) -> Self:
+        # python-fitbit speaks requests: the aiohttp session is not for it
+        return cls(endpoints=endpoints, credentials=credentials, timeout=timeout,
+                   insecure_transport=is_loopback(endpoints.api))
+
+    async def aclose(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def expand(self, data_type: str) -> tuple[str, ...]:
         if data_type in ("all", ""):
-            return FITBIT_DATA_TYPES
-        return _COLLECTIONS.get(data_type, (data_type,))
+            return DATA_TYPES
+        return COLLECTIONS.get(data_type, (data_type,))
 
     async def _run(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, partial(call, *args, **kwargs))
+
+    def _mounted(self, session: requests.Session) -> requests.Session:
+        if self._transport is not None:
+            session.mount("http://", self._transport)
+            session.mount("https://", self._transport)
+        return session
 
     def _oauth(self, tokens: TokenSet | None = None, redirect_uri: str | None = None) -> FitbitOauth2Client:
         client = FitbitOauth2Client(
@@ -89,6 +122,7 @@ class FitbitWebClient:
         client.session.auto_refresh_url = None  # refresh only under our lock, never behind our back
         if tokens:
             client.session.token = {**client.session.token, "token_type": "Bearer"}
+        self._mounted(client.session)
         return client
 
     def authorize_url(self, *, state: str, challenge: str, redirect_uri: str) -> str:
@@ -104,12 +138,10 @@ class FitbitWebClient:
 
     def _post_token(self, form: dict[str, str]) -> tuple[TokenSet, str]:
         # the library's fetch_access_token has no code_verifier: post the exchange on its session
-        try:
+        with translate_errors(_P):
             response = self._oauth().session.post(self._urls.token, data=form, timeout=self._timeout,
                                                   auth=HTTPBasicAuth(self._client.client_id,
                                                                      self._client.client_secret))
-        except (requests.RequestException, FitbitTimeout) as broken:
-            raise VendorUnavailable(f"fitbit: {type(broken).__name__}", provider=_P) from None
         page = self._response(response)
         body = orjson.loads(page.body)
         return TokenSet.from_response(body), str(body.get("user_id", ""))
@@ -119,9 +151,10 @@ class FitbitWebClient:
         client = self._oauth(TokenSet("expired", refresh_token, 0.0))
         client.session.token_updater = rotated.append  # the library refreshes only with an updater set
         try:
-            client.refresh_token()
-        except (requests.RequestException, FitbitTimeout) as broken:
-            raise VendorUnavailable(f"fitbit: {type(broken).__name__}", provider=_P) from None
+            with translate_errors(_P):
+                client.refresh_token()
+        except VendorUnavailable:
+            raise
         except Exception as refused:  # oauthlib raises its own errors for an OAuth error body
             error = error_for(_P, getattr(refused, "status_code", 400) or 400, {},
                               orjson.dumps({"errors": [{"errorType": getattr(refused, "error", "invalid_grant")}]}))
@@ -129,10 +162,8 @@ class FitbitWebClient:
         return TokenSet.from_response(rotated[-1])
 
     def _get(self, tokens: TokenSet, url: str, method: str = "GET") -> VendorPage:
-        try:
+        with translate_errors(_P):
             response = self._oauth(tokens)._request(method, url)  # noqa: SLF001 - see the module docstring
-        except (requests.RequestException, FitbitTimeout) as broken:
-            raise VendorUnavailable(f"fitbit: {type(broken).__name__}", provider=_P) from None
         return self._response(response)
 
     async def exchange_code(self, code: str, verifier: str, redirect_uri: str) -> TokenSet:
@@ -143,8 +174,7 @@ class FitbitWebClient:
 
     async def whoami(self, access_token: str) -> tuple[str, str | None]:
         """(encodedId, IANA time zone) from the profile: intraday times are local wall-clock."""
-        url = f"{self._urls.api}/1/user/-/profile.json"
-        profile = await self._run(self._get, TokenSet(access_token, "-", 0.0), url)
+        profile = await self._run(self._get, TokenSet(access_token, "-", 0.0), self._urls.api + PROFILE_PATH)
         user = orjson.loads(profile.body).get("user", {})
         return str(user.get("encodedId", "")), user.get("timezone")
 
@@ -154,18 +184,19 @@ class FitbitWebClient:
 
     async def revoke(self, token: str) -> None:
         def call() -> None:
-            response = requests.post(self._urls.revoke, data={"token": token}, timeout=self._timeout,
-                                     auth=HTTPBasicAuth(self._client.client_id, self._client.client_secret))
+            with translate_errors(_P), self._mounted(requests.Session()) as session:
+                response = session.post(self._urls.revoke, data={"token": token}, timeout=self._timeout,
+                                        auth=HTTPBasicAuth(self._client.client_id, self._client.client_secret))
             self._response(response)
         await self._run(call)
 
     async def subscribe(self, access_token: str, vendor_user_id: str) -> None:
-        url = f"{self._urls.api}/1/user/-/apiSubscriptions/wearables.json"  # no collection: all of them
+        url = self._urls.api + SUBSCRIPTION_PATH.format(subscription="wearables")  # no collection: all of them
         await self._run(self._get, TokenSet(access_token, "-", 0.0), url, "POST")
 
     async def fetch_day(self, access_token: str, data_type: str, day: date, *, page_token: str | None = None
                         ) -> VendorPage:
-        path, detail = _DAY_PATHS[data_type]
+        path, detail = DAY_PATHS[data_type]
         page: VendorPage = await self._run(self._get, TokenSet(access_token, "-", 0.0),
                                            self._urls.api + path.format(day=day.isoformat()))
         return replace(page, detail=detail)

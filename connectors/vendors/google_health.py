@@ -4,8 +4,9 @@ A day of steps or heart rate is fetched as its UTC window ``[day 00:00Z, day+1 0
 physical-time filter, following ``nextPageToken``; each response page is kept verbatim. The
 normalizer takes every sample's local date from its own UTC offset, so UTC windows need no time
 zone and, put together, cover every sample exactly. Sleep can only be filtered by its civil end
-time: a day of sleep is the sessions that ended on that local date (the date DESIGN.md files
-them under), again a partition.
+time: a day of sleep is the sessions that ended on that local date (the date a night is filed
+under, docs/vendors.md, Google Health API), again a partition. Paths, scopes and the filter
+grammar are in ``google_health_spec.py``.
 """
 
 from __future__ import annotations
@@ -13,60 +14,81 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlencode
 
 import aiohttp
 import orjson
 
-from connectors.endpoints import credentials, endpoints
-from connectors.http_errors import error_for
+from connectors.errors import error_for
 from connectors.oauth import TokenSet
-from connectors.vendor_errors import VendorUnavailable
-from connectors.vendor_page import VendorPage
-from models.providers import Provider
-from runtime.settings import Settings
+from connectors.vendors.base import VendorClient, VendorPage, translate_errors
+from connectors.vendors.endpoints import Credentials, Endpoints
+from connectors.vendors.google_health_spec import (
+    AUTHORIZE_EXTRAS,
+    BOUND_FORMATS,
+    DATA_POINTS_PATH,
+    DATA_TYPES,
+    FILTER_FIELDS,
+    IDENTITY_PATH,
+    PROVIDER,
+    SCOPES,
+    SUBSCRIPTIONS_PATH,
+)
 
-__all__ = ["GOOGLE_DATA_TYPES", "GoogleHealthClient", "next_page_token"]
+__all__ = ["GoogleHealthClient", "next_page_token"]
 
-GOOGLE_DATA_TYPES = ("steps", "heart-rate", "sleep")
-_FILTER_FIELD = {"steps": "steps.interval.start_time", "heart-rate": "heart_rate.sample_time.physical_time",
-                 "sleep": "sleep.interval.civil_end_time"}
-_BOUND_FORMAT = {"sleep": "%Y-%m-%dT%H:%M:%S"}  # civil: no zone; the others are UTC instants
-_SCOPES = ("https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly "
-           "https://www.googleapis.com/auth/googlehealth.health_metrics_and_measurements.readonly")
-_P = Provider.GOOGLE_HEALTH
+_SCOPES = " ".join(SCOPES)
+_P = PROVIDER
 
 
-class GoogleHealthClient:
+class GoogleHealthClient(VendorClient):
+    """The Google Health API v4 on an aiohttp session the caller owns (and closes).
+
+    ::
+
+        client = GoogleHealthClient(endpoints=endpoints(settings, Provider.GOOGLE_HEALTH),
+                                    credentials=credentials(settings, Provider.GOOGLE_HEALTH),
+                                    timeout=30.0, session=session)
+        page = await client.fetch_day(access_token, "heart-rate", day)  # then page.next_token ...
+
+    :param endpoints: the API, consent, token and revoke URLs.
+    :param credentials: our OAuth client at Google.
+    :param timeout: seconds per call, answer included.
+    :param session: the process's aiohttp session (connection pool and DNS cache shared).
+    :param page_size: data points asked for per page.
+    """
+
     provider = _P
-    data_types = GOOGLE_DATA_TYPES
+    data_types = DATA_TYPES
 
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession, *, page_size: int = 1000) -> None:
-        self._urls, self._client = endpoints(settings, _P), credentials(settings, _P)
+    def __init__(self, *, endpoints: Endpoints, credentials: Credentials, timeout: float,
+                 session: aiohttp.ClientSession, page_size: int = 1000) -> None:
+        self._urls, self._client = endpoints, credentials
         self._session, self._page_size = session, page_size
-        self._timeout = aiohttp.ClientTimeout(total=settings.http_timeout)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._project = "wearables"
+        self._points = {t: endpoints.api + DATA_POINTS_PATH.format(data_type=t) for t in DATA_TYPES}
 
-    def expand(self, data_type: str) -> tuple[str, ...]:
-        return GOOGLE_DATA_TYPES if data_type in ("all", "") else (data_type,)
+    @classmethod
+    def build(cls, *, endpoints: Endpoints, credentials: Credentials, timeout: float,
+              session: aiohttp.ClientSession) -> Self:
+        return cls(endpoints=endpoints, credentials=credentials, timeout=timeout, session=session)
 
     def authorize_url(self, *, state: str, challenge: str, redirect_uri: str) -> str:
         return self._urls.authorize + "?" + urlencode({
             "client_id": self._client.client_id, "response_type": "code", "redirect_uri": redirect_uri,
             "scope": _SCOPES, "state": state, "code_challenge": challenge, "code_challenge_method": "S256",
-            "access_type": "offline", "prompt": "consent"})
+            **AUTHORIZE_EXTRAS})
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> tuple[bytes, Mapping[str, str]]:
-        try:
+        with translate_errors(_P):
             async with self._session.request(method, url, timeout=self._timeout, **kwargs) as response:
                 body = await response.read()
                 error = error_for(_P, response.status, response.headers, body)
                 if error is not None:
                     raise error
                 return body, response.headers
-        except (aiohttp.ClientError, TimeoutError) as broken:
-            raise VendorUnavailable(f"google_health: {type(broken).__name__}", provider=_P) from None
 
     async def _token_call(self, form: dict[str, str], previous_refresh: str | None = None) -> TokenSet:
         body, _ = await self._call("POST", self._urls.token, data={
@@ -79,7 +101,7 @@ class GoogleHealthClient:
 
     async def whoami(self, access_token: str) -> tuple[str, str | None]:
         """(healthUserId, time zone): the identity call gives no zone; samples carry their offsets."""
-        body, _ = await self._call("GET", f"{self._urls.api}/v4/users/me/identity",
+        body, _ = await self._call("GET", self._urls.api + IDENTITY_PATH,
                                    headers={"Authorization": f"Bearer {access_token}"})
         return str(orjson.loads(body)["healthUserId"]), None
 
@@ -91,22 +113,22 @@ class GoogleHealthClient:
         await self._call("POST", self._urls.revoke, data={"token": token})
 
     async def subscribe(self, access_token: str, vendor_user_id: str) -> None:
-        url = f"{self._urls.api}/v4/projects/{self._project}/subscribers/wearables/subscriptions"
+        url = self._urls.api + SUBSCRIPTIONS_PATH.format(project=self._project, subscriber="wearables")
         await self._call("POST", url, headers={"Authorization": f"Bearer {access_token}"},
-                         json={"dataTypes": list(GOOGLE_DATA_TYPES), "user": f"users/{vendor_user_id}"})
+                         json={"dataTypes": list(DATA_TYPES), "user": f"users/{vendor_user_id}"})
 
     async def fetch_day(self, access_token: str, data_type: str, day: date, *, page_token: str | None = None
                         ) -> VendorPage:
         """One page of ``data_type`` in ``day`` (its UTC window; for sleep, the sessions whose local
         end falls on it); ``next_token`` says whether more follow."""
         start = datetime.combine(day, datetime.min.time(), UTC)
-        field, form = _FILTER_FIELD[data_type], _BOUND_FORMAT.get(data_type, "%Y-%m-%dT%H:%M:%SZ")
+        field, form = FILTER_FIELDS[data_type], BOUND_FORMATS[data_type]
         query = {"filter": f'{field} >= "{start:{form}}" AND {field} < "{start + timedelta(days=1):{form}}"',
                  "page_size": str(self._page_size)}
         if page_token:
             query["page_token"] = page_token
-        body, headers = await self._call("GET", f"{self._urls.api}/v4/users/me/dataTypes/{data_type}/dataPoints",
-                                         params=query, headers={"Authorization": f"Bearer {access_token}"})
+        body, headers = await self._call("GET", self._points[data_type], params=query,
+                                         headers={"Authorization": f"Bearer {access_token}"})
         return VendorPage(body=body, page_token=page_token, next_token=next_page_token(body), headers=headers)
 
 

@@ -1,4 +1,19 @@
-"""One mapping from a vendor HTTP answer to our typed errors, for both vendors' clients."""
+"""What a vendor call can end in, besides a page, and the one mapping from an HTTP answer to it.
+
+The scheduler decides per class:
+
+    WearablesError (models.errors)
+    └── VendorError          .provider, .status (None when no answer came)
+        ├── RateLimited        429: wait for the reset the headers give (.retry_after), then try again
+        ├── TokenExpired       401 expired_token: refresh (once, under the participant's lock) and retry
+        ├── AccessRevoked      invalid_grant / invalid_token: the participant is ``revoked``; stop fetching
+        ├── VendorUnavailable  5xx, timeouts, broken connections: retry with jittered backoff
+        └── VendorRejected     any other 4xx: a bug or a bad request; not retried
+
+``error_for`` turns a non-2xx answer of either vendor into the most specific class;
+``connectors.vendors.base.translate_errors`` turns the HTTP libraries' own exceptions (no answer
+at all) into ``VendorUnavailable``. Callers catch only these types.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +22,58 @@ from typing import Any
 
 import orjson
 
-from connectors.vendor_errors import (
-    AccessRevoked,
-    RateLimited,
-    TokenExpired,
-    VendorError,
-    VendorRejected,
-    VendorUnavailable,
-)
+from connectors.vendors.fitbit_spec import RATE_LIMIT_REMAINING, RATE_LIMIT_RESET
+from models.errors import WearablesError
 from models.providers import Provider
 
-__all__ = ["error_for", "quota_remaining", "retry_after"]
+__all__ = [
+    "AccessRevoked",
+    "RateLimited",
+    "TokenExpired",
+    "VendorError",
+    "VendorRejected",
+    "VendorUnavailable",
+    "error_for",
+    "quota_remaining",
+    "retry_after",
+]
+
+
+class VendorError(WearablesError):
+    def __init__(self, message: str, *, provider: Provider, status: int | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+
+
+class RateLimited(VendorError):
+    def __init__(self, message: str, *, provider: Provider, retry_after: float) -> None:
+        super().__init__(message, provider=provider, status=429)
+        self.retry_after = retry_after
+
+
+class TokenExpired(VendorError):
+    pass
+
+
+class AccessRevoked(VendorError):
+    pass
+
+
+class VendorUnavailable(VendorError):
+    pass
+
+
+class VendorRejected(VendorError):
+    pass
+
+
+_RESET_HEADERS = (RATE_LIMIT_RESET, "Retry-After")
 
 
 def retry_after(headers: Mapping[str, str]) -> float:
     """Seconds to wait after a 429: Fitbit's reset header first, then Retry-After, else a minute."""
-    for name in ("Fitbit-Rate-Limit-Reset", "Retry-After"):
+    for name in _RESET_HEADERS:
         value = headers.get(name)
         if value and value.strip().isdigit():
             return float(value)
@@ -31,7 +82,7 @@ def retry_after(headers: Mapping[str, str]) -> float:
 
 def quota_remaining(headers: Mapping[str, str]) -> int | None:
     """Requests left in the vendor's current window, where it says (Fitbit, on every answer)."""
-    value = headers.get("Fitbit-Rate-Limit-Remaining")
+    value = headers.get(RATE_LIMIT_REMAINING)
     return int(value) if value and value.strip().isdigit() else None
 
 

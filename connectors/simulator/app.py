@@ -1,0 +1,33 @@
+"""The vendor simulator's HTTP face: the Fitbit Web API and the Google Health API on one host.
+
+Same paths, JSON shapes, OAuth endpoints (consent page, PKCE, single-use refresh tokens,
+revoke), rate-limit headers and 429s as the real services (docs/vendors.md, Fitbit Web API and
+Google Health API). The routes live in one module each: ``oauth_routes`` (both vendors, their
+differences in ``dialects``), ``fitbit_routes``, ``google_routes``, and ``side_door``
+(``/_sim/*``: statistics, revoking a participant); every data call passes ``data_calls``
+(token, quota, ``faults``).
+
+The simulator imports the vendors' spec modules (paths, scopes, header names) but never a
+client: it is what the clients are tested against.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from connectors.simulator import fitbit_routes, google_routes, oauth_routes, side_door
+from connectors.simulator.keys import CLIENTS, WORLD
+from connectors.simulator.world import World
+from connectors.vendors.endpoints import Credentials
+from models.providers import Provider
+
+__all__ = ["build_simulator_app"]
+
+
+def build_simulator_app(world: World, clients: dict[Provider, Credentials]) -> web.Application:
+    """The simulator app serving ``world``; ``clients``: the OAuth client each vendor knows."""
+    app = web.Application()
+    app[WORLD], app[CLIENTS] = world, clients
+    app.add_routes([*oauth_routes.routes(), *fitbit_routes.routes(), *google_routes.routes(),
+                    *side_door.routes()])
+    return app

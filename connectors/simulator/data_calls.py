@@ -1,0 +1,67 @@
+"""What every data call of either vendor goes through before it is answered: the bearer token,
+the vendor's rate limit (with its headers and 429), and injected faults; and the subscribe
+answer both vendors share."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from connectors.simulator.dialects import DIALECTS
+from connectors.simulator.faults import injected_fault
+from connectors.simulator.keys import WORLD, Handler
+from connectors.simulator.world import Grant, World
+from models.providers import Provider
+from runtime.metrics import counter
+
+__all__ = ["data_call", "subscribe"]
+
+REQUESTS = counter("simulator_requests_total", "Vendor API requests the simulator answered", ["provider", "status"])
+VIOLATIONS = counter("simulator_rate_limit_violations_total", "Requests over a vendor rate limit (answered 429)",
+                     ["provider"])
+
+
+def data_call(provider: Provider, inner: Callable[[web.Request, Grant], Awaitable[web.StreamResponse]]) -> Handler:
+    """Authenticate, count against the rate limits, inject faults, then answer."""
+    dialect = DIALECTS[provider]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        world: World = request.app[WORLD]
+        grant, problem = _authenticate(world, provider, request.headers.get("Authorization", ""))
+        if grant is None:
+            REQUESTS.labels(provider.value, "401").inc()
+            return web.json_response(dialect.unauthorized(problem), status=401)
+        now = time.time()
+        allowed, limit, reset, remaining = world.quota.take(provider, grant.account.user_id, now)
+        headers = dialect.limit_headers(limit, remaining, reset)
+        if not allowed:
+            VIOLATIONS.labels(provider.value).inc()
+            world.stats[f"violations_{provider.value}"] += 1
+            REQUESTS.labels(provider.value, "429").inc()
+            headers["Retry-After"] = str(max(1, int(reset + 0.999)))
+            return web.json_response(dialect.too_many(), status=429, headers=headers)
+        response: web.StreamResponse | None = await injected_fault(world)
+        if response is None:
+            response = await inner(request, grant)
+        response.headers.update(headers)
+        REQUESTS.labels(provider.value, str(response.status)).inc()
+        world.stats[f"requests_{provider.value}"] += 1
+        return response
+    return handler
+
+
+def _authenticate(world: World, provider: Provider, header: str) -> tuple[Grant | None, str]:
+    grant = world.access.get(header.removeprefix("Bearer ")) if header.startswith("Bearer ") else None
+    if grant is None or grant.account.provider is not provider or grant.account.revoked:
+        return None, "invalid_token"
+    if grant.expires_at < time.time():
+        return None, "expired_token"
+    return grant, ""
+
+
+async def subscribe(request: web.Request, grant: Grant) -> web.StreamResponse:
+    """A subscription to the participant's syncs (both vendors): the world notifies it from now on."""
+    grant.account.subscribed = True
+    return web.json_response({"ownerId": grant.account.user_id, "subscriptionId": "sim"}, status=201)

@@ -1,0 +1,124 @@
+"""How each simulated vendor differs from the other where the simulator's routes are shared:
+OAuth paths, the consent page's demands, error, 401 and 429 bodies, rate-limit headers, and what
+a token response carries besides the tokens.
+
+One ``VendorDialect`` per vendor, in ``DIALECTS``; the OAuth routes and the data-call guard
+ask the dialect instead of branching on the provider. Paths, scopes and header names come from
+the vendors' spec modules (the same facts the clients use); the bodies are written here, in the
+vendors' own shapes, so that the clients' error mapping is tested against them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.simulator.world import Account
+from connectors.vendors import fitbit_spec, google_health_spec
+from models.providers import Provider
+
+__all__ = ["DIALECTS", "FITBIT", "GOOGLE_HEALTH", "VendorDialect"]
+
+
+@dataclass(frozen=True, slots=True)
+class VendorDialect(ABC):
+    """One vendor's side of the shared simulator routes (a subclass per vendor, one instance each).
+
+    ::
+
+        dialect = DIALECTS[Provider.FITBIT]
+        web.json_response(dialect.unauthorized("expired_token"), status=401)
+
+    :param provider: the vendor.
+    :param name: how the consent page names it.
+    :param authorize_path: the consent page (GET shows it, POST is the participant's answer).
+    :param token_path: code exchange and refresh.
+    :param revoke_path: revoke a token (and the grant behind it).
+    :param scope: the scopes a token response grants, space-separated.
+    :param authorize_requires: query parameters the consent page insists on, beyond OAuth's own.
+    """
+
+    provider: Provider
+    name: str
+    authorize_path: str
+    token_path: str
+    revoke_path: str
+    scope: str
+    authorize_requires: dict[str, str] = field(default_factory=dict)
+
+    def authorize_problem(self, query: Any) -> str | None:
+        """What the vendor's own demands of the consent page find wrong with ``query``."""
+        for name, value in self.authorize_requires.items():
+            if query.get(name) != value:
+                return f"{name}={value} is required for a refresh token"
+        return None
+
+    @abstractmethod
+    def oauth_error(self, error: str) -> dict[str, Any]:
+        """The token endpoint's error body for the OAuth ``error`` code."""
+
+    @abstractmethod
+    def unauthorized(self, problem: str) -> dict[str, Any]:
+        """A data call's 401 body; ``problem`` is ``invalid_token`` or ``expired_token``."""
+
+    @abstractmethod
+    def too_many(self) -> dict[str, Any]:
+        """A 429 body."""
+
+    @abstractmethod
+    def limit_headers(self, limit: int, remaining: int, reset: float) -> dict[str, str]:
+        """The rate-limit headers on every data answer (``reset``: seconds to the window's end)."""
+
+    @abstractmethod
+    def token_extras(self, account: Account) -> dict[str, Any]:
+        """What a token response carries besides the tokens, scope and lifetime."""
+
+
+@dataclass(frozen=True, slots=True)
+class _FitbitDialect(VendorDialect):
+    def oauth_error(self, error: str) -> dict[str, Any]:
+        return {"errors": [{"errorType": error, "message": error.replace("_", " ")}], "success": False}
+
+    def unauthorized(self, problem: str) -> dict[str, Any]:
+        return {"errors": [{"errorType": problem, "message": f"Access token {problem}"}], "success": False}
+
+    def too_many(self) -> dict[str, Any]:
+        return {"errors": [{"errorType": "system", "message": "Too Many Requests"}], "success": False}
+
+    def limit_headers(self, limit: int, remaining: int, reset: float) -> dict[str, str]:
+        return {fitbit_spec.RATE_LIMIT_LIMIT: str(limit), fitbit_spec.RATE_LIMIT_REMAINING: str(remaining),
+                fitbit_spec.RATE_LIMIT_RESET: str(int(reset + 0.999))}
+
+    def token_extras(self, account: Account) -> dict[str, Any]:
+        return {"user_id": account.user_id}
+
+
+@dataclass(frozen=True, slots=True)
+class _GoogleHealthDialect(VendorDialect):
+    def oauth_error(self, error: str) -> dict[str, Any]:  # RFC 6749 §5.2
+        return {"error": error, "error_description": error.replace("_", " ")}
+
+    def unauthorized(self, problem: str) -> dict[str, Any]:
+        return {"error": {"code": 401, "status": "UNAUTHENTICATED", "message": problem}}
+
+    def too_many(self) -> dict[str, Any]:
+        return {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Quota exceeded"}}
+
+    def limit_headers(self, limit: int, remaining: int, reset: float) -> dict[str, str]:
+        return {}  # Google answers 429 with Retry-After only
+
+    def token_extras(self, account: Account) -> dict[str, Any]:
+        return {}
+
+
+FITBIT = _FitbitDialect(
+    provider=Provider.FITBIT, name="Fitbit", authorize_path=fitbit_spec.AUTHORIZE_PATH,
+    token_path=fitbit_spec.TOKEN_PATH, revoke_path=fitbit_spec.REVOKE_PATH, scope=" ".join(fitbit_spec.SCOPES))
+GOOGLE_HEALTH = _GoogleHealthDialect(
+    provider=Provider.GOOGLE_HEALTH, name="Google Health", authorize_path=google_health_spec.AUTHORIZE_PATH,
+    token_path=google_health_spec.TOKEN_PATH, revoke_path=google_health_spec.REVOKE_PATH,
+    scope=" ".join(google_health_spec.SCOPES),
+    # the consent page refuses a request that could not get a refresh token; ``prompt`` is only a wish
+    authorize_requires={"access_type": google_health_spec.AUTHORIZE_EXTRAS["access_type"]})
+DIALECTS: dict[Provider, VendorDialect] = {dialect.provider: dialect for dialect in (FITBIT, GOOGLE_HEALTH)}

@@ -1,0 +1,134 @@
+"""The simulated vendors' OAuth 2.0: consent page (PKCE S256 required), code exchange,
+single-use refresh tokens, revoke; one set of routes per vendor, its differences in its dialect."""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from aiohttp import web
+
+from connectors.oauth import pkce_challenge
+from connectors.simulator.dialects import DIALECTS, VendorDialect
+from connectors.simulator.keys import CLIENTS, WORLD, Handler
+from connectors.simulator.world import World
+from connectors.vendors.endpoints import Credentials
+
+__all__ = ["routes"]
+
+
+def routes() -> list[web.RouteDef]:
+    """Every vendor's consent page, token and revoke endpoints, at the paths its dialect gives."""
+    return [route for dialect in DIALECTS.values() for route in (
+        web.get(dialect.authorize_path, _consent_page(dialect)),
+        web.post(dialect.authorize_path, _consent(dialect)),
+        web.post(dialect.token_path, _token(dialect)),
+        web.post(dialect.revoke_path, _revoke()),
+    )]
+
+
+def _consent_page(dialect: VendorDialect) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        query = request.query
+        problem = _authorize_problem(request, dialect, query)
+        if problem:
+            return web.Response(status=400, text=problem)
+        fields = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                         for k, v in query.items())
+        vendor = dialect.name
+        page = (f"<!doctype html><title>{vendor}: allow access?</title><h1>{vendor} (simulated)</h1>"
+                f"<p>The research study <b>{html.escape(query['client_id'])}</b> asks to read: "
+                f"{html.escape(query.get('scope', ''))}</p><form method=post>{fields}"
+                '<label>Signed in as participant <input name="participant" required></label> '
+                '<button name="decision" value="allow">Allow</button> '
+                '<button name="decision" value="deny">Deny</button></form>')
+        return web.Response(text=page, content_type="text/html")
+    return handler
+
+
+def _authorize_problem(request: web.Request, dialect: VendorDialect, query: Any) -> str | None:
+    clients: dict[Any, Credentials] = request.app[CLIENTS]
+    if query.get("client_id") != clients[dialect.provider].client_id:
+        return "unknown client_id"
+    if query.get("response_type") != "code" or not query.get("redirect_uri"):
+        return "response_type=code and redirect_uri are required"
+    if query.get("code_challenge_method") != "S256" or len(query.get("code_challenge", "")) < 43:
+        return "PKCE is required: code_challenge with code_challenge_method=S256"
+    return dialect.authorize_problem(query)
+
+
+def _consent(dialect: VendorDialect) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        problem = _authorize_problem(request, dialect, form)
+        if problem:
+            return web.Response(status=400, text=problem)
+        redirect, state = str(form["redirect_uri"]), str(form.get("state", ""))
+        if form.get("decision") != "allow" or not form.get("participant"):
+            raise web.HTTPFound(f"{redirect}?{urlencode({'error': 'access_denied', 'state': state})}")
+        world = request.app[WORLD]
+        account = world.account(dialect.provider, str(form["participant"]))
+        code = world.issue_code(account, str(form["client_id"]), redirect, str(form["code_challenge"]))
+        request.app[WORLD].stats["consents"] += 1
+        raise web.HTTPFound(f"{redirect}?{urlencode({'code': code, 'state': state})}")
+    return handler
+
+
+def _client_of(request: web.Request, form: Any) -> tuple[str, str]:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Basic "):
+        client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+        return client_id, secret
+    return str(form.get("client_id", "")), str(form.get("client_secret", ""))
+
+
+def _oauth_error(dialect: VendorDialect, error: str, status: int = 400) -> web.Response:
+    return web.json_response(dialect.oauth_error(error), status=status, dumps=lambda o: orjson.dumps(o).decode())
+
+
+def _token(dialect: VendorDialect) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        world: World = request.app[WORLD]
+        expected: Credentials = request.app[CLIENTS][dialect.provider]
+        if _client_of(request, form) != (expected.client_id, expected.client_secret):
+            return _oauth_error(dialect, "invalid_client", 401)
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            issued = world.codes.pop(str(form.get("code", "")), None)
+            if issued is None or issued[4] < time.time() or issued[2] != form.get("redirect_uri"):
+                return _oauth_error(dialect, "invalid_grant")
+            if pkce_challenge(str(form.get("code_verifier", ""))) != issued[3]:
+                return _oauth_error(dialect, "invalid_grant")  # PKCE: the verifier does not match
+            account = issued[0]
+        elif grant_type == "refresh_token":
+            grant = world.use_refresh(str(form.get("refresh_token", "")))
+            if grant is None or grant.account.revoked:
+                world.stats["refresh_rejected"] += 1
+                return _oauth_error(dialect, "invalid_grant")
+            account = grant.account
+            world.stats["refreshes"] += 1
+        else:
+            return _oauth_error(dialect, "unsupported_grant_type")
+        access, refresh, lifetime = world.issue_tokens(account, dialect.scope)
+        body: dict[str, Any] = {"access_token": access, "expires_in": lifetime, "refresh_token": refresh,
+                                "scope": dialect.scope, "token_type": "Bearer", **dialect.token_extras(account)}
+        return web.json_response(body)
+    return handler
+
+
+def _revoke() -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        world: World = request.app[WORLD]
+        token = str(form.get("token", ""))
+        grant = world.access.get(token) or world.refresh.get(token)
+        if grant is not None:
+            world.revoke(grant.account)
+            world.stats["revocations"] += 1
+        return web.Response(status=200)
+    return handler
