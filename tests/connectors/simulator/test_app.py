@@ -1,0 +1,41 @@
+"""The simulator app: one factory serving both vendors' paths from their spec modules, and no
+import of a vendor client (it is what the clients are tested against)."""
+
+from __future__ import annotations
+
+import grimp
+
+from connectors.simulator.app import build_simulator_app
+from connectors.simulator.keys import CLIENTS, WORLD
+from connectors.vendors import fitbit_spec, google_health_spec
+from connectors.vendors.registry import VENDOR_CLIENTS
+from models.providers import Provider
+from tests.connectors.simulator.conftest import Sim
+
+
+def test_the_simulator_imports_no_vendor_client() -> None:
+    graph = grimp.build_graph("connectors", "models", "runtime")
+    clients = {c.__module__ for c in VENDOR_CLIENTS.values()} | {"connectors.vendors.base",
+                                                                  "connectors.vendors.registry"}
+    for module in clients:
+        assert not graph.chain_exists(importer="connectors.simulator", imported=module, as_packages=True), module
+
+
+def test_the_app_keeps_the_world_and_the_clients_under_its_keys(sim: Sim) -> None:
+    app = build_simulator_app(sim.world, {})
+    assert app[WORLD] is sim.world and app[CLIENTS] == {}
+
+
+async def test_every_day_path_of_the_specs_is_served(sim: Sim) -> None:
+    day = sim.world.last_day.isoformat()
+    fitbit = sim.bearer(Provider.FITBIT)
+    for path, _ in fitbit_spec.DAY_PATHS.values():
+        assert (await sim.http.get(path.format(day=day), headers=fitbit)).status == 200, path
+    google = sim.bearer(Provider.GOOGLE_HEALTH)
+    for data_type, field in google_health_spec.FILTER_FIELDS.items():
+        bounds = f'{field} >= "{day}T00:00:00Z" AND {field} < "{day}T23:59:59Z"'
+        if data_type == "sleep":
+            bounds = bounds.replace("Z", "")
+        answer = await sim.http.get(google_health_spec.DATA_POINTS_PATH.format(data_type=data_type),
+                                    headers=google, params={"filter": bounds})
+        assert answer.status == 200, data_type

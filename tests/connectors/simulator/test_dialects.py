@@ -1,0 +1,59 @@
+"""Each simulated vendor's dialect speaks that vendor's error shapes, which the clients' one
+error mapping must classify as the scheduler expects."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from multidict import CIMultiDict
+
+from connectors.errors import AccessRevoked, RateLimited, TokenExpired, VendorRejected, error_for, quota_remaining
+from connectors.simulator.dialects import DIALECTS, VendorDialect
+from connectors.simulator.world import Account
+from models.providers import Provider
+
+
+@pytest.fixture(params=list(Provider), ids=str)
+def dialect(request: pytest.FixtureRequest) -> VendorDialect:
+    return DIALECTS[request.param]
+
+
+def test_every_provider_has_a_dialect() -> None:
+    assert set(DIALECTS) == set(Provider)
+    assert all(d.provider is p for p, d in DIALECTS.items())
+    assert len({d.token_path for d in DIALECTS.values()}) == len(DIALECTS)  # one host serves them all
+
+
+def test_401_bodies_say_expired_or_revoked(dialect: VendorDialect) -> None:
+    def classified(problem: str) -> object:
+        return error_for(dialect.provider, 401, {}, orjson.dumps(dialect.unauthorized(problem)))
+
+    assert isinstance(classified("expired_token"), TokenExpired)
+    assert isinstance(classified("invalid_token"), AccessRevoked)
+
+
+def test_oauth_errors(dialect: VendorDialect) -> None:
+    grant = error_for(dialect.provider, 400, {}, orjson.dumps(dialect.oauth_error("invalid_grant")))
+    client = error_for(dialect.provider, 401, {}, orjson.dumps(dialect.oauth_error("invalid_client")))
+    assert isinstance(grant, AccessRevoked) and isinstance(client, VendorRejected)
+
+
+def test_a_429_carries_the_reset(dialect: VendorDialect) -> None:
+    headers = CIMultiDict({**dialect.limit_headers(150, 0, 41.2), "Retry-After": "42"})
+    limited = error_for(dialect.provider, 429, headers, orjson.dumps(dialect.too_many()))
+    assert isinstance(limited, RateLimited) and limited.retry_after == 42.0
+
+
+def test_limit_headers_and_token_extras_are_each_vendors_own() -> None:
+    assert quota_remaining(DIALECTS[Provider.FITBIT].limit_headers(150, 12, 30.0)) == 12
+    assert DIALECTS[Provider.GOOGLE_HEALTH].limit_headers(300, 12, 30.0) == {}  # Retry-After on a 429 only
+    account = Account("P1", Provider.FITBIT, "ABC123", "ABC123", "UTC", synced_until=0.0)
+    assert DIALECTS[Provider.FITBIT].token_extras(account) == {"user_id": "ABC123"}
+    assert DIALECTS[Provider.GOOGLE_HEALTH].token_extras(account) == {}
+
+
+def test_google_insists_on_offline_access() -> None:
+    google, fitbit = DIALECTS[Provider.GOOGLE_HEALTH], DIALECTS[Provider.FITBIT]
+    assert google.authorize_problem({}) == "access_type=offline is required for a refresh token"
+    assert google.authorize_problem({"access_type": "offline"}) is None
+    assert fitbit.authorize_problem({}) is None

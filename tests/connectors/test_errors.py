@@ -1,0 +1,52 @@
+"""One mapping from a vendor's HTTP answer to our error classes, for both vendors' bodies."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from multidict import CIMultiDict
+
+from connectors.errors import (
+    AccessRevoked,
+    RateLimited,
+    TokenExpired,
+    VendorError,
+    VendorRejected,
+    VendorUnavailable,
+    error_for,
+    retry_after,
+)
+from models.providers import Provider
+
+
+def _fitbit(error: str) -> bytes:
+    return orjson.dumps({"errors": [{"errorType": error, "message": "m"}], "success": False})
+
+
+@pytest.mark.parametrize(("status", "body", "expected"), [
+    (200, b"{}", None),
+    (429, b"", RateLimited),
+    (500, b"not json", VendorUnavailable),
+    (503, orjson.dumps({"error": {"code": 503, "status": "UNAVAILABLE"}}), VendorUnavailable),
+    (401, _fitbit("expired_token"), TokenExpired),
+    (401, orjson.dumps({"error": {"code": 401, "message": "expired_token"}}), TokenExpired),
+    (401, _fitbit("invalid_token"), AccessRevoked),
+    (400, orjson.dumps({"error": "invalid_grant"}), AccessRevoked),
+    (401, b"", AccessRevoked),
+    (401, orjson.dumps({"error": "invalid_client"}), VendorRejected),
+    (400, _fitbit("validation"), VendorRejected),
+    (404, b"", VendorRejected),
+])
+def test_error_for(status: int, body: bytes, expected: type[VendorError] | None) -> None:
+    error = error_for(Provider.FITBIT, status, {}, body)
+    assert (type(error) if error else None) is expected
+    if error is not None:
+        assert error.provider is Provider.FITBIT
+
+
+def test_retry_after_prefers_the_fitbit_reset_then_retry_after_then_a_minute() -> None:
+    assert retry_after(CIMultiDict({"fitbit-rate-limit-reset": "42", "Retry-After": "7"})) == 42.0
+    assert retry_after({"Retry-After": "7"}) == 7.0
+    assert retry_after({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}) == 60.0
+    limited = error_for(Provider.GOOGLE_HEALTH, 429, {"Retry-After": "3"}, b"")
+    assert isinstance(limited, RateLimited) and limited.retry_after == 3.0

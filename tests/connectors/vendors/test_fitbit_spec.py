@@ -1,0 +1,23 @@
+"""Fitbit's wire facts: the signature rule against an independent HMAC (openssl), and the day
+paths as the API documents them."""
+
+from __future__ import annotations
+
+from connectors.vendors import fitbit_spec
+
+
+def test_the_signature_is_base64_hmac_sha1_keyed_with_the_secret_and_an_ampersand() -> None:
+    body = b'[{"collectionType":"activities","date":"2026-11-20","ownerId":"ABC123"}]'
+    # printf '%s' "$body" | openssl dgst -sha1 -hmac 'demo-fitbit-client-secret&' -binary | base64
+    assert fitbit_spec.signature(body, "demo-fitbit-client-secret") == "iQNtuUgzyyfTnm+hBaOVYwtE48Q="
+    assert fitbit_spec.signature(body, "another-secret") != fitbit_spec.signature(body, "demo-fitbit-client-secret")
+
+
+def test_day_paths_and_collections() -> None:
+    assert {t: (path.format(day="2026-11-20"), detail) for t, (path, detail) in fitbit_spec.DAY_PATHS.items()} == {
+        "activities-steps-intraday": ("/1/user/-/activities/steps/date/2026-11-20/1d/1min.json", "1min"),
+        "activities-heart-intraday": ("/1/user/-/activities/heart/date/2026-11-20/1d/1min.json", "1min"),
+        "sleep": ("/1.2/user/-/sleep/date/2026-11-20.json", None),
+    }
+    # every data type is fetched after some webhook collection, and collections name only our types
+    assert sorted(t for types in fitbit_spec.COLLECTIONS.values() for t in types) == sorted(fitbit_spec.DATA_TYPES)
