@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import grimp
 
-from connectors.simulator.app import build_simulator_app
-from connectors.simulator.keys import CLIENTS, WORLD
 from connectors.vendors import fitbit_spec, google_health_spec
 from connectors.vendors.registry import VENDOR_CLIENTS
 from models.providers import Provider
@@ -19,11 +17,6 @@ def test_the_simulator_imports_no_vendor_client() -> None:
                                                                   "connectors.vendors.registry"}
     for module in clients:
         assert not graph.chain_exists(importer="connectors.simulator", imported=module, as_packages=True), module
-
-
-def test_the_app_keeps_the_world_and_the_clients_under_its_keys(sim: Sim) -> None:
-    app = build_simulator_app(sim.world, {})
-    assert app[WORLD] is sim.world and app[CLIENTS] == {}
 
 
 async def test_every_day_path_of_the_specs_is_served(sim: Sim) -> None:

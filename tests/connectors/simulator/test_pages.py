@@ -1,5 +1,6 @@
-"""The simulator's sleep: nights that agree with the step series, served in both vendors' shapes,
-which our normalizers and daily aggregate turn back into exactly the simulated minutes."""
+"""The simulator's sleep pages: nights served in both vendors' shapes, which our normalizers and
+daily aggregate turn back into exactly the simulated minutes (the nights themselves:
+test_cohort.py)."""
 
 from __future__ import annotations
 
@@ -29,24 +30,6 @@ def _world(participants: int) -> World:
 
 def _days() -> list[date]:
     return [FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1)]
-
-
-def test_each_night_runs_from_the_evenings_last_step_to_the_mornings_first() -> None:
-    cohort = SyntheticCohort(30, seed=3)
-    nights = 0
-    for person in cohort.participant_ids:
-        for day in _days():
-            night = cohort.sleep_night(person, day)
-            if night is None:
-                continue
-            nights += 1
-            evening, morning = cohort.minute_steps(person, day - timedelta(days=1)), cohort.minute_steps(person, day)
-            bedtime, wake = 1440 + night.start_minute, night.start_minute + night.minutes_in_bed
-            assert not any(evening[bedtime:]) and not any(morning[:wake])
-            assert 6 * 60 <= night.minutes_in_bed <= 10 * 60
-            assert 0.85 * night.minutes_in_bed <= night.minutes_asleep < night.minutes_in_bed
-            assert {"light", "deep", "rem"} <= set(night.minutes_by_level())
-    assert 0.9 * 30 * len(_days()) <= nights < 30 * len(_days())  # a few nights have no log
 
 
 @pytest.mark.parametrize("provider", [Provider.FITBIT, Provider.GOOGLE_HEALTH])

@@ -1,0 +1,177 @@
+"""The fetcher with stand-ins for the vault, tokens and the vendor (no server, no Kafka): every
+page of every day, what counts as an attempt, when it gives up, and where the cursor stops."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any, Self
+
+import aiohttp
+
+from connectors.errors import AccessRevoked, RateLimited, TokenExpired, VendorUnavailable
+from connectors.fetcher import Fetcher
+from connectors.oauth import TokenSet
+from connectors.ratelimit import RateLimiter
+from connectors.vault import Link
+from connectors.vendors.base import VendorClient, VendorPage
+from connectors.vendors.endpoints import Credentials, Endpoints
+from models.fetch import FetchReason, FetchRequest
+from models.participants import ApiGeneration, LinkStatus
+from models.providers import Provider
+from models.raw import RawPage
+from runtime.settings import Settings
+
+P = Provider.GOOGLE_HEALTH
+Script = Callable[[str, str, date, str | None], VendorPage]
+
+
+class ScriptedClient(VendorClient):
+    """A vendor whose ``fetch_day`` answers from a script: (access, data type, day, page token)."""
+
+    provider = P
+    data_types = ("steps", "sleep")
+
+    def __init__(self, script: Script) -> None:
+        self.script, self.calls = script, list[tuple[str, str, date, str | None]]()
+
+    @classmethod
+    def build(cls, *, endpoints: Endpoints, credentials: Credentials, timeout: float,
+              session: aiohttp.ClientSession) -> Self:
+        raise NotImplementedError
+
+    def authorize_url(self, *, state: str, challenge: str, redirect_uri: str) -> str:
+        raise NotImplementedError
+
+    async def exchange_code(self, code: str, verifier: str, redirect_uri: str) -> TokenSet:
+        raise NotImplementedError
+
+    async def whoami(self, access_token: str) -> tuple[str, str | None]:
+        raise NotImplementedError
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        raise NotImplementedError
+
+    async def revoke(self, token: str) -> None:
+        raise NotImplementedError
+
+    async def subscribe(self, access_token: str, vendor_user_id: str) -> None:
+        raise NotImplementedError
+
+    async def fetch_day(self, access_token: str, data_type: str, day: date, *,
+                        page_token: str | None = None) -> VendorPage:
+        self.calls.append((access_token, data_type, day, page_token))
+        return self.script(access_token, data_type, day, page_token)
+
+
+class Vault:
+    def __init__(self) -> None:
+        self.link = Link("R1", P, ApiGeneration.GOOGLE_HEALTH_V4, LinkStatus.LINKED, "Europe/Berlin", 0.0, None)
+        self.cursors: list[tuple[str, str]] = []
+
+    async def get(self, research_id: str) -> Link | None:
+        return self.link
+
+    async def advance_cursor(self, research_id: str, data_type: str, through_date: str) -> None:
+        self.cursors.append((data_type, through_date))
+
+
+class Tokens:
+    def __init__(self) -> None:
+        self.version, self.revoked_for = 1, list[str]()
+
+    async def access_token(self, research_id: str, provider: Provider) -> str:
+        return f"access-{self.version}"
+
+    async def refresh(self, research_id: str, provider: Provider, *, stale: str) -> str:
+        self.version += 1
+        return f"access-{self.version}"
+
+    async def revoked(self, research_id: str, provider: Provider) -> None:
+        self.revoked_for.append(research_id)
+
+
+def _fetcher(tmp_path: Path, script: Script, **settings: Any) -> tuple[Fetcher, ScriptedClient, Vault, Tokens,
+                                                                       list[RawPage]]:
+    client, vault, tokens, published = ScriptedClient(script), Vault(), Tokens(), list[RawPage]()
+
+    async def publish(research_id: str, page: RawPage) -> asyncio.Future[object]:
+        published.append(page)
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    config = Settings.model_validate({"data_dir": tmp_path, "retry_base_delay": 0.001, **settings})
+    fetcher = Fetcher(config, vault, tokens, {P: client}, RateLimiter(), publish)  # type: ignore[arg-type]
+    return fetcher, client, vault, tokens, published
+
+
+def _request(start: str = "2026-11-01", end: str = "2026-11-02", data_type: str = "all") -> FetchRequest:
+    return FetchRequest(P, data_type, start, end, FetchReason.POLL, 0.0)
+
+
+async def test_every_page_of_every_day_is_published_and_the_cursor_follows(tmp_path: Path) -> None:
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        following = {None: "p2", "p2": None}[token] if data_type == "steps" else None
+        return VendorPage(body=b'{"dataPoints": []}', page_token=token, next_token=following)
+
+    fetcher, _, vault, _, published = _fetcher(tmp_path, script)
+    outcome = await fetcher.fetch("R1", _request())
+    assert (outcome.outcome, outcome.pages) == ("done", 6)  # steps: 2 days x 2 pages; sleep: 2 days x 1
+    assert [(p.data_type, p.date, p.page_token) for p in published] == [
+        ("steps", "2026-11-01", None), ("steps", "2026-11-01", "p2"), ("steps", "2026-11-02", None),
+        ("steps", "2026-11-02", "p2"), ("sleep", "2026-11-01", None), ("sleep", "2026-11-02", None)]
+    assert all(p.timezone == "Europe/Berlin" and p.origin == "api" for p in published)
+    assert len({p.request_id for p in published}) == 6
+    assert vault.cursors == [("steps", "2026-11-02"), ("sleep", "2026-11-02")]
+
+
+async def test_429s_and_expired_tokens_are_not_attempts_but_5xx_are(tmp_path: Path) -> None:
+    answers: list[Exception | None] = [
+        RateLimited("429", provider=P, retry_after=0.01), TokenExpired("401", provider=P, status=401),
+        VendorUnavailable("503", provider=P, status=503), VendorUnavailable("502", provider=P, status=502), None]
+
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+        return VendorPage(body=b"{}")
+
+    fetcher, client, _, tokens, published = _fetcher(tmp_path, script, fetch_max_attempts=3)
+    assert (await fetcher.fetch("R1", _request("2026-11-01", "2026-11-01", "steps"))).outcome == "done"
+    assert len(client.calls) == 5 and len(published) == 1
+    assert [c[0] for c in client.calls] == ["access-1", "access-1", "access-2", "access-2", "access-2"]
+    assert tokens.version == 2  # refreshed once, for the expired token
+
+
+async def test_it_gives_up_after_max_attempts_and_the_cursor_stays_behind_the_failed_day(tmp_path: Path) -> None:
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        if day == date(2026, 11, 2):
+            raise VendorUnavailable("503", provider=P, status=503)
+        return VendorPage(body=b"{}")
+
+    fetcher, client, vault, _, _ = _fetcher(tmp_path, script, fetch_max_attempts=4)
+    outcome = await fetcher.fetch("R1", _request("2026-11-01", "2026-11-03", "steps"))
+    assert outcome.outcome == "failed" and outcome.pages == 1
+    assert [c[2] for c in client.calls] == [date(2026, 11, 1)] + [date(2026, 11, 2)] * 4
+    assert vault.cursors == [("steps", "2026-11-01")]
+
+
+async def test_a_revoked_grant_stops_the_fetch_and_tells_the_token_manager(tmp_path: Path) -> None:
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        raise AccessRevoked("invalid_grant", provider=P, status=400)
+
+    fetcher, client, vault, tokens, _ = _fetcher(tmp_path, script)
+    assert (await fetcher.fetch("R1", _request())).outcome == "revoked"
+    assert len(client.calls) == 1 and tokens.revoked_for == ["R1"] and vault.cursors == []
+    vault.link = Link("R1", P, ApiGeneration.GOOGLE_HEALTH_V4, LinkStatus.REVOKED, None, 0.0, 1.0)
+    assert (await fetcher.fetch("R1", _request())).outcome == "not_linked" and len(client.calls) == 1
+
+
+async def test_webhook_fetches_leave_the_cursor_alone(tmp_path: Path) -> None:
+    fetcher, _, vault, _, published = _fetcher(tmp_path, lambda *_: VendorPage(body=b"{}"))
+    request = FetchRequest(P, "sleep", "2026-11-01", "2026-11-01", FetchReason.WEBHOOK, 0.0)
+    assert (await fetcher.fetch("R1", request)).outcome == "done" and len(published) == 1
+    assert vault.cursors == []
