@@ -7,7 +7,7 @@ import time
 from models.dead_letter import DeadLetter
 from models.errors import DecodeError, Reason
 from runtime.metrics import counter
-from streams.normalize.result import Rejected
+from streams.normalize.base import Rejected
 
 __all__ = ["DEAD_LETTERS", "for_error", "for_rejects"]
 

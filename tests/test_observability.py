@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 import cli.main  # noqa: F401 - defines the process metrics
 import streams.agents
-import streams.normalize_stage  # noqa: F401 - defines the normalize metrics
+import streams.normalize.stage  # noqa: F401 - defines the normalize metrics
 from runtime.metrics import ALLOWED_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from models.providers import Provider
 from models.topics import raw_topic_suffix
 from runtime.metrics import counter
-from streams.normalize_stage import STAGE, RawRecord, normalize_records
+from streams.normalize.stage import STAGE, RawRecord, normalize_records
 from streams.progress import Progress
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def register_normalize(app: faust.App, settings: Settings, progress: Progress) -
 
     @app.agent(raw_topics, name="normalize", concurrency=1)
     async def normalize_pages(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(500, within=0.2):
+        async for events in stream.take_events(500, within=0.2):  # type: ignore[attr-defined]  # not in faust's StreamT
             try:
                 await _normalize_events(events)
             except Exception:  # e.g. the producer failing; never kill the agent

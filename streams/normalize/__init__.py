@@ -1,23 +1,27 @@
-"""Vendor pages → canonical SampleBatches: pure, vectorised functions (no Faust, no Kafka)."""
+"""Vendor pages → canonical SampleBatches: pure, vectorised functions (no Faust, no Kafka).
+
+The package's surface: ``normalize`` (one page), ``normalize_pages`` (many, one vectorised pass
+per format) and ``REGISTRY``, the normalizer of every ``(provider, data_type)`` we read. The
+contract a normalizer meets is in ``base.py``; ``stage.py`` wraps all of it for raw records.
+
+Adding a format: write a ``Normalizer`` in a module of its own, add it to ``REGISTRY`` below
+and give ``tests/streams/normalize/samples.py`` a sample page of it; the contract tests
+(``tests/streams/normalize/test_contract.py``) then run on it like on every other.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.errors import DecodeError, Reason
-from models.providers import Provider
+from models.errors import DecodeError
 from models.raw import RawPage
-from streams.normalize.fitbit_legacy import (
-    INTRADAY_TYPES,
-    IntradayPage,
-    intraday_batches,
-    normalize_fitbit,
-    read_intraday,
-)
-from streams.normalize.google_health import normalize_google_health
-from streams.normalize.result import Normalized, Rejected
+from streams.normalize import fitbit, google_health
+from streams.normalize.base import Normalized, Normalizer, Registry, Rejected
 
-__all__ = ["Normalized", "Rejected", "normalize", "normalize_pages"]
+__all__ = ["REGISTRY", "Normalized", "Normalizer", "Rejected", "normalize", "normalize_pages"]
+
+#: Every normalizer of this package, by ``(provider, data_type)``.
+REGISTRY = Registry([*fitbit.NORMALIZERS, *google_health.NORMALIZERS])
 
 
 def normalize(page: RawPage, research_id: str, *, secret: bytes) -> Normalized:
@@ -25,10 +29,7 @@ def normalize(page: RawPage, research_id: str, *, secret: bytes) -> Normalized:
 
     Raises DecodeError (with a reason and the bad field) when the page as a whole is unusable.
     """
-    _check_key(research_id)
-    if page.provider is Provider.FITBIT:
-        return normalize_fitbit(page, research_id, secret=secret)
-    return normalize_google_health(page, research_id, secret=secret)
+    return REGISTRY.normalize(page, research_id, secret=secret)
 
 
 def normalize_pages(pages: Sequence[tuple[RawPage, str]], *, secret: bytes) -> list[Normalized | DecodeError]:
@@ -39,22 +40,4 @@ def normalize_pages(pages: Sequence[tuple[RawPage, str]], *, secret: bytes) -> l
     validated and cut in one vectorised pass: per-page Polars calls cost ~100 µs each, more
     than a minute-level page's work.
     """
-    results: list[Normalized | DecodeError] = [Normalized()] * len(pages)
-    intraday: list[tuple[int, IntradayPage]] = []
-    for i, (page, research_id) in enumerate(pages):
-        try:
-            _check_key(research_id)
-            if page.provider is Provider.FITBIT and page.data_type in INTRADAY_TYPES:
-                intraday.append((i, read_intraday(page, research_id)))
-            else:
-                results[i] = normalize(page, research_id, secret=secret)
-        except DecodeError as error:
-            results[i] = error
-    for (i, _), result in zip(intraday, intraday_batches([p for _, p in intraday]), strict=True):
-        results[i] = result
-    return results
-
-
-def _check_key(research_id: str) -> None:
-    if not research_id:
-        raise DecodeError("the record has no key (research_id)", reason=Reason.BAD_KEY)
+    return REGISTRY.normalize_pages(pages, secret=secret)

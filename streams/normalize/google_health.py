@@ -4,7 +4,9 @@ Shapes (v4 REST reference, ``users.dataTypes.dataPoints``): int64 values arrive 
 offsets and durations as protobuf Duration strings (``"-18000s"``, ``"920.400s"``), physical
 times as RFC 3339 UTC. ``steps`` points carry an ``interval``; ``heartRate`` points a
 ``sampleTime``; ``dailyRestingHeartRate`` a civil ``date``; ``sleep`` an interval, a summary and
-``stages``. The local date of a sample is its physical time plus its own UTC offset.
+``stages``. The local date of a sample is its physical time plus its own UTC offset
+(docs/vendors.md, "Google Health API"). Every data type is one list page of ``dataPoints``;
+one ``GoogleHealthNormalizer`` per data type reads the list and hands the points to its reader.
 """
 
 from __future__ import annotations
@@ -15,39 +17,48 @@ from typing import Any
 
 import polars as pl
 
+from models import labels
 from models._validate import req_list
-from models.errors import DecodeError, Reason
+from models.errors import Reason
+from models.providers import Provider
 from models.raw import RawPage
 from models.samples import Metric, Resolution, Unit
-from streams.normalize.common import as_number, daily_figures, load_json, numbers, parse_duration_s
-from streams.normalize.result import BatchSpec, Normalized, split_into_batches
+from streams.normalize.base import Normalized, Normalizer, PerPageNormalizer
+from streams.normalize.batching import BatchSpec, cut_page, originals_of
+from streams.normalize.figures import daily_figures, figures_at
+from streams.normalize.parsing import as_list, as_mapping, as_number, json_object, load_json, parse_duration_s
 from streams.normalize.timeconv import Zone
 
-__all__ = ["normalize_google_health"]
+__all__ = ["NORMALIZERS", "GoogleHealthNormalizer"]
 
-_RFC3339 = pl.Datetime("us", "UTC")
-_SLEEP_SUMMARY = {
-    "minutesAsleep": "minutes_asleep", "minutesAwake": "minutes_awake", "minutesInSleepPeriod": "time_in_bed",
-    "minutesAfterWakeUp": "minutes_after_wakeup", "minutesToFallAsleep": "minutes_to_fall_asleep",
+_MAX_OFFSET_S = 18 * 3600  # the widest UTC offset a SampleBatch accepts
+_SLEEP_SUMMARY = {  # Google sleep summary field → our label
+    "minutesAsleep": labels.MINUTES_ASLEEP, "minutesAwake": labels.MINUTES_AWAKE,
+    "minutesInSleepPeriod": labels.TIME_IN_BED, "minutesAfterWakeUp": labels.MINUTES_AFTER_WAKEUP,
+    "minutesToFallAsleep": labels.MINUTES_TO_FALL_ASLEEP,
 }
 
+PointsReader = Callable[[Sequence[Any], RawPage, str], Normalized]
 
-def normalize_google_health(page: RawPage, research_id: str, *, secret: bytes) -> Normalized:
-    """Normalize one Google Health list page; a DecodeError means the whole page is unusable."""
-    del secret  # no identifiers to pseudonymize in these data types
-    body = load_json(page.body)
-    if not isinstance(body, Mapping):
-        raise DecodeError(f"expected a JSON object, got {type(body).__name__}", reason=Reason.BAD_FIELD, field="$")
-    points = req_list(body, "dataPoints") if "dataPoints" in body else []  # an empty page omits the list
-    if page.data_type == "steps":
-        return _intervals(points, page, research_id)
-    if page.data_type == "heart-rate":
-        return _heart_rate(points, page, research_id)
-    if page.data_type == "daily-resting-heart-rate":
-        return _resting(points, page, research_id)
-    if page.data_type == "sleep":
-        return _sleep(points, page, research_id)
-    raise DecodeError(f"no normalizer for {page.data_type!r}", reason=Reason.UNKNOWN_DATA_TYPE, field="data_type")
+
+class GoogleHealthNormalizer(PerPageNormalizer):
+    """One Google Health data type: a ``dataPoints`` list page → its batches.
+
+    :param data_type: the ``RawPage.data_type`` (``steps``, ``heart-rate``, ...).
+    :param read_points: ``(points, page, research_id) -> Normalized`` for that data type.
+    """
+
+    provider = Provider.GOOGLE_HEALTH
+
+    def __init__(self, data_type: str, read_points: PointsReader) -> None:
+        self.data_types = (data_type,)
+        self._read_points = read_points
+
+    def normalize_page(self, page: RawPage, research_id: str, *, secret: bytes) -> Normalized:
+        del secret  # no identifiers to pseudonymize in these data types
+        body = json_object(load_json(page.body))
+        points = req_list(body, "dataPoints") if "dataPoints" in body else []  # an empty page omits the list
+        return self._read_points(points, page, research_id)
 
 
 def _columns(points: Sequence[Any], paths: dict[str, tuple[str, ...]]) -> pl.DataFrame:
@@ -82,9 +93,12 @@ def _walk(point: Any, path: tuple[str, ...]) -> str | None:
 
 def _timed(frame: pl.DataFrame, time_col: str, offset_col: str) -> pl.DataFrame:
     """Add ``ts``, ``offset`` and ``local_date`` from an RFC 3339 time and a Duration offset."""
-    utc = pl.col(time_col).str.to_datetime(time_zone="UTC", strict=False, time_unit="us").dt.epoch("s")
     # proto3 JSON may omit a zero Duration: a missing offset is UTC.
-    offset = pl.col(offset_col).str.strip_suffix("s").cast(pl.Float64, strict=False).fill_null(0).round().cast(pl.Int64)
+    offset = (pl.col(offset_col).str.strip_suffix("s").cast(pl.Float64, strict=False).fill_null(0).round()
+              .cast(pl.Int64, strict=False))
+    # An offset no zone has makes the time unusable (rejected as a bad time), not the page.
+    utc = pl.when(offset.is_between(-_MAX_OFFSET_S, _MAX_OFFSET_S)).then(
+        pl.col(time_col).str.to_datetime(time_zone="UTC", strict=False, time_unit="us").dt.epoch("s"))
     return frame.with_columns(ts=utc, offset=offset).with_columns(
         local_date=pl.from_epoch(pl.col("ts") + pl.col("offset"), time_unit="s").dt.date().cast(pl.String),
     )
@@ -104,7 +118,7 @@ def _intervals(points: Sequence[Any], page: RawPage, research_id: str) -> Normal
     resolution = Resolution.MINUTE if minute else Resolution.SEGMENT
     frame = frame.select("idx", "ts", "offset", "local_date", "value", *([] if minute else ["duration"]))
     spec = BatchSpec(research_id, Metric.STEPS, Unit.STEPS, resolution, page)
-    return split_into_batches(frame, spec, original=_originals(points))
+    return cut_page(frame, spec, original=originals_of(points))
 
 
 def _heart_rate(points: Sequence[Any], page: RawPage, research_id: str) -> Normalized:
@@ -116,7 +130,7 @@ def _heart_rate(points: Sequence[Any], page: RawPage, research_id: str) -> Norma
         idx=pl.int_range(pl.len()), value=pl.col("bpm").cast(pl.Float64, strict=False),
     ).select("idx", "ts", "offset", "local_date", "value")
     spec = BatchSpec(research_id, Metric.HEART_RATE, Unit.BPM, Resolution.SECOND, page)
-    return split_into_batches(frame, spec, original=_originals(points))
+    return cut_page(frame, spec, original=originals_of(points))
 
 
 def _resting(points: Sequence[Any], page: RawPage, research_id: str) -> Normalized:
@@ -129,7 +143,7 @@ def _resting(points: Sequence[Any], page: RawPage, research_id: str) -> Normaliz
         if day is None or not isinstance(resting, Mapping):
             result.extend(_unusable_point(point, f"dataPoints[{i}].dailyRestingHeartRate.date", spec))
             continue
-        result.extend(daily_figures([("resting_heart_rate", resting.get("beatsPerMinute"))], day, zone, spec))
+        result.extend(daily_figures([(labels.RESTING_HEART_RATE, resting.get("beatsPerMinute"))], day, zone, spec))
     return result
 
 
@@ -137,24 +151,25 @@ def _sleep(points: Sequence[Any], page: RawPage, research_id: str) -> Normalized
     result = Normalized()
     for i, point in enumerate(points):  # one point per sleep session
         session = point.get("sleep") if isinstance(point, Mapping) else None
-        if not isinstance(session, Mapping):
+        interval = as_mapping(session.get("interval")) if isinstance(session, Mapping) else {}
+        end = _instant(interval.get("endTime"), interval.get("endUtcOffset"))
+        if not isinstance(session, Mapping) or end["local_date"][0] is None:
+            # Not a session, or one that cannot be filed under the date it ended: one reject.
             spec = BatchSpec(research_id, Metric.SLEEP_STAGE, Unit.SECONDS, Resolution.SEGMENT, page)
             result.extend(_unusable_point(point, f"dataPoints[{i}].sleep", spec))
             continue
-        result.extend(_sleep_session(session, page, research_id))
+        result.extend(_sleep_session(session, interval, end, page, research_id))
     return result
 
 
-def _sleep_session(session: Mapping[str, Any], page: RawPage, research_id: str) -> Normalized:
-    interval = session.get("interval") if isinstance(session.get("interval"), Mapping) else {}
-    end = _timed(pl.DataFrame({"t": [interval.get("endTime")], "o": [interval.get("endUtcOffset")]},
-                              schema={"t": pl.String, "o": pl.String}), "t", "o")
+def _sleep_session(session: Mapping[str, Any], interval: Mapping[str, Any], end: pl.DataFrame, page: RawPage,
+                   research_id: str) -> Normalized:
     ended = end["local_date"][0]
-    metadata = session.get("metadata") if isinstance(session.get("metadata"), Mapping) else {}
+    metadata = as_mapping(session.get("metadata"))
     attributes = {"is_main_sleep": bool(metadata.get("mainSleep")), "nap": bool(metadata.get("nap")),
                   "type": str(session.get("type") or "STAGES").lower(), "sleep_date": ended,
                   "log_id": str(session.get("name") or interval.get("startTime"))}
-    stages = session.get("stages") if isinstance(session.get("stages"), list) else []
+    stages = as_list(session.get("stages"))
     frame = _columns(stages, {"type": ("type",), "start": ("startTime",), "end": ("endTime",),
                               "duration": ("duration",), "offset_s": ("startUtcOffset",)})
     frame = _timed(frame, "start", "offset_s").with_columns(
@@ -168,31 +183,33 @@ def _sleep_session(session: Mapping[str, Any], page: RawPage, research_id: str) 
     ).with_columns(duration=pl.col("value").round().cast(pl.Int64, strict=False))
     frame = frame.select("idx", "ts", "offset", "local_date", "value", "label", "duration")
     spec = BatchSpec(research_id, Metric.SLEEP_STAGE, Unit.SECONDS, Resolution.SEGMENT, page, attributes)
-    result = split_into_batches(frame, spec, original=_originals(stages))
+    result = cut_page(frame, spec, original=originals_of(stages))
     result.extend(_sleep_summary(session, interval, ended, page, research_id, attributes))
     return result
 
 
-def _sleep_summary(session: Mapping[str, Any], interval: Mapping[str, Any], ended: str | None, page: RawPage,
+def _sleep_summary(session: Mapping[str, Any], interval: Mapping[str, Any], ended: str, page: RawPage,
                    research_id: str, attributes: dict[str, Any]) -> Normalized:
-    summary = session.get("summary") if isinstance(session.get("summary"), Mapping) else {}
+    """The session's own figures, at the session's start."""
+    summary = as_mapping(session.get("summary"))
     figures = [(label, summary[key]) for key, label in _SLEEP_SUMMARY.items() if key in summary]
     for stage in summary.get("stagesSummary") or []:
         if isinstance(stage, Mapping) and isinstance(stage.get("type"), str):
             minutes = stage.get("minutes")
             if minutes is None and parse_duration_s(stage.get("duration")) is not None:
                 minutes = parse_duration_s(stage.get("duration")) / 60  # type: ignore[operator]
-            figures.append((f"stage.{stage['type'].lower()}.minutes", minutes))
+            figures.append((labels.stage_minutes(stage["type"].lower()), minutes))
     if not figures:
         return Normalized()
-    start = _timed(pl.DataFrame({"t": [interval.get("startTime")], "o": [interval.get("startUtcOffset")]},
-                                schema={"t": pl.String, "o": pl.String}), "t", "o")
-    frame = pl.DataFrame({"idx": range(len(figures)), "label": [f[0] for f in figures],
-                          "value": numbers([f[1] for f in figures])}).with_columns(
-        ts=pl.lit(start["ts"][0], dtype=pl.Int64), offset=pl.lit(start["offset"][0], dtype=pl.Int64),
-        local_date=pl.lit(ended, dtype=pl.String))
+    start = _instant(interval.get("startTime"), interval.get("startUtcOffset"))
     spec = BatchSpec(research_id, Metric.VENDOR_SLEEP, Unit.MIXED, Resolution.EVENT, page, attributes)
-    return split_into_batches(frame, spec, original=lambda rows: [dict([figures[i]]) for i in rows])
+    return figures_at(figures, ts=start["ts"][0], offset=start["offset"][0], local_date=ended, spec=spec)
+
+
+def _instant(time: Any, offset: Any) -> pl.DataFrame:
+    """``_timed`` of one RFC 3339 time and Duration offset (anything but strings counts as absent)."""
+    text = {"t": time if isinstance(time, str) else None, "o": offset if isinstance(offset, str) else None}
+    return _timed(pl.DataFrame({k: [v] for k, v in text.items()}, schema={"t": pl.String, "o": pl.String}), "t", "o")
 
 
 def _civil_date(value: Any) -> date | None:
@@ -201,7 +218,7 @@ def _civil_date(value: Any) -> date | None:
     try:
         return date(int(as_number(value.get("year")) or 0), int(as_number(value.get("month")) or 0),
                     int(as_number(value.get("day")) or 0))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -211,10 +228,10 @@ def _unusable_point(point: Any, field: str, spec: BatchSpec) -> Normalized:
                           "time_reason": [Reason.BAD_TIME.value]},
                          schema={"idx": pl.Int64, "ts": pl.Int64, "offset": pl.Int64, "local_date": pl.String,
                                  "value": pl.Float64, "time_reason": pl.String})
-    return split_into_batches(frame, spec, original=lambda rows: [point])
+    return cut_page(frame, spec, original=lambda rows: [point])
 
 
-def _originals(points: Sequence[Any]) -> Callable[[Sequence[int]], list[Any]]:
-    return lambda rows: [points[i] for i in rows]
-
-
+#: One normalizer per data type we list (models/raw.py ``GOOGLE_HEALTH_DATA_TYPES``).
+NORMALIZERS: tuple[Normalizer[Any], ...] = tuple(GoogleHealthNormalizer(data_type, reader) for data_type, reader in {
+    "steps": _intervals, "heart-rate": _heart_rate, "daily-resting-heart-rate": _resting, "sleep": _sleep,
+}.items())

@@ -12,12 +12,16 @@ from __future__ import annotations
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import date
+from typing import Literal
 
 import polars as pl
 
 from models.errors import DecodeError, Reason
 
-__all__ = ["Zone", "local_to_utc", "pages_to_utc", "zone_of"]
+__all__ = ["Zone", "local_midnight_s", "local_to_utc", "pages_to_utc", "time_reason", "zone_of"]
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 class Zone:
@@ -50,6 +54,18 @@ def zone_of(timezone: str | None, utc_offset_ms: int | None) -> Zone:
         "no time zone or UTC offset for local wall-clock times (archives: add FITBIT/profile/<id>/profile.json)",
         reason=Reason.MISSING_FIELD, field="timezone",
     )
+
+
+def local_midnight_s(day: date) -> int:
+    """The local midnight of ``day`` as naive epoch seconds."""
+    return (day.toordinal() - _EPOCH_ORDINAL) * 86400
+
+
+def time_reason(local: pl.Expr, utc: pl.Expr) -> pl.Expr:
+    """Why a row has no UTC time: its local time was unreadable, or does not exist (a DST gap)."""
+    return (pl.when(local.is_null()).then(pl.lit(Reason.BAD_TIME.value))
+            .when(utc.is_null()).then(pl.lit(Reason.NONEXISTENT_LOCAL_TIME.value))
+            .otherwise(pl.lit(None, dtype=pl.String)))
 
 
 def local_to_utc(local: pl.Expr, zone: Zone, *, ordered_day: bool, rows: int = 1,
@@ -122,7 +138,7 @@ def _steady_offsets(frame: pl.DataFrame, zones: Sequence[Zone]) -> dict[int, int
     for name, pages in named.items():
         span = bounds.filter(pl.col("page").is_in(pages) & pl.col("lo").is_not_null())
 
-        def offset_at(col: str, ambiguous: str, name: str = name) -> pl.Expr:
+        def offset_at(col: str, ambiguous: Literal["earliest", "latest"], name: str = name) -> pl.Expr:
             utc = pl.from_epoch(col, time_unit="s").dt.replace_time_zone(name, ambiguous=ambiguous,
                                                                         non_existent="null").dt.epoch("s")
             return pl.col(col) - utc

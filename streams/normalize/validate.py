@@ -1,13 +1,14 @@
 """Physiological ranges: split a frame of samples into accepted and rejected, with reasons.
 
-Limits follow DESIGN.md: heart rate 20-250 bpm; steps never negative and at most 1,000 in a
-minute. A null value (missing or not a number) is rejected too. Vectorised: one pass of
-Polars expressions, no Python loop per sample.
+Limits follow docs/architecture.md ("Semantics"): heart rate 20-250 bpm; steps never negative
+and at most 1,000 in a minute. A null value (missing or not a number) is rejected too.
+Vectorised: one pass of Polars expressions, no Python loop per sample.
 """
 
 from __future__ import annotations
 
 import polars as pl
+from polars.expr.whenthen import ChainedThen, Then
 
 from models.errors import Reason
 from models.samples import Metric, Resolution
@@ -25,7 +26,8 @@ def reject_reasons(metric: Metric, resolution: Resolution) -> pl.Expr:
     ``time_reason`` (why ``ts`` is null, when the normalizer knows better than "bad_time").
     """
     value = pl.col("value")
-    rule = pl.when(pl.col("ts").is_null()).then(pl.col("time_reason").fill_null(Reason.BAD_TIME.value))
+    rule: Then | ChainedThen = pl.when(pl.col("ts").is_null()).then(
+        pl.col("time_reason").fill_null(Reason.BAD_TIME.value))
     rule = rule.when(value.is_null() | value.is_nan() | value.is_infinite()).then(pl.lit(Reason.NOT_A_NUMBER.value))
     if metric is Metric.HEART_RATE:
         rule = rule.when((value < HR_MIN) | (value > HR_MAX)).then(pl.lit(Reason.HR_OUT_OF_RANGE.value))

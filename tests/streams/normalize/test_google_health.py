@@ -88,3 +88,21 @@ def test_empty_page_is_fine_and_bad_pages_name_the_field() -> None:
     with pytest.raises(DecodeError) as info:
         normalize(google_page("steps", "nope"), RID, secret=SECRET)  # type: ignore[arg-type]
     assert info.value.field == "dataPoints"
+
+
+def test_an_offset_no_zone_has_is_a_bad_time_not_a_crash() -> None:
+    def hr(offset: str) -> dict[str, object]:
+        return {"heartRate": {"beatsPerMinute": "64", "sampleTime": {"physicalTime": "2026-03-01T10:00:00Z",
+                                                                     "utcOffset": offset}}}
+
+    result = normalize(google_page("heart-rate", [hr("3600s"), hr("1e300s"), hr("90000s")]), RID, secret=SECRET)
+    assert [(b.values, b.utc_offset_s) for b in result.batches] == [([64.0], 3600)]
+    assert [(r.reason, r.count) for r in result.rejects] == [(Reason.BAD_TIME, 2)]
+
+
+def test_a_sleep_session_without_a_readable_end_is_one_reject() -> None:
+    session = {"sleep": {"interval": {"startTime": "2026-11-02T04:10:00Z", "endTime": 5},
+                         "summary": {"minutesAsleep": "400"},
+                         "stages": [{"type": "LIGHT", "startTime": "2026-11-02T04:10:00Z", "duration": "60s"}]}}
+    result = normalize(google_page("sleep", [session]), RID, secret=SECRET)
+    assert result.batches == [] and [(r.reason, r.count) for r in result.rejects] == [(Reason.BAD_TIME, 1)]

@@ -15,7 +15,7 @@ from models.errors import Reason
 from models.providers import Provider
 from models.raw import RawPage
 from models.samples import SampleBatch
-from streams.normalize_stage import normalize_record
+from streams.normalize.stage import normalize_record
 from tests.builders import SECRET, fitbit_intraday_body
 
 KEY = b"R0123456789abcdef0123"

@@ -1,3 +1,6 @@
+"""Fitbit intraday pages (streams/normalize/fitbit/intraday.py): UTC times across DST days and zone
+changes, fixed offsets, 1 s heart rate, string values, rejects with reasons, unusable pages."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -151,57 +154,6 @@ def test_impossible_values_are_rejects_with_reasons() -> None:
     assert _samples(result, Metric.STEPS) == [(_utc("2026-05-05T04:02:00"), 1000.0), (_utc("2026-05-05T04:03:00"), 0.0)]
 
 
-def test_sleep_log_crossing_midnight_is_filed_under_its_end_date() -> None:
-    body = orjson.dumps({"sleep": [{
-        "dateOfSleep": "2026-11-03", "startTime": "2026-11-02T23:30:00.000", "endTime": "2026-11-03T06:30:00.000",
-        "isMainSleep": True, "logId": 123, "type": "stages", "minutesAsleep": 380, "minutesAwake": 40,
-        "timeInBed": 420, "efficiency": 91,
-        "levels": {
-            "data": [{"dateTime": "2026-11-02T23:30:00.000", "level": "wake", "seconds": 600},
-                     {"dateTime": "2026-11-02T23:40:00.000", "level": "light", "seconds": 3000},
-                     {"dateTime": "2026-11-03T00:30:00.000", "level": "deep", "seconds": 21600}],
-            "shortData": [{"dateTime": "2026-11-03T02:00:00.000", "level": "wake", "seconds": 60}],
-            "summary": {"deep": {"count": 1, "minutes": 360}, "light": {"count": 1, "minutes": 50}},
-        },
-    }]})
-    result = normalize(fitbit_page("sleep", body, day=date(2026, 11, 3), detail=None), RID, secret=SECRET)
-    stages = [b for b in result.batches if b.metric is Metric.SLEEP_STAGE]
-    assert len(stages) == 1
-    stage = stages[0]
-    assert stage.local_date == "2026-11-03"
-    assert stage.labels == ["wake", "light", "deep", "short:wake"]
-    assert stage.durations == [600, 3000, 21600, 60]
-    assert stage.timestamps[0] == _utc("2026-11-03T04:30:00")  # 23:30 EST on the 2nd
-    assert stage.attributes["is_main_sleep"] is True
-    summary = next(b for b in result.batches if b.metric is Metric.VENDOR_SLEEP)
-    assert dict(zip(summary.labels or [], summary.values, strict=True))["minutes_asleep"] == 380.0
-    assert summary.local_date == "2026-11-03"
-
-
-def test_activity_summary_and_heart_rate_zones() -> None:
-    body = orjson.dumps({"summary": {
-        "steps": 9000, "caloriesOut": 2400, "sedentaryMinutes": 700, "restingHeartRate": 61, "floors": 4,
-        "distances": [{"activity": "total", "distance": 6.2}],
-        "heartRateZones": [{"name": "Fat Burn", "min": 86, "max": 120, "minutes": 55, "caloriesOut": 300.5}],
-    }})
-    result = normalize(fitbit_page("activities-summary", body, day=date(2026, 9, 9), detail=None), RID, secret=SECRET)
-    batch = result.batches[0]
-    figures = dict(zip(batch.labels or [], batch.values, strict=True))
-    assert figures["steps"] == 9000 and figures["resting_heart_rate"] == 61 and figures["distance"] == 6.2
-    assert figures["hr_zone.Fat Burn.minutes"] == 55 and figures["hr_zone.Fat Burn.calories_out"] == 300.5
-    assert set(batch.timestamps) == {_utc("2026-09-09T04:00:00")}  # every figure at local midnight
-
-
-def test_devices_keep_no_vendor_device_id() -> None:
-    body = orjson.dumps([{"id": "816713257", "deviceVersion": "Charge 6", "battery": "High", "batteryLevel": 90,
-                          "lastSyncTime": "2026-11-20T08:15:00.000", "type": "TRACKER"}])
-    result = normalize(fitbit_page("devices", body, detail=None), RID, secret=SECRET)
-    batch = result.batches[0]
-    assert batch.values == [90.0] and batch.attributes["device_version"] == "Charge 6"
-    assert "816713257" not in batch.to_bytes().decode()
-    assert str(batch.attributes["device_id"]).startswith("D")
-
-
 @pytest.mark.parametrize(("body", "reason", "field"), [
     (b"not json", Reason.NOT_JSON, None),
     (b"[1, 2]", Reason.BAD_FIELD, "$"),
@@ -228,18 +180,3 @@ def test_empty_dataset_gives_no_samples_and_no_error() -> None:
     result = normalize(fitbit_page("activities-heart-intraday", fitbit_intraday_body("heart", day, []), day=day),
                        RID, secret=SECRET)
     assert (result.samples, result.rejected, result.input_samples) == (0, 0, 0)
-
-
-def test_classic_sleep_log_levels() -> None:
-    body = orjson.dumps({"sleep": [{
-        "dateOfSleep": "2026-06-10", "startTime": "2026-06-10T01:00:00.000", "isMainSleep": False, "logId": 9,
-        "type": "classic", "minutesAsleep": 50, "timeInBed": 60,
-        "levels": {"data": [{"dateTime": "2026-06-10T01:00:00.000", "level": "asleep", "seconds": 3000},
-                            {"dateTime": "2026-06-10T01:50:00.000", "level": "restless", "seconds": 600}],
-                   "summary": {"asleep": {"count": 1, "minutes": 50}, "restless": {"count": 1, "minutes": 10}}},
-    }]})
-    result = normalize(fitbit_page("sleep", body, day=date(2026, 6, 10), detail=None), RID, secret=SECRET)
-    stage = next(b for b in result.batches if b.metric is Metric.SLEEP_STAGE)
-    assert stage.labels == ["asleep", "restless"] and stage.attributes["type"] == "classic"
-    assert stage.attributes["is_main_sleep"] is False
-    assert stage.timestamps == [_utc("2026-06-10T05:00:00"), _utc("2026-06-10T05:50:00")]

@@ -1,7 +1,8 @@
-"""What a normalizer returns, and the one function that cuts a sample frame into batches.
+"""The one function that validates a sample frame and cuts it into batches: the heart of the stage.
 
-Every input sample ends up exactly once either in a batch or in a reject; ``Normalized``
-carries the input count so that callers (and property tests) can check it.
+Every input sample ends up exactly once either in a batch or in a reject (``Normalized``
+carries the input count so that callers and property tests can check it). A normalizer builds
+one frame for many pages and calls ``cut_batches`` once; ``cut_page`` is the one-page form.
 """
 
 from __future__ import annotations
@@ -17,46 +18,29 @@ from models.errors import Reason
 from models.providers import Provider
 from models.raw import RawPage
 from models.samples import Attribute, Metric, Resolution, SampleBatch, Unit
+from streams.normalize.base import Normalized, Rejected
 from streams.normalize.validate import reject_reasons
 
-__all__ = ["BatchSpec", "Normalized", "Rejected", "split_into_batches", "split_pages"]
+__all__ = ["BatchSpec", "Originals", "cut_batches", "cut_page", "originals_of"]
+
+#: ``originals(indices)``: the input entries of a page's rejected rows, for the dead letter.
+Originals = Callable[[Sequence[int]], list[Any]]
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """Samples of one page rejected for one reason, with their original vendor JSON."""
-
-    reason: Reason
-    count: int
-    detail: str
-    original: bytes
-
-
-@dataclass(slots=True)
-class Normalized:
-    """The batches and rejects of one page; ``input_samples`` = accepted + rejected."""
-
-    batches: list[SampleBatch] = field(default_factory=list)
-    rejects: list[Rejected] = field(default_factory=list)
-    input_samples: int = 0
-
-    @property
-    def samples(self) -> int:
-        return sum(len(b) for b in self.batches)
-
-    @property
-    def rejected(self) -> int:
-        return sum(r.count for r in self.rejects)
-
-    def extend(self, other: Normalized) -> None:
-        self.batches += other.batches
-        self.rejects += other.rejects
-        self.input_samples += other.input_samples
+def originals_of(entries: Sequence[Any]) -> Originals:
+    """The ``Originals`` of a page whose row ``idx`` is ``entries[idx]``."""
+    return lambda rows: [entries[i] for i in rows]
 
 
 @dataclass(frozen=True, slots=True)
 class BatchSpec:
-    """What every batch cut from one frame shares."""
+    """What every batch cut from one page's rows shares.
+
+    :param research_id: the participant.
+    :param metric, unit, resolution: what the values are.
+    :param page: the raw page (source, fetch time and request id of the batches).
+    :param attributes: batch-level vendor facts (a sleep log's id and type, a device's model).
+    """
 
     research_id: str
     metric: Metric
@@ -70,14 +54,12 @@ class BatchSpec:
         return self.page.provider
 
 
-def split_into_batches(frame: pl.DataFrame, spec: BatchSpec, *,
-                       original: Callable[[Sequence[int]], list[Any]]) -> Normalized:
-    """``split_pages`` for the frame of a single page."""
-    return split_pages(frame.with_columns(page=pl.lit(0, dtype=pl.Int64)), [spec], [original])[0]
+def cut_page(frame: pl.DataFrame, spec: BatchSpec, *, original: Originals) -> Normalized:
+    """``cut_batches`` for the frame of a single page."""
+    return cut_batches(frame.with_columns(page=pl.lit(0, dtype=pl.Int64)), [spec], [original])[0]
 
 
-def split_pages(frame: pl.DataFrame, specs: Sequence[BatchSpec],
-                originals: Sequence[Callable[[Sequence[int]], list[Any]]]) -> list[Normalized]:
+def cut_batches(frame: pl.DataFrame, specs: Sequence[BatchSpec], originals: Sequence[Originals]) -> list[Normalized]:
     """Validate the sample rows of many pages at once and cut the good rows into batches.
 
     One vectorised pass for all the pages (per-page Polars calls would cost more than the work).
@@ -125,20 +107,19 @@ def split_pages(frame: pl.DataFrame, specs: Sequence[BatchSpec],
     return results
 
 
-def _rejects(bad: pl.DataFrame, specs: Sequence[BatchSpec],
-             originals: Sequence[Callable[[Sequence[int]], list[Any]]],
+def _rejects(bad: pl.DataFrame, specs: Sequence[BatchSpec], originals: Sequence[Originals],
              results: list[Normalized]) -> dict[tuple[int, str], list[int]]:
     """Record the rejects of each page; return the rejected times per (page, local date)."""
     for (page, reason), rows in bad.group_by(["page", "reason"], maintain_order=True):
         indices = rows["idx"].to_list()
-        metric = specs[page].metric.value  # type: ignore[index]
-        results[page].rejects.append(Rejected(  # type: ignore[index]
+        metric = specs[page].metric.value
+        results[page].rejects.append(Rejected(
             reason=Reason(str(reason)), count=len(indices),
             detail=f"{len(indices)} {metric} sample(s) rejected: {reason}",
-            original=orjson.dumps(originals[page](indices)),  # type: ignore[index]
+            original=orjson.dumps(originals[page](indices)),
         ))
     timed = bad.filter(pl.col("ts").is_not_null() & pl.col("local_date").is_not_null())
-    return {(int(page), str(day)): rows["ts"].unique().sort().to_list()  # type: ignore[arg-type]
+    return {(int(page), str(day)): rows["ts"].unique().sort().to_list()
             for (page, day), rows in timed.group_by(["page", "local_date"], maintain_order=True)}
 
 

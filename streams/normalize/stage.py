@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from models.dead_letter import DeadLetter
-from models.errors import DecodeError, Reason
+from models.errors import DecodeError
 from models.raw import RawPage
 from runtime.metrics import counter, histogram
 from streams.dead_letters import for_error, for_rejects
@@ -36,7 +36,12 @@ SECONDS = histogram("normalize_page_seconds", "Time to normalize one page", ["pr
 
 @dataclass(slots=True)
 class StageOutput:
-    """Records to publish for one raw record: (key, value) batches and dead letters."""
+    """Records to publish for one raw record: (key, value) batches and dead letters.
+
+    :param batches: ``(research_id, SampleBatch bytes)`` for the ``samples`` topic.
+    :param letters: dead letters for ``dlq``: the whole record, or its rejected samples by reason.
+    :param samples, rejected, input_samples: the page's accounting (samples + rejected = input).
+    """
 
     batches: list[tuple[bytes, bytes]] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
@@ -47,7 +52,7 @@ class StageOutput:
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """A record of a ``raw.<provider>`` topic."""
+    """A record of a ``raw.<provider>`` topic: its key (the research id), value (a RawPage) and topic."""
 
     key: bytes | None
     value: bytes | None
@@ -115,10 +120,5 @@ def _dead_letter(output: StageOutput, record: RawRecord, error: BaseException, p
 
 
 def _research_id(key: bytes | None) -> str:
-    try:
-        research_id = (key or b"").decode("ascii")
-    except UnicodeDecodeError:
-        research_id = ""
-    if not research_id or not research_id.isalnum():
-        raise DecodeError("record key is not a research_id", reason=Reason.BAD_KEY, field="key")
-    return research_id
+    """The record key as text (non-ASCII bytes replaced); ``normalize_pages`` checks it, once."""
+    return (key or b"").decode("ascii", errors="replace")

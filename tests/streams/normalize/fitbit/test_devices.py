@@ -1,0 +1,27 @@
+"""Fitbit device pages (streams/normalize/fitbit/devices.py): no vendor device id survives."""
+
+from __future__ import annotations
+
+import orjson
+
+from models.errors import Reason
+from streams.normalize import normalize
+from tests.builders import SECRET, fitbit_page
+
+RID = "R0123456789abcdef0123"
+
+
+def test_devices_keep_no_vendor_device_id() -> None:
+    body = orjson.dumps([{"id": "816713257", "deviceVersion": "Charge 6", "battery": "High", "batteryLevel": 90,
+                          "lastSyncTime": "2026-11-20T08:15:00.000", "type": "TRACKER"}])
+    result = normalize(fitbit_page("devices", body, detail=None), RID, secret=SECRET)
+    batch = result.batches[0]
+    assert batch.values == [90.0] and batch.attributes["device_version"] == "Charge 6"
+    assert "816713257" not in batch.to_bytes().decode()
+    assert str(batch.attributes["device_id"]).startswith("D")
+
+
+def test_a_sync_time_that_is_not_a_string_is_a_bad_time_not_a_crash() -> None:
+    body = orjson.dumps([{"id": "1", "batteryLevel": 90, "lastSyncTime": 1781053200}])
+    result = normalize(fitbit_page("devices", body, detail=None), RID, secret=SECRET)
+    assert [(r.reason, r.count) for r in result.rejects] == [(Reason.BAD_TIME, 1)] and result.samples == 0
