@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from models import labels
 from models.daily import HR_ZONES, DailySummary
 from models.samples import Metric, SampleBatch
 from sinks.tables import (
@@ -33,15 +34,13 @@ from streams.daily.process import rows_of
 __all__ = ["activity_summary", "daily_summary_rows", "heart_rate_summary",
            "intraday_rows", "sleep_daily_summary"]
 
-_ACTIVITY_LABELS = ("activity_calories", "calories_bmr", "calories_out", "elevation", "fairly_active_minutes",
-                    "floors", "lightly_active_minutes", "marginal_calories", "sedentary_minutes",
-                    "very_active_minutes")
-_ZONE_FIELDS = {"min": "min_heart_rate", "max": "max_heart_rate", "minutes": "minute_in_zone",
-                "calories_out": "calorie_count"}
-_SLEEP_FIELDS = {"minute_in_bed": ["time_in_bed"], "minute_asleep": ["minutes_asleep"],
-                 "minute_after_wakeup": ["minutes_after_wakeup"],
-                 "minute_awake": ["stage.awake.minutes", "minutes_awake"],
-                 **{f"minute_{s}": [f"stage.{s}.minutes"] for s in ("restless", "deep", "light", "rem", "wake")}}
+_ZONE_FIELDS = {labels.ZONE_MIN: "min_heart_rate", labels.ZONE_MAX: "max_heart_rate",
+                labels.ZONE_MINUTES: "minute_in_zone", labels.ZONE_CALORIES_OUT: "calorie_count"}
+_SLEEP_FIELDS = {  # sleep_daily_summary column → the labels it is read from, the first one sent winning
+    "minute_in_bed": [labels.TIME_IN_BED], "minute_asleep": [labels.MINUTES_ASLEEP],
+    "minute_after_wakeup": [labels.MINUTES_AFTER_WAKEUP],
+    "minute_awake": [labels.stage_minutes("awake"), labels.MINUTES_AWAKE],
+    **{f"minute_{s}": [labels.stage_minutes(s)] for s in ("restless", "deep", "light", "rem", "wake")}}
 
 
 def intraday_rows(batches: Sequence[SampleBatch]) -> dict[Table, pl.DataFrame]:
@@ -56,7 +55,8 @@ def intraday_rows(batches: Sequence[SampleBatch]) -> dict[Table, pl.DataFrame]:
             src_id="src_id"),
         STEPS_INTRADAY: of(pl.col("metric") == Metric.STEPS.value).select(
             datetime=local, steps="value", person_id="person_id", src_id="src_id"),
-        SLEEP_LEVEL: of((pl.col("metric") == Metric.SLEEP_STAGE.value) & ~pl.col("label").str.starts_with("short:"))
+        SLEEP_LEVEL: of((pl.col("metric") == Metric.SLEEP_STAGE.value)
+                        & ~pl.col("label").str.starts_with(labels.SHORT_PREFIX))
         .select("person_id", sleep_date=date, is_main_sleep="is_main_sleep", level="label", start_datetime=local,
                 duration_in_min=pl.col("duration").cast(pl.Float64).fill_null(pl.col("value")) / 60, src_id="src_id"),
         VENDOR_DAILY: of(pl.col("metric") == Metric.VENDOR_DAILY.value).select(
@@ -109,7 +109,7 @@ def daily_summary_rows(summaries: Sequence[DailySummary]) -> pl.DataFrame:
 def activity_summary(vendor_daily: pl.DataFrame, daily: pl.DataFrame) -> pl.DataFrame:
     """``activity_summary`` rows for the days in either input: vendor figures, steps falling back
     to the intraday sum."""
-    wide = _pivot(vendor_daily, ["person_id", "date"], [*_ACTIVITY_LABELS, "steps"])
+    wide = _pivot(vendor_daily, ["person_id", "date"], [*labels.ACTIVITY_FIGURES, labels.STEPS])
     days = pl.concat([wide.select("person_id", "date", "src_id"), daily.select("person_id", "date", "src_id")])
     days = days.unique(subset=["person_id", "date"], keep="first", maintain_order=True)
     out = (days.join(wide.drop("src_id"), on=["person_id", "date"], how="left")
@@ -121,7 +121,7 @@ def activity_summary(vendor_daily: pl.DataFrame, daily: pl.DataFrame) -> pl.Data
 
 def heart_rate_summary(vendor_daily: pl.DataFrame) -> pl.DataFrame:
     """``heart_rate_summary`` rows: the zones the vendor sent (``hr_zone.<name>.<field>`` figures)."""
-    zone = r"^hr_zone\.(.+)\.([^.]+)$"  # hr_zone.<name>.<field>; a name may hold dots
+    zone = labels.HR_ZONE_PATTERN  # the vectorised parse_hr_zone: group 1 the zone name, group 2 the field
     zones = vendor_daily.filter(pl.col("label").str.contains(zone)).with_columns(
         zone_name=pl.col("label").str.extract(zone, 1), label=pl.col("label").str.extract(zone, 2))
     wide = _pivot(zones, ["person_id", "date", "zone_name"], list(_ZONE_FIELDS))

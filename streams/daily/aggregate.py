@@ -1,6 +1,6 @@
 """Pure, vectorised: the deduplicated samples of many local days → their summary fields.
 
-Rules (DESIGN.md "Daily summary content"; research/fitbit_allofus.md §1.5):
+Rules (docs/architecture.md, "Semantics": daily summary content; docs/vendors.md, "All of Us tables"):
 - ``steps`` = sum of the intraday step samples of the local day; ``vendor_steps`` = the
   vendor's own daily total when it sent one (both kept; neither overwrites the other).
 - heart rate min/max/mean over the day's HR samples; ``minutes_with_hr`` = distinct minutes
@@ -23,11 +23,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from models import labels
 from models.daily import HR_ZONES
+from models.samples import Metric
 
 __all__ = ["DailyRules", "summarize"]
 
-_AWAKE = ("wake", "awake", "restless")
+_OUT_OF_RANGE, _FAT_BURN, _CARDIO, _PEAK = HR_ZONES
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ def _summarize(rows: pl.DataFrame, rules: DailyRules) -> pl.DataFrame:
     keys = rows.select("key").unique()
     parts = [_steps(rows, rules), _heart(rows), _resting(rows), _zones(rows, rules), _vendor(rows), _sleep(rows),
              rows.group_by("key").agg(samples=pl.len()),
-             rows.filter(pl.col("metric").is_in(["steps", "heart_rate"])).group_by("key").agg(
+             rows.filter(pl.col("metric").is_in([Metric.STEPS.value, Metric.HEART_RATE.value])).group_by("key").agg(
                  first_sample_at=pl.col("ts").min(), last_sample_at=pl.col("ts").max())]
     out = keys
     for part in parts:
@@ -70,7 +72,7 @@ def _summarize(rows: pl.DataFrame, rules: DailyRules) -> pl.DataFrame:
 
 
 def _steps(rows: pl.DataFrame, rules: DailyRules) -> pl.DataFrame:
-    steps = rows.filter(pl.col("metric") == "steps")
+    steps = rows.filter(pl.col("metric") == Metric.STEPS.value)
     hours = (steps.group_by("key", (pl.col("ts") + pl.col("offset")) // 3600).agg(pl.col("value").sum())
              .group_by("key").agg(hours_with_steps=(pl.col("value") > 0).sum()))
     del rules
@@ -79,7 +81,7 @@ def _steps(rows: pl.DataFrame, rules: DailyRules) -> pl.DataFrame:
 
 
 def _heart(rows: pl.DataFrame) -> pl.DataFrame:
-    hr = rows.filter(pl.col("metric") == "heart_rate")
+    hr = rows.filter(pl.col("metric") == Metric.HEART_RATE.value)
     return hr.group_by("key").agg(
         hr_min=pl.col("value").min(), hr_max=pl.col("value").max(), hr_mean=pl.col("value").mean(),
         minutes_with_hr=(pl.col("ts") // 60).filter(pl.col("value") > 0).n_unique(),
@@ -89,57 +91,61 @@ def _heart(rows: pl.DataFrame) -> pl.DataFrame:
 def _resting(rows: pl.DataFrame) -> pl.DataFrame:
     window = (pl.col("ts") + pl.col("offset")) // 600
     # A still window: its 10 minutes all worn (a step record or an HR sample) and none with steps.
-    still = (rows.filter(pl.col("metric").is_in(["steps", "heart_rate"]))
+    still = (rows.filter(pl.col("metric").is_in([Metric.STEPS.value, Metric.HEART_RATE.value]))
              .group_by("key", window.alias("window"))
              .agg(minutes=(pl.col("ts") // 60).n_unique(),
-                  moving=((pl.col("metric") == "steps") & (pl.col("value") != 0)).any())
+                  moving=((pl.col("metric") == Metric.STEPS.value) & (pl.col("value") != 0)).any())
              .filter((pl.col("minutes") == 10) & ~pl.col("moving")).select("key", "window"))
-    hr = rows.filter(pl.col("metric") == "heart_rate").with_columns(window=window)
+    hr = rows.filter(pl.col("metric") == Metric.HEART_RATE.value).with_columns(window=window)
     return (hr.join(still, on=["key", "window"], how="semi").group_by("key")
             .agg(approx_resting_hr=pl.col("value").quantile(0.10, interpolation="nearest")))
 
 
 def _zones(rows: pl.DataFrame, rules: DailyRules) -> pl.DataFrame:
     def bound(zone: str, default: float) -> pl.DataFrame:
-        sent = rows.filter((pl.col("metric") == "vendor_daily") & (pl.col("label") == f"hr_zone.{zone}.min"))
+        sent = rows.filter((pl.col("metric") == Metric.VENDOR_DAILY.value)
+                           & (pl.col("label") == labels.hr_zone(zone, labels.ZONE_MIN)))
         return sent.group_by("key").agg(pl.col("value").last().alias(zone)).with_columns(
             pl.col(zone).fill_null(default))
 
-    per_minute = (rows.filter(pl.col("metric") == "heart_rate")
+    per_minute = (rows.filter(pl.col("metric") == Metric.HEART_RATE.value)
                   .group_by("key", pl.col("ts") // 60).agg(bpm=pl.col("value").mean()))
     bounds = per_minute.select("key").unique()
-    for zone, default in (("Fat Burn", rules.fat_burn_min_bpm), ("Cardio", rules.cardio_min_bpm),
-                          ("Peak", rules.peak_min_bpm)):
+    for zone, default in ((_FAT_BURN, rules.fat_burn_min_bpm), (_CARDIO, rules.cardio_min_bpm),
+                          (_PEAK, rules.peak_min_bpm)):
         bounds = bounds.join(bound(zone, default), on="key", how="left").with_columns(pl.col(zone).fill_null(default))
     zoned = per_minute.join(bounds, on="key").with_columns(
-        zone=pl.when(pl.col("bpm") >= pl.col("Peak")).then(pl.lit("Peak"))
-        .when(pl.col("bpm") >= pl.col("Cardio")).then(pl.lit("Cardio"))
-        .when(pl.col("bpm") >= pl.col("Fat Burn")).then(pl.lit("Fat Burn"))
-        .otherwise(pl.lit("Out of Range")))
+        zone=pl.when(pl.col("bpm") >= pl.col(_PEAK)).then(pl.lit(_PEAK))
+        .when(pl.col("bpm") >= pl.col(_CARDIO)).then(pl.lit(_CARDIO))
+        .when(pl.col("bpm") >= pl.col(_FAT_BURN)).then(pl.lit(_FAT_BURN))
+        .otherwise(pl.lit(_OUT_OF_RANGE)))
     return zoned.group_by("key").agg(
         **{f"zone_{i}": (pl.col("zone") == name).sum() for i, name in enumerate(HR_ZONES)})
 
 
 def _vendor(rows: pl.DataFrame) -> pl.DataFrame:
-    figures = rows.filter(pl.col("metric") == "vendor_daily")
+    figures = rows.filter(pl.col("metric") == Metric.VENDOR_DAILY.value)
     return figures.group_by("key").agg(
-        vendor_steps=pl.col("value").filter(pl.col("label") == "steps").last().round().cast(pl.Int64),
-        vendor_resting_hr=pl.col("value").filter(pl.col("label") == "resting_heart_rate").last(),
+        vendor_steps=pl.col("value").filter(pl.col("label") == labels.STEPS).last().round().cast(pl.Int64),
+        vendor_resting_hr=pl.col("value").filter(pl.col("label") == labels.RESTING_HEART_RATE).last(),
     )
 
 
 def _sleep(rows: pl.DataFrame) -> pl.DataFrame:
-    stages = rows.filter((pl.col("metric") == "sleep_stage") & ~pl.col("label").str.starts_with("short:"))
+    stages = rows.filter((pl.col("metric") == Metric.SLEEP_STAGE.value)
+                         & ~pl.col("label").str.starts_with(labels.SHORT_PREFIX))
     derived = stages.group_by("key").agg(
-        derived_asleep=(pl.col("duration").filter(~pl.col("label").is_in(_AWAKE)).sum() / 60).round().cast(pl.Int64),
+        derived_asleep=(pl.col("duration").filter(~pl.col("label").is_in(labels.AWAKE_LEVELS)).sum() / 60)
+        .round().cast(pl.Int64),
         derived_in_bed=(pl.col("duration").sum() / 60).round().cast(pl.Int64),
     )
     per_stage = (stages.group_by("key", "label").agg(minutes=(pl.col("duration").sum() / 60).round().cast(pl.Int64))
                  .group_by("key").agg(stage_labels=pl.col("label"), stage_minutes=pl.col("minutes")))
-    vendor = rows.filter(pl.col("metric") == "vendor_sleep").group_by("key").agg(
-        vendor_asleep=pl.col("value").filter(pl.col("label") == "minutes_asleep").sum(),
-        vendor_in_bed=pl.col("value").filter(pl.col("label") == "time_in_bed").sum(),
-        has_asleep=(pl.col("label") == "minutes_asleep").any(), has_in_bed=(pl.col("label") == "time_in_bed").any(),
+    vendor = rows.filter(pl.col("metric") == Metric.VENDOR_SLEEP.value).group_by("key").agg(
+        vendor_asleep=pl.col("value").filter(pl.col("label") == labels.MINUTES_ASLEEP).sum(),
+        vendor_in_bed=pl.col("value").filter(pl.col("label") == labels.TIME_IN_BED).sum(),
+        has_asleep=(pl.col("label") == labels.MINUTES_ASLEEP).any(),
+        has_in_bed=(pl.col("label") == labels.TIME_IN_BED).any(),
     )
     keys = pl.concat([derived.select("key"), vendor.select("key")]).unique()
     return keys.join(derived, on="key", how="left").join(vendor, on="key", how="left").join(
