@@ -4,7 +4,6 @@ and a Polars batch limit, measured in one run on this machine. Prints a table, w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import platform
@@ -24,14 +23,15 @@ from aiokafka import TopicPartition
 from rich.table import Table
 
 from cli.bench_baseline import baseline_topic, baseline_topics
-from cli.common import console
+from cli.children import ChildProcess, cpu_seconds, peak_rss, total
+from cli.console import console
+from cli.kafka_session import kafka_session
 from cli.topics import all_topic_plans, create_all_topics
-from cli.worker_processes import WorkerProcesses, cpu_seconds, peak_rss, worker_processes
 from models.providers import Provider
 from models.raw import RawPage
 from models.topics import raw_topic_suffix
-from runtime.broker import EmbeddedBroker
 from runtime.kafka import delete_topics, ensure_topics, make_consumer, make_producer
+from runtime.service import running_services
 from runtime.settings import Settings
 from streams.daily.aggregate import DailyRules, summarize
 from streams.daily.process import rows_of
@@ -112,23 +112,20 @@ async def _pipeline(settings: Settings, records: list[tuple[bytes, bytes]], samp
                     workers: int, broker_pid: int | None) -> dict[str, Any]:
     """Start ``workers`` worker processes, publish the pages, time until every sample is in a day."""
     with tempfile.TemporaryDirectory(prefix="wearables-bench-") as tmp:
-        env = _worker_env(settings, workers)
-        async with worker_processes(workers, env, Path(tmp)) as pool, aiohttp.ClientSession() as session:
-            await _until(pool, session, lambda t: t.get("wearables_worker_ready", 0) >= workers,
-                         lambda t: f"starting {workers} worker process(es): {int(t.get('wearables_worker_ready', 0))} "
-                                   "ready", timeout=180)
-            started, cpu_before = time.perf_counter(), pool.cpu_seconds()
-            broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
-            publishing = asyncio.ensure_future(_publish(settings, records))
-            totals = await _until(
-                pool, session, lambda t: t.get(_NEW_SAMPLES, 0) >= samples,
-                lambda t: f"pipeline: {int(t.get('wearables_normalize_samples_total', 0)):,} samples normalized, "
-                          f"{int(t.get(_NEW_SAMPLES, 0)):,} of {samples:,} in day state",
-                timeout=max(300.0, samples / 20_000))
-            elapsed, worker_cpu = time.perf_counter() - started, pool.cpu_seconds() - cpu_before
-            broker_cpu = cpu_seconds(broker_pid) - broker_before if broker_pid else 0.0
-            publish_s = await publishing
-            rss = pool.peak_rss()
+        pool = _children(("worker",), _worker_env(settings, workers), Path(tmp), workers)
+        async with running_services(*pool), aiohttp.ClientSession() as session:
+                started, cpu_before = time.perf_counter(), _cpu(pool)
+                broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
+                publishing = asyncio.ensure_future(_publish(settings, records))
+                totals = await _until(
+                    pool, session, lambda t: t.get(_NEW_SAMPLES, 0) >= samples,
+                    lambda t: f"pipeline: {int(t.get('wearables_normalize_samples_total', 0)):,} samples normalized, "
+                              f"{int(t.get(_NEW_SAMPLES, 0)):,} of {samples:,} in day state",
+                    timeout=max(300.0, samples / 20_000))
+                elapsed, worker_cpu = time.perf_counter() - started, _cpu(pool) - cpu_before
+                broker_cpu = cpu_seconds(broker_pid) - broker_before if broker_pid else 0.0
+                publish_s = await publishing
+                rss = sum(child.peak_rss() for child in pool)
     sizes = await _latest_sizes(settings, f"{settings.app_id}-days-changelog")
     return {
         "elapsed_s": elapsed, "publish_s": publish_s, "end_to_end_samples_per_s": samples / elapsed,
@@ -142,19 +139,29 @@ async def _pipeline(settings: Settings, records: list[tuple[bytes, bytes]], samp
     }
 
 
+def _children(command: tuple[str, ...], env: dict[str, str], scratch: Path, count: int) -> list[ChildProcess]:
+    """``count`` ``wearables <command>`` processes, each with its own data dir and log."""
+    return [ChildProcess(command, env={**env, "WEARABLES_DATA_DIR": str(scratch / f"worker-{n}")},
+                         log=scratch / f"worker-{n}" / "worker.log", name=f"{command[-1]}-{n}", ready_timeout=180)
+            for n in range(count)]
+
+
+def _cpu(pool: list[ChildProcess]) -> float:
+    return sum(child.cpu_seconds() for child in pool)
+
+
 _NEW_SAMPLES = "wearables_dedup_samples_total{outcome=new}"
 
 
-async def _until(pool: WorkerProcesses, session: aiohttp.ClientSession, done: Callable[[dict[str, float]], bool],
-                 describe: Callable[[dict[str, float]], str], *, timeout: float) -> dict[str, float]:
-    """Poll the workers' metrics until ``done``; show ``describe`` as a live line."""
+async def _until(pool: list[ChildProcess], session: aiohttp.ClientSession,
+                 done: Callable[[dict[str, float]], bool], describe: Callable[[dict[str, float]], str], *,
+                 timeout: float) -> dict[str, float]:
+    """Poll the children's metrics until ``done``; show ``describe`` as a live line."""
     deadline = time.monotonic() + timeout
     totals: dict[str, float] = {}
     with console.status("") as status:
         while True:
-            pool.check_alive()
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):  # not serving yet
-                totals = await pool.totals(session)
+            totals = await total(pool, session)  # raises ChildProcessFailed when one died
             status.update(describe(totals))
             if totals and done(totals):
                 return totals
@@ -195,10 +202,9 @@ async def _baseline(settings: Settings, pages: list[tuple[bytes, RawPage]], work
                 record = {"day": batch.local_date, "m": batch.metric.value, "t": ts, "v": value}
                 records.append((key, orjson.dumps(record)))
     with tempfile.TemporaryDirectory(prefix="wearables-bench-baseline-") as tmp:
-        async with worker_processes(workers, _worker_env(settings, workers), Path(tmp),
-                                    command=("bench", "baseline-worker")) as pool, aiohttp.ClientSession() as session:
-            await _until(pool, session, lambda t: t.get("wearables_bench_baseline_ready", 0) >= workers,
-                         lambda t: f"starting {workers} baseline process(es)", timeout=180)
+        pool = _children(("bench", "baseline-worker"), _worker_env(settings, workers), Path(tmp), workers)
+        console.print(f"starting {workers} baseline process(es)")
+        async with running_services(*pool), aiohttp.ClientSession() as session:
             started = time.perf_counter()
             producer = make_producer(settings, linger_ms=20, max_batch_size=1 << 16)
             await producer.start()
@@ -219,10 +225,11 @@ _BASELINE_SEEN = "wearables_bench_baseline_samples_total"
 
 
 def _worker_env(settings: Settings, workers: int) -> dict[str, str]:
-    return {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "", "WEARABLES_ENV": settings.env,
-            "WEARABLES_TOPIC_PREFIX": settings.topic_prefix, "WEARABLES_PARTITIONS": str(settings.partitions),
+    return {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "", "WEARABLES_ENV": settings.env,
+            "WEARABLES_TOPIC_PREFIX": settings.kafka.topic_prefix,
+            "WEARABLES_PARTITIONS": str(settings.kafka.partitions),
             "WEARABLES_STORE": settings.store, "WEARABLES_LOG_LEVEL": "WARNING",
-            "WEARABLES_KAFKA_COMPRESSION": settings.kafka_compression,
+            "WEARABLES_KAFKA_COMPRESSION": settings.kafka.compression,
             # one worker per core: each one's Polars pool gets its share, not every core (oversubscription)
             "POLARS_MAX_THREADS": os.environ.get("POLARS_MAX_THREADS",
                                                  str(max(1, (os.cpu_count() or 1) // workers)))}
@@ -241,47 +248,46 @@ def _limit(pages: list[tuple[bytes, RawPage]], samples: int) -> dict[str, Any]:
 
 
 async def run_pipeline_bench(settings: Settings, params: BenchParams, out: Path | None) -> dict[str, Any]:
-    broker = None if settings.kafka_bootstrap_servers else await EmbeddedBroker().start()
-    try:
-        if broker is not None:
-            settings = settings.with_overrides(kafka_bootstrap_servers=broker.bootstrap)
-        with console.status(f"generating {params.participants} x {params.days} participant-days"):
-            pages = _generate(params, params.participants)
-            samples = _sample_count(pages)
-        console.print(f"generated {len(pages)} raw pages, {samples:,} samples")
-        records = [(key, page.to_bytes()) for key, page in pages]  # serialized before the clock starts
-        result: dict[str, Any] = {"parameters": {**dataclasses.asdict(params), "partitions": settings.partitions,
-                                                 "store": settings.store, "compression": settings.kafka_compression,
-                                                 "single_record_batches": settings.kafka_single_record_batches,
-                                                 "cpu_count": os.cpu_count(),
-                                                 "python": platform.python_version()},
-                                  "samples": samples, "pages": len(pages)}
-        runs = []
-        for run in range(params.runs):  # each run on fresh topics and state: the same work every time
-            run_settings = settings.with_overrides(topic_prefix=f"{settings.topic_prefix}run{run}.")
-            await create_all_topics(run_settings)
-            runs.append(await _pipeline(run_settings, records, samples, params.workers,
-                                        broker.pid if broker else None))
-            if broker is not None:  # the embedded broker keeps topics in memory: free the run's
-                await delete_topics(run_settings, [plan.name for plan in all_topic_plans(run_settings)])
-            console.print(f"run {run + 1}/{params.runs}: {samples:,} samples in {runs[-1]['elapsed_s']:.1f}s "
-                          f"with {params.workers} worker(s): {runs[-1]['end_to_end_samples_per_s']:,.0f} samples/s")
-        result |= _median_run(runs)
-        small = _generate(params, params.baseline_participants)
-        console.print("measuring the per-sample baseline and the Polars limit")
-        result |= await _baseline(settings, small, params.workers)
-        result |= _limit(pages, samples)
-        result["baseline_ratio"] = result["end_to_end_samples_per_s"] / result["baseline_samples_per_s"]
-        result["limit_ratio"] = result["end_to_end_samples_per_s"] / result["limit_samples_per_s"]
-        result["peak_rss_bytes"] = result["workers_peak_rss_bytes"] + (peak_rss(broker.pid) if broker and broker.pid
-                                                                        else 0)
-    finally:
-        if broker is not None:
-            broker.stop()
+    with tempfile.TemporaryDirectory(prefix="wearables-bench-broker-") as scratch:
+        async with kafka_session(settings.with_overrides(data_dir=Path(scratch)), log_name="broker.log") as kafka:
+            result = await _measure(settings.with_overrides(kafka_bootstrap_servers=kafka.bootstrap), params,
+                                    kafka.broker_pid)
     _print(result)
     if out is not None:
         out.write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         console.print(f"wrote {out}")
+    return result
+
+
+async def _measure(settings: Settings, params: BenchParams, broker_pid: int | None) -> dict[str, Any]:
+    with console.status(f"generating {params.participants} x {params.days} participant-days"):
+        pages = _generate(params, params.participants)
+        samples = _sample_count(pages)
+    console.print(f"generated {len(pages)} raw pages, {samples:,} samples")
+    records = [(key, page.to_bytes()) for key, page in pages]  # serialized before the clock starts
+    result: dict[str, Any] = {"parameters": {**dataclasses.asdict(params), "partitions": settings.kafka.partitions,
+                                             "store": settings.store, "compression": settings.kafka.compression,
+                                             "single_record_batches": settings.kafka.single_record_batches,
+                                             "cpu_count": os.cpu_count(), "python": platform.python_version()},
+                              "samples": samples, "pages": len(pages)}
+    runs = []
+    for run in range(params.runs):  # each run on fresh topics and state: the same work every time
+        run_settings = settings.with_overrides(topic_prefix=f"{settings.kafka.topic_prefix}run{run}.")
+        await create_all_topics(run_settings)
+        console.print(f"run {run + 1}/{params.runs}: starting {params.workers} worker process(es)")
+        runs.append(await _pipeline(run_settings, records, samples, params.workers, broker_pid))
+        if broker_pid is not None:  # the embedded broker keeps topics in memory: free the run's
+            await delete_topics(run_settings, [plan.name for plan in all_topic_plans(run_settings)])
+        console.print(f"run {run + 1}/{params.runs}: {samples:,} samples in {runs[-1]['elapsed_s']:.1f}s "
+                      f"with {params.workers} worker(s): {runs[-1]['end_to_end_samples_per_s']:,.0f} samples/s")
+    result |= _median_run(runs)
+    small = _generate(params, params.baseline_participants)
+    console.print("measuring the per-sample baseline and the Polars limit")
+    result |= await _baseline(settings, small, params.workers)
+    result |= _limit(pages, samples)
+    result["baseline_ratio"] = result["end_to_end_samples_per_s"] / result["baseline_samples_per_s"]
+    result["limit_ratio"] = result["end_to_end_samples_per_s"] / result["limit_samples_per_s"]
+    result["peak_rss_bytes"] = result["workers_peak_rss_bytes"] + (peak_rss(broker_pid) if broker_pid else 0)
     return result
 
 

@@ -19,27 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import console, wait_for_stop_signal
-from cli.connectors import linking_client
-from cli.follow import WorkerIncomplete
+from cli.console import WorkerIncomplete, console, progress
 from cli.kafka_session import kafka_session
+from cli.services import linking_client
 from cli.topics import create_all_topics
-from connectors.gateway import running_gateway
+from connectors.gateway import GatewayService
 from connectors.linking import link_through_consent
 from connectors.scheduler import Scheduler
-from connectors.simulator.service import RunningSimulator, SimulatorOptions, running_simulator
+from connectors.simulator.service import RunningSimulator, SimulatorOptions, SimulatorService
 from connectors.vault import open_vault
 from models.daily import DailySummary
 from models.providers import Provider
 from runtime.kafka import make_consumer, make_producer
-from runtime.metrics import start_metrics_server
+from runtime.service import Service, start_ops_server, wait_for_stop_signal
 from runtime.settings import Settings
-from sinks.consumer import Sink
-from streams.app import Pipeline, build_pipeline
-from streams.runner import running
+from sinks.runner import SinkRunner
+from streams.app import Pipeline
+from streams.runner import WorkerService
 
 __all__ = ["run_demo"]
 
@@ -51,6 +49,10 @@ class _Flow:
     scheduler: Scheduler
     pipeline: Pipeline
     sim: RunningSimulator
+    services: tuple[Service, ...]
+
+    def ready(self) -> bool:
+        return all(service.ready() for service in self.services)
 
     def counts(self) -> tuple[int, int, int, int, int]:
         worker = self.pipeline.progress
@@ -77,17 +79,18 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
                    keep_running: bool, metrics_port: int) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wearables-demo-") as scratch:
-        async with kafka_session(settings, log_name="demo-broker.log") as bootstrap:
-            run = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
+        async with kafka_session(settings, log_name="demo-broker.log") as kafka:
+            bootstrap = kafka.bootstrap
+            run = settings.with_overrides(kafka_bootstrap_servers=bootstrap)
             if settings.uses_embedded_broker:
                 # a fresh broker forgets every record: table state and the vault start fresh with it
-                run = run.model_copy(update={"faust_state_dir": Path(scratch) / "faust"})
+                run = run.with_overrides(faust_state_dir=Path(scratch) / "faust")
                 if settings.vault_url is None:
-                    run = run.model_copy(update={"vault_url": f"sqlite:///{Path(scratch) / 'vault.sqlite'}"})
+                    run = run.with_overrides(vault_url=f"sqlite:///{Path(scratch) / 'vault.sqlite'}")
             created, present = await create_all_topics(run, bootstrap)
             console.print(f"topics: {len(created)} created, {len(present)} already present")
-            start_metrics_server(metrics_port)
-            async with _processes(run, bootstrap, participants, days) as (flow, link_all):
+            async with _processes(run, bootstrap, participants, days) as (flow, link_all), \
+                    start_ops_server(metrics_port, flow.ready):
                 await link_all()
                 await _follow(flow, timeout)
                 summaries = await _latest_summaries(run, bootstrap)
@@ -102,57 +105,51 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
 @contextlib.asynccontextmanager
 async def _processes(run: Settings, bootstrap: str, participants: int, days: int
                      ) -> AsyncIterator[tuple[_Flow, Callable[[], Awaitable[None]]]]:
-    pipeline = build_pipeline(run, bootstrap=bootstrap)
-    producer = make_producer(run, bootstrap)
-    await producer.start()
-    stop = asyncio.Event()
+    """The worker, gateway, simulator and scheduler services, each started once the one before
+    it is (the simulator needs the gateway's URL, the scheduler the simulator's)."""
     console.print("starting the worker (joining its consumer group), the gateway and the vendor simulator")
-    try:
-        async with running(pipeline.app), open_vault(run) as vault, \
-                running_gateway(run, vault, producer, port=0) as gateway, \
-                running_simulator(run, SimulatorOptions(participants=participants, days=days, webhook_base=gateway,
-                                                        sync_interval_s=2.0)) as sim, \
-                aiohttp.ClientSession() as session:
-            live = run.with_overrides(vendor_api_base=sim.url, backfill_days=days + 1)
-            scheduler = Scheduler(live, bootstrap, vault)
-            task = asyncio.ensure_future(scheduler.run(stop))
-            console.print(f"simulator on {sim.url} ({participants} participants, {days} days); gateway on {gateway}")
+    async with contextlib.AsyncExitStack() as stack:
+        worker = await stack.enter_async_context(WorkerService(run, bootstrap=bootstrap).running())
+        vault = await stack.enter_async_context(open_vault(run))
+        gateway = await stack.enter_async_context(
+            GatewayService(run, bootstrap=bootstrap, vault=vault, port=0).running())
+        options = SimulatorOptions(participants=participants, days=days, webhook_base=gateway.url, sync_interval_s=2.0)
+        simulator = await stack.enter_async_context(SimulatorService(run, options).running())
+        sim = simulator.sim
+        live = run.with_overrides(vendor_api_base=sim.url, backfill_days=days + 1)
+        scheduler = await stack.enter_async_context(Scheduler(live, bootstrap=bootstrap, vault=vault).running())
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        producer = make_producer(run, bootstrap)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        console.print(f"simulator on {sim.url} ({participants} participants, {days} days); gateway on {gateway.url}")
 
-            async def link_all() -> None:
-                clients = {p: linking_client(live, p, session) for p in Provider}
-                with Progress(TextColumn("linking participants"), BarColumn(), MofNCompleteColumn(),
-                              console=console, transient=True) as bar:
-                    job = bar.add_task("link", total=participants)
-                    for n, participant in enumerate(sim.world.cohort.participant_ids):
-                        provider = Provider.GOOGLE_HEALTH if n % 2 else Provider.FITBIT
-                        await link_through_consent(live, vault, producer, clients[provider], session, participant)
-                        bar.advance(job)
-                await producer.flush()
-                console.print(f"linked {participants} participants through the simulator's consent pages "
-                              f"(half Fitbit Web API, half Google Health API); backfill requested")
+        async def link_all() -> None:
+            clients = {p: linking_client(live, p, session) for p in Provider}
+            with progress("linking participants", participants) as steps:
+                for n, participant in enumerate(sim.world.cohort.participant_ids):
+                    provider = Provider.GOOGLE_HEALTH if n % 2 else Provider.FITBIT
+                    await link_through_consent(live, vault, producer, clients[provider], session, participant)
+                    steps.advance()
+            for client in clients.values():
+                await client.aclose()
+            await producer.flush()
+            console.print(f"linked {participants} participants through the simulator's consent pages "
+                          f"(half Fitbit Web API, half Google Health API); backfill requested")
 
-            try:
-                yield _Flow(scheduler, pipeline, sim), link_all
-            finally:
-                stop.set()
-                await asyncio.wait_for(task, 60)
-    finally:
-        await producer.stop()
+        yield _Flow(scheduler, worker.pipeline, sim, (worker, gateway, simulator, scheduler)), link_all
 
 
 async def _follow(flow: _Flow, timeout: float) -> None:
     """A live line of the flow until every device has synced and everything fetched is summarized."""
-    columns = (TextColumn("{task.description}"), TimeElapsedColumn())
     loop = asyncio.get_running_loop()
     deadline, quiet_since, last = loop.time() + timeout, loop.time(), flow.counts()
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("")
+    with progress("pages processed", transient=False) as steps:
         while True:
             counts = flow.counts()
             requests, pages, processed, samples, summaries = counts
-            bar.update(task, description=f"fetch requests {requests:,} · pages fetched {pages:,} · "
-                                         f"processed {processed:,} · samples {samples:,} · daily summaries "
-                                         f"{summaries:,}")
+            steps.update(processed, note=f"fetch requests {requests:,} · pages fetched {pages:,} · samples "
+                                         f"{samples:,} · daily summaries {summaries:,}")
             if counts != last:
                 quiet_since, last = loop.time(), counts
             waiting = flow.waiting_for()
@@ -167,8 +164,9 @@ async def _follow(flow: _Flow, timeout: float) -> None:
 
 async def _write_dataset(run: Settings, bootstrap: str) -> None:
     console.print("writing the Parquet dataset (until the daily and intraday topics are drained)")
-    progress = await Sink(run, bootstrap=bootstrap, group=f"{run.topic_prefix}demo-sink").run(idle_exit=3.0)
-    console.print(f"dataset: {run.dataset_location} ({progress.records:,} records merged; read it with Polars, "
+    written = await SinkRunner(run, bootstrap=bootstrap, group=f"{run.kafka.topic_prefix}demo-sink",
+                               idle_exit=3.0).drain()
+    console.print(f"dataset: {run.dataset_location} ({written.records:,} records merged; read it with Polars, "
                   "see README 'Researcher outputs')")
 
 

@@ -8,10 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cli.common import console
+from cli.console import console, progress
 from cli.topics import create_all_topics
 from connectors.archive import ScanResult, scan_archive
 from connectors.import_ledger import ImportLedger
@@ -64,9 +63,7 @@ async def _publish(scan: ScanResult, report: ImportReport, ledger: ImportLedger,
                    settings: Settings, secret: bytes, *, force: bool, quiet: bool) -> None:
     topic = settings.topic(raw_topic_suffix(Provider.FITBIT))
     pending: list[tuple[str, str]] = []
-    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=quiet) as bar:
-        task = bar.add_task("files", total=len(scan.files))
+    with progress("importing", len(scan.files), quiet=quiet) as steps:
         for file in scan.files:
             body = file.path.read_bytes()
             digest = hashlib.sha256(body).hexdigest()
@@ -85,7 +82,7 @@ async def _publish(scan: ScanResult, report: ImportReport, ledger: ImportLedger,
                 await producer.flush()  # type: ignore[attr-defined]
                 ledger.record(pending)
                 pending.clear()
-            bar.advance(task)
+            steps.advance()
         await producer.flush()  # type: ignore[attr-defined]
         ledger.record(pending)
 

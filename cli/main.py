@@ -6,9 +6,7 @@ Configuration comes from environment variables (see README "Configuration" or
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -16,29 +14,13 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from cli.common import (
-    console,
-    fail,
-    metrics_port_option,
-    run_async,
-    settings_from_env,
-    wait_for_stop_signal,
-)
+from cli.console import console, fail, metrics_port_option, run_async, settings_from_env
 from cli.topics import all_topic_plans, create_all_topics
 from models.providers import Provider
-from runtime.broker import EmbeddedBroker, remove_address_file, write_address_file
-from runtime.gc_tuning import tune_gc
 from runtime.kafka import check_reachable, resolve_bootstrap
-from runtime.metrics import gauge, start_metrics_server
 from runtime.settings import Settings
-from streams.app import build_pipeline
-from streams.runner import running
 
 __all__ = ["main"]
-
-BROKER_UP = gauge("embedded_broker_up", "1 while the embedded broker process is running")
-WORKER_PAGES = gauge("worker_raw_pages_seen", "Raw pages this worker process has consumed")
-WORKER_READY = gauge("worker_ready", "1 once this worker has joined its group and recovered its tables")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -67,39 +49,11 @@ def broker(port: int | None, create_topics: bool, metrics_port: int | None) -> N
     other commands started without KAFKA_BOOTSTRAP_SERVERS connect to it. Stops on
     Ctrl-C / SIGTERM and takes the broker process with it. All data is lost on stop.
     """
+    from cli.services import run_broker
+
     settings = settings_from_env()
-    if settings.kafka_bootstrap_servers:
-        fail(f"KAFKA_BOOTSTRAP_SERVERS is set ({settings.kafka_bootstrap_servers}), so every command uses "
-             "that cluster; unset it to run the embedded broker")
-    run_async(_run_broker)(settings, port, create_topics, _metrics_port(settings, metrics_port, 9465))
-
-
-async def _run_broker(settings: Settings, port: int | None, create_topics: bool, metrics_port: int) -> None:
-    embedded = EmbeddedBroker(port, log_path=settings.data_dir / "broker.log")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # State built against a previous in-memory broker refers to offsets that no longer exist.
-    shutil.rmtree(settings.state_dir, ignore_errors=True)
-    async with embedded:
-        assert embedded.pid is not None
-        write_address_file(settings.data_dir, embedded.bootstrap, embedded.pid)
-        try:
-            BROKER_UP.set(1)
-            start_metrics_server(metrics_port)
-            if create_topics:
-                created, present = await create_all_topics(settings, embedded.bootstrap)
-                console.print(f"topics: {len(created)} created, {len(present)} already present")
-            console.print(f"embedded broker ready: [bold]{embedded.bootstrap}[/] (pid {embedded.pid})")
-            console.print(f"KAFKA_BOOTSTRAP_SERVERS={embedded.bootstrap}", markup=False)
-            stop = asyncio.ensure_future(wait_for_stop_signal())
-            while not stop.done() and embedded.is_running():
-                await asyncio.wait({stop}, timeout=0.5)
-            if not stop.done():
-                stop.cancel()
-                fail(f"the broker process exited unexpectedly; see {embedded.log_path}", code=1)
-            console.print(f"{stop.result()}: stopping the broker")
-        finally:
-            BROKER_UP.set(0)
-            remove_address_file(settings.data_dir, embedded.pid)
+    run_async(run_broker)(settings, port=port, create_topics=create_topics,
+                          metrics_port=_metrics_port(settings, metrics_port, 9465))
 
 
 # --------------------------------------------------------------------------- topics
@@ -154,24 +108,10 @@ def worker(metrics_port: int | None) -> None:
     Creates missing topics first. Run several workers with the same settings to share
     the partitions (one consumer group).
     """
+    from cli.services import run_worker
+
     settings = settings_from_env()
-    run_async(_run_worker)(settings, _metrics_port(settings, metrics_port, 9466))
-
-
-async def _run_worker(settings: Settings, metrics_port: int) -> None:
-    bootstrap = resolve_bootstrap(settings)
-    await create_all_topics(settings, bootstrap)
-    pipeline = build_pipeline(settings, bootstrap=bootstrap)
-    tune_gc(settings.gc_gen0_threshold)
-    start_metrics_server(metrics_port)
-    async with running(pipeline.app):
-        console.print(f"worker {settings.app_id} running against {bootstrap}; metrics on :{metrics_port}")
-        WORKER_READY.set(1)
-        stop = asyncio.ensure_future(wait_for_stop_signal())
-        while not stop.done():
-            await asyncio.wait({stop}, timeout=10)
-            WORKER_PAGES.set(pipeline.progress.get("raw_pages"))
-        console.print(f"{stop.result()}: stopping; processed {pipeline.progress.snapshot()}")
+    run_async(run_worker)(settings, metrics_port=_metrics_port(settings, metrics_port, 9466))
 
 
 # --------------------------------------------------------------------------- sink
@@ -186,24 +126,10 @@ def sink(location: str | None, metrics_port: int | None) -> None:
     wins); files are replaced atomically. Run one sink per dataset; it commits its offsets
     only after the rows are written, so a restart never loses a record.
     """
+    from cli.services import run_sink
+
     settings = settings_from_env()
-    run_async(_run_sink)(settings, location, _metrics_port(settings, metrics_port, 9468))
-
-
-async def _run_sink(settings: Settings, location: str | None, metrics_port: int) -> None:
-    from sinks.consumer import Sink
-
-    bootstrap = resolve_bootstrap(settings)
-    await create_all_topics(settings, bootstrap)
-    start_metrics_server(metrics_port)
-    sink_ = Sink(settings, bootstrap=bootstrap, location=location)
-    console.print(f"sink writing {sink_.dataset.location} from {bootstrap}; metrics on :{metrics_port}")
-    stop = asyncio.Event()
-    watcher = asyncio.ensure_future(wait_for_stop_signal())
-    watcher.add_done_callback(lambda _: stop.set())
-    progress = await sink_.run(stop=stop, on_flush=lambda p: console.print(
-        f"sink: {p.records:,} records, {sum(p.rows.values()):,} rows merged, {p.dead_letters} dead letter(s)"))
-    console.print(f"sink stopped after {progress.flushes} flush(es)")
+    run_async(run_sink)(settings, location=location, metrics_port=_metrics_port(settings, metrics_port, 9468))
 
 
 # --------------------------------------------------------------------------- export
@@ -323,14 +249,14 @@ def simulator(participants: int, days: int, port: int, webhook_base: str | None,
     revoke), rate limits with the vendors' headers and 429s, signed webhooks, late and bursty
     device syncs, and fault knobs. GET /_sim/stats reports, among others, rate-limit violations.
     """
-    from cli.connectors import run_simulator
+    from cli.services import run_simulator
     from connectors.simulator.service import SimulatorOptions
 
     settings = settings_from_env()
     options = SimulatorOptions(participants=participants, days=days, port=port, webhook_base=webhook_base,
                                sync_interval_s=sync_interval, error_rate=error_rate, timeout_rate=timeout_rate,
                                latency_s=latency, token_lifetime_s=token_lifetime)
-    run_async(run_simulator)(settings, options, _metrics_port(settings, metrics_port, 9469))
+    run_async(run_simulator)(settings, options, metrics_port=_metrics_port(settings, metrics_port, 9469))
 
 
 @main.command()
@@ -338,10 +264,10 @@ def simulator(participants: int, days: int, port: int, webhook_base: str | None,
 @metrics_port_option(9470)
 def gateway(port: int | None, metrics_port: int | None) -> None:
     """Serve the vendors' webhooks: verify, acknowledge at once, publish fetch requests."""
-    from cli.connectors import run_gateway
+    from cli.services import run_gateway
 
     settings = settings_from_env()
-    run_async(run_gateway)(settings, port, _metrics_port(settings, metrics_port, 9470))
+    run_async(run_gateway)(settings, port=port, metrics_port=_metrics_port(settings, metrics_port, 9470))
 
 
 @main.command()
@@ -349,10 +275,10 @@ def gateway(port: int | None, metrics_port: int | None) -> None:
 def scheduler(metrics_port: int | None) -> None:
     """Fetch from the vendor APIs into raw.<provider>: webhook-driven, polled and backfilled,
     under every vendor rate limit, retrying what fails."""
-    from cli.connectors import run_scheduler
+    from cli.services import run_scheduler
 
     settings = settings_from_env()
-    run_async(run_scheduler)(settings, _metrics_port(settings, metrics_port, 9471))
+    run_async(run_scheduler)(settings, metrics_port=_metrics_port(settings, metrics_port, 9471))
 
 
 @main.command()
@@ -365,15 +291,15 @@ def link(participants: tuple[str, ...], provider: str) -> None:
 
     The participants' own browser flow arrives with the linking web page.
     """
-    from cli.connectors import link_participants
+    from cli.services import link_participants
 
     settings = settings_from_env()
-    if settings.vendor_api_base is None:
+    if settings.vendors.api_base is None:
         fail("programmatic linking drives the simulator's consent page: set WEARABLES_VENDOR_API_BASE to the "
              "simulator's URL (see `wearables simulator`)")
     linked = run_async(link_participants)(settings, participants, Provider(provider))
     console.print(f"linked {linked} participant(s) with {provider}; "
-                  f"backfill of {settings.backfill_days} days requested")
+                  f"backfill of {settings.scheduler.backfill_days} days requested")
 
 
 # --------------------------------------------------------------------------- import

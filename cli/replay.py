@@ -17,19 +17,17 @@ from pathlib import Path
 import polars as pl
 from rich.table import Table
 
-from cli.common import console
-from cli.follow import follow_pages
+from cli.console import console, follow_pages
 from cli.importer import run_import
 from cli.kafka_session import kafka_session
 from cli.topics import create_all_topics
 from connectors.archive import scan_archive
 from models.ids import research_id
 from runtime.settings import Settings
-from sinks.consumer import Sink
 from sinks.dataset import Dataset
+from sinks.runner import SinkRunner
 from sinks.tables import DAILY_SUMMARY
-from streams.app import build_pipeline
-from streams.runner import running
+from streams.runner import WorkerService
 
 __all__ = ["ReplayReport", "run_replay"]
 
@@ -48,19 +46,18 @@ async def run_replay(settings: Settings, archive: Path, out: Path, *, timeout: f
                      quiet_s: float = 3.0) -> ReplayReport:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wearables-replay-") as scratch:
-        async with kafka_session(settings, log_name="replay-broker.log") as bootstrap:
-            run = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap, "dataset": str(out)})
+        async with kafka_session(settings, log_name="replay-broker.log") as kafka:
+            bootstrap = kafka.bootstrap
+            run = settings.with_overrides(kafka_bootstrap_servers=bootstrap, dataset=str(out))
             if settings.uses_embedded_broker:  # a fresh broker: fresh worker state and import ledger too
-                run = run.model_copy(update={"data_dir": Path(scratch)})
+                run = run.with_overrides(data_dir=Path(scratch))
             await create_all_topics(run, bootstrap)
-            pipeline = build_pipeline(run, bootstrap=bootstrap)
             console.print("starting the worker (joining its consumer group)")
-            async with running(pipeline.app):
+            async with WorkerService(run, bootstrap=bootstrap).running() as worker:
                 imported = await run_import(run, archive)
-                await follow_pages(pipeline.progress, imported.published, timeout)
+                await follow_pages(worker.pipeline.progress, imported.published, timeout)
                 console.print("writing the dataset (until the daily and intraday topics are drained)")
-                sink = Sink(run, bootstrap=bootstrap, location=str(out))
-                progress = await sink.run(idle_exit=quiet_s)
+                progress = await SinkRunner(run, bootstrap=bootstrap, location=str(out), idle_exit=quiet_s).drain()
             console.print(f"sink: {progress.records:,} records merged into {out} "
                           f"({progress.dead_letters} dead letters)")
     # everyone in the archive, published this time or at an earlier replay

@@ -1,5 +1,5 @@
 """``wearables gateway``: the aiohttp app vendors and participants talk to (webhooks now; the
-linking pages join it in a later issue)."""
+linking pages join it in a later issue), and ``GatewayService``, the process around it."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from connectors.vault import TokenVault
 from connectors.vendors.endpoints import credentials, webhook_secrets
 from connectors.webhooks import WebhookReceiver
 from models.providers import Provider
+from runtime.kafka import make_producer
+from runtime.service import Service
 from runtime.settings import Settings
 
-__all__ = ["build_gateway_app", "running_gateway"]
+__all__ = ["GatewayService", "build_gateway_app", "running_gateway"]
 
 
 def build_gateway_app(settings: Settings, vault: TokenVault, producer: AIOKafkaProducer) -> web.Application:
@@ -23,7 +25,7 @@ def build_gateway_app(settings: Settings, vault: TokenVault, producer: AIOKafkaP
     receiver = WebhookReceiver(vault, producer, fetch_topic=settings.topic("fetch-requests"),
                                fitbit_secret=credentials(settings, Provider.FITBIT).client_secret,
                                fitbit_verify_code=verify_code, google_token=google_token,
-                               repeat_window=settings.webhook_repeat_window)
+                               repeat_window=settings.gateway.webhook_repeat_window)
     app = web.Application(client_max_size=1 << 20)  # notifications are small; refuse anything large
     app.cleanup_ctx.append(receiver.deferred_publisher)
 
@@ -40,10 +42,38 @@ async def running_gateway(settings: Settings, vault: TokenVault, producer: AIOKa
     """Serve the gateway; yields its base URL."""
     runner = web.AppRunner(build_gateway_app(settings, vault, producer), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, settings.gateway_port if port is None else port)
+    site = web.TCPSite(runner, host, settings.gateway.port if port is None else port)
     await site.start()
     bound = runner.addresses[0][1]
     try:
         yield f"http://{host}:{bound}"
     finally:
         await runner.cleanup()
+
+
+class GatewayService(Service):
+    """The gateway as a :class:`~runtime.service.Service`: its own producer plus the HTTP app,
+    ready once the producer is up and the socket listens.
+
+    :param vault: the token vault (webhooks are mapped to participants through it).
+    :param port: where to listen; ``WEARABLES_GATEWAY_PORT`` when None, any free port when 0.
+    """
+
+    name = "gateway"
+
+    def __init__(self, settings: Settings, *, bootstrap: str, vault: TokenVault, host: str = "127.0.0.1",
+                 port: int | None = None) -> None:
+        super().__init__()
+        self._settings, self._bootstrap, self._vault, self._host, self._port = settings, bootstrap, vault, host, port
+        self._stack = contextlib.AsyncExitStack()
+        self.url = ""
+
+    async def start(self) -> None:
+        producer = make_producer(self._settings, self._bootstrap)
+        await producer.start()
+        self._stack.push_async_callback(producer.stop)
+        self.url = await self._stack.enter_async_context(
+            running_gateway(self._settings, self._vault, producer, host=self._host, port=self._port))
+
+    async def stop(self) -> None:
+        await self._stack.aclose()

@@ -53,7 +53,7 @@ class RateLimiter:
 
     ::
 
-        limiter = RateLimiter(google_project_limit=settings.google_project_limit)
+        limiter = RateLimiter(google_project_limit=settings.scheduler.google_project_limit)
         await limiter.acquire(Provider.FITBIT, research_id)  # before the call
         limiter.observe(Provider.FITBIT, research_id, quota_remaining(page.headers))  # after it
         limiter.block(Provider.FITBIT, research_id, limited.retry_after)  # on a 429

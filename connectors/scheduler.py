@@ -36,6 +36,7 @@ from models.raw import RawPage
 from models.topics import raw_topic_suffix
 from runtime.kafka import make_consumer, make_producer
 from runtime.metrics import counter, gauge
+from runtime.service import TaskService
 from runtime.settings import Settings
 
 __all__ = ["Scheduler", "SchedulerProgress", "fetch_window", "poll_requests"]
@@ -124,11 +125,32 @@ class _Offsets:
                 for tp, top in self.highest.items()}
 
 
-class Scheduler:
-    def __init__(self, settings: Settings, bootstrap: str, vault: TokenVault) -> None:
-        self.settings, self.bootstrap, self.vault = settings, bootstrap, vault
+class Scheduler(TaskService):
+    """Consume ``fetch-requests``, carry each out as its own task, publish the pages onto ``raw.*``.
+
+    A :class:`~runtime.service.Service`: ready once its producer and consumer are started; it
+    also polls every linked participant each ``WEARABLES_POLL_INTERVAL`` (``poll=False``: only
+    what arrives on the topic, as the connector benchmark wants).
+
+        async with Scheduler(settings, bootstrap=bootstrap, vault=vault).running() as scheduler:
+            ...                                    # scheduler.progress counts what it did
+
+    :param settings: the run's settings (Kafka, scheduler and vendor sections are read).
+    :param bootstrap: the Kafka to use.
+    :param vault: the token vault (links, tokens, cursors).
+    """
+
+    name = "scheduler"
+
+    def __init__(self, settings: Settings, *, bootstrap: str, vault: TokenVault, poll: bool = True) -> None:
+        super().__init__()
+        self.settings, self.bootstrap, self.vault, self._poll_too = settings, bootstrap, vault, poll
         self.progress = SchedulerProgress()
         self._producer: AIOKafkaProducer | None = None
+        self._consuming = False
+
+    def ready(self) -> bool:
+        return super().ready() and self._consuming
 
     async def publish_request(self, research_id: str, request: FetchRequest) -> None:
         assert self._producer is not None
@@ -150,26 +172,28 @@ class Scheduler:
                                       link.record(self.settings.secret_key_id).to_bytes(),
                                       key=research_id.encode())
 
-    async def run(self, stop: asyncio.Event, *, poll: bool = True) -> SchedulerProgress:
+    async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
         # Several pages per record batch even on the embedded broker: its one-record batches exist for
         # topics read "up to the end" (changelogs), and nobody reads raw.* or fetch-requests that way.
         # One batch per partition per round trip would cap the scheduler at the broker's round trips.
         self._producer = make_producer(settings, self.bootstrap, max_batch_size=1 << 20)
         consumer = make_consumer(settings, settings.topic("fetch-requests"), bootstrap=self.bootstrap,
-                                 group_id=f"{settings.topic_prefix}scheduler")
-        connector = aiohttp.TCPConnector(limit=settings.fetch_concurrency, ttl_dns_cache=300)
+                                 group_id=f"{settings.kafka.topic_prefix}scheduler")
+        connector = aiohttp.TCPConnector(limit=settings.scheduler.fetch_concurrency, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector) as session:
             clients = build_clients(settings, session)
             tokens = TokenManager(self.vault, clients, on_revoked=self._publish_revoked)
-            fetcher = Fetcher(settings, self.vault, tokens, clients,
-                              RateLimiter(google_project_limit=settings.google_project_limit), self._publish_page)
+            limiter = RateLimiter(google_project_limit=settings.scheduler.google_project_limit)
+            fetcher = Fetcher(settings, self.vault, tokens, clients, limiter, self._publish_page)
             await self._producer.start()
             await consumer.start()
-            poller = asyncio.ensure_future(self._poll(stop, clients)) if poll else None
+            self._consuming = True
+            poller = asyncio.ensure_future(self._poll(stop, clients)) if self._poll_too else None
             try:
                 await self._consume(stop, consumer, fetcher)
             finally:
+                self._consuming = False
                 if poller:
                     poller.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -177,15 +201,14 @@ class Scheduler:
                 await consumer.stop()
                 await self._producer.stop()
                 await aclose_all(clients)
-        return self.progress
 
     async def _poll(self, stop: asyncio.Event, clients: dict[Provider, VendorClient]) -> None:
         while not stop.is_set():
-            for research_id, request in await poll_requests(self.vault, clients, self.settings.backfill_days):
+            for research_id, request in await poll_requests(self.vault, clients, self.settings.scheduler.backfill_days):
                 await self.publish_request(research_id, request)
             POLLS.inc()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.poll_interval)
+                await asyncio.wait_for(stop.wait(), self.settings.scheduler.poll_interval)
 
     async def _consume(self, stop: asyncio.Event, consumer: AIOKafkaConsumer, fetcher: Fetcher) -> None:
         offsets, running = _Offsets(), _InFlight(_MAX_IN_FLIGHT)
@@ -206,7 +229,7 @@ class Scheduler:
                     running.add(task)
             self.progress.in_flight = len(tasks)
             IN_FLIGHT.set(len(tasks))
-            if time.monotonic() - last_commit >= self.settings.kafka_commit_interval and offsets.highest:
+            if time.monotonic() - last_commit >= self.settings.kafka.commit_interval and offsets.highest:
                 await consumer.commit(offsets.committable())
                 last_commit = time.monotonic()
         if tasks:  # stopping: let running fetches finish their current call, then keep their offsets

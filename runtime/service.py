@@ -261,9 +261,10 @@ async def start_ops_server(port: int | None, ready: Callable[[], bool], *,
 
 async def serve(*services: Service, metrics_port: int | None,
                 until: Awaitable[Any] | None = None,
-                on_ready: Callable[[ServiceGroup], None] | None = None) -> str:
+                on_ready: Callable[[ServiceGroup], Awaitable[None]] | None = None) -> str:
     """Run ``services`` until a stop signal, ``until``, or one of them ends; return why it stopped.
 
+    ``on_ready`` runs once every service has started (to announce it, create topics, ...).
     Raises the error of a service that failed (after stopping the others).
     """
     group_holder: list[ServiceGroup] = []
@@ -271,7 +272,7 @@ async def serve(*services: Service, metrics_port: int | None,
     async with start_ops_server(metrics_port, ready), running_services(*services) as group:
         group_holder.append(group)
         if on_ready is not None:
-            on_ready(group)
+            await on_ready(group)
         stop = asyncio.ensure_future(until if until is not None else wait_for_stop_signal())
         ended = asyncio.ensure_future(group.wait_any())
         try:

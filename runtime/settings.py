@@ -67,7 +67,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -410,14 +410,6 @@ class Settings(BaseModel):
             else:
                 data[key] = value
         return Settings.model_validate(data)
-
-    if not TYPE_CHECKING:
-        # TRANSITIONAL (the renovation's settings sweep removes it): flat reads of sectioned fields.
-        def __getattr__(self, name: str) -> Any:
-            route = _ROUTES.get(name)
-            if route is not None:
-                return getattr(getattr(self, route[0]), route[1])
-            return super().__getattr__(name)
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with every secret hidden, for logs and ``--show-config``."""

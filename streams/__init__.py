@@ -2,8 +2,8 @@
 
 Imports ``models`` and ``runtime`` only; never ``connectors`` (they meet on topics)."""
 
-from streams.app import Pipeline, build_pipeline, create_app, internal_topic_plan
+from streams.app import Pipeline, build_pipeline, internal_topic_plan
 from streams.progress import Progress
-from streams.runner import running
+from streams.runner import WorkerService
 
-__all__ = ["Pipeline", "Progress", "build_pipeline", "create_app", "internal_topic_plan", "running"]
+__all__ = ["Pipeline", "Progress", "WorkerService", "build_pipeline", "internal_topic_plan"]

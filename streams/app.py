@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
@@ -21,7 +20,7 @@ from runtime.settings import Settings
 from streams.agents import TABLES, register_agents
 from streams.progress import Progress
 
-__all__ = ["Pipeline", "build_pipeline", "create_app", "internal_topic_plan"]
+__all__ = ["Pipeline", "build_pipeline", "internal_topic_plan"]
 
 _faust_metrics: dict[int, FaustMetrics] = {}
 
@@ -33,10 +32,6 @@ class Pipeline:
     app: faust.App
     progress: Progress
     settings: Settings
-
-    def table_items(self, name: str) -> dict[Any, Any]:
-        """A copy of a table's local contents (this worker's partitions)."""
-        return dict(self.app.tables[name].items())
 
 
 def internal_topic_plan(settings: Settings) -> list[TopicPlan]:
@@ -93,8 +88,3 @@ def build_pipeline(settings: Settings, *, bootstrap: str | None = None,
     register_agents(app, settings, progress)
     app.finalize()
     return Pipeline(app=app, progress=progress, settings=settings)
-
-
-def create_app(settings: Settings, *, bootstrap: str | None = None) -> faust.App:
-    """A fresh Faust app (see :func:`build_pipeline` for the progress handle)."""
-    return build_pipeline(settings, bootstrap=bootstrap).app

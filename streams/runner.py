@@ -11,11 +11,8 @@ integration tests all run this, so a worker in a test is the same code as one in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
-import faust
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from runtime.metrics import gauge
@@ -23,25 +20,13 @@ from runtime.service import Service
 from runtime.settings import Settings
 from streams.app import Pipeline, build_pipeline
 
-__all__ = ["WorkerService", "running"]
+__all__ = ["WorkerService"]
 
 logger = logging.getLogger(__name__)
 
 WORKER_PAGES = gauge("worker_raw_pages_seen", "Raw pages this worker process has consumed")
 WORKER_READY = gauge("worker_ready", "1 once this worker has joined its group and recovered its tables")
 _GAUGE_INTERVAL_S = 5.0
-
-
-@contextlib.asynccontextmanager
-async def running(app: faust.App) -> AsyncIterator[faust.App]:
-    """Start ``app`` (returns once it joined its group and recovered tables), stop it on exit."""
-    await app.start()
-    logger.info("worker %s started", app.conf.id)
-    try:
-        yield app
-    finally:
-        await app.stop()
-        logger.info("worker %s stopped", app.conf.id)
 
 
 class WorkerService(Service):

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from runtime.broker import EmbeddedBroker
+from runtime.broker import BrokerService, EmbeddedBroker
 from runtime.settings import Settings
-from streams.app import Pipeline, build_pipeline
-from streams.runner import running
+from streams.app import Pipeline
+from streams.runner import WorkerService
 
 #: The public Fitabase export the real-data tests read (citation and licence in its README.md).
 FITABASE = Path(__file__).parent / "data" / "fitabase"
@@ -34,13 +34,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     """The embedded broker on a free loopback port, ready once it answers Metadata."""
     log = tmp_path_factory.mktemp("broker") / "broker.log"
-    embedded = EmbeddedBroker(log_path=log, ready_timeout=60)
-    embedded.spawn()
+    service = BrokerService(EmbeddedBroker(log_path=log, ready_timeout=60))
+    asyncio.run(service.start())
     try:
-        asyncio.run(embedded.wait_ready())
-        yield embedded
+        yield service.broker
     finally:
-        embedded.stop()
+        asyncio.run(service.stop())
 
 
 @pytest.fixture
@@ -66,13 +65,12 @@ def settings_factory(broker: EmbeddedBroker, tmp_path: Path) -> Callable[..., Se
 
 @asynccontextmanager
 async def worker(settings: Settings) -> AsyncIterator[Pipeline]:
-    """A worker running in this event loop against the settings' Kafka, topics pre-created."""
+    """A worker service running in this event loop against the settings' Kafka, topics pre-created."""
     from cli.topics import create_all_topics
 
     await create_all_topics(settings)
-    pipeline = build_pipeline(settings)
-    async with running(pipeline.app):
-        yield pipeline
+    async with WorkerService(settings).running() as service:
+        yield service.pipeline
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Run the simulator (HTTP server + device syncs + webhook delivery) inside an asyncio program."""
+"""Run the simulator (HTTP server + device syncs + webhook delivery) inside an asyncio program:
+``running_simulator`` as a context manager, ``SimulatorService`` as a service for ``serve()``."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from connectors.simulator.delivery import WebhookDelivery
 from connectors.simulator.world import Faults, World
 from connectors.vendors.endpoints import credentials, webhook_secrets
 from models.providers import Provider
+from runtime.service import Service
 from runtime.settings import Settings
 
-__all__ = ["RunningSimulator", "SimulatorOptions", "running_simulator"]
+__all__ = ["RunningSimulator", "SimulatorOptions", "SimulatorService", "running_simulator"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +80,29 @@ async def running_simulator(settings: Settings, options: SimulatorOptions) -> As
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 15)
         await runner.cleanup()
+
+
+class SimulatorService(Service):
+    """The simulator as a :class:`~runtime.service.Service`; ready once it listens.
+
+    ``sim`` is the :class:`RunningSimulator` (its URL and world) once started.
+    """
+
+    name = "simulator"
+
+    def __init__(self, settings: Settings, options: SimulatorOptions) -> None:
+        super().__init__()
+        self._settings, self._options = settings, options
+        self._stack = contextlib.AsyncExitStack()
+        self._running: RunningSimulator | None = None
+
+    @property
+    def sim(self) -> RunningSimulator:
+        assert self._running is not None, "the simulator is not started"
+        return self._running
+
+    async def start(self) -> None:
+        self._running = await self._stack.enter_async_context(running_simulator(self._settings, self._options))
+
+    async def stop(self) -> None:
+        await self._stack.aclose()

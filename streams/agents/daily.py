@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import faust
     from faust.types import EventT, StreamT
 
-    from runtime.settings import Settings
+    from runtime.settings import DailySettings, Settings
 
 __all__ = ["DAILY_TABLES", "policy_of", "register_daily"]
 
@@ -50,24 +50,23 @@ PHASE_SECONDS = histogram("daily_phase_seconds", "Time per take in each phase of
                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
 
 
-def policy_of(settings: Settings) -> DayPolicy:
-    rules = DailyRules(valid_min_hours=settings.valid_day_min_hours, valid_min_steps=settings.valid_day_min_steps,
-                       valid_max_steps=settings.valid_day_max_steps)
-    return DayPolicy(grace_s=settings.grace_days * 86400, retention_s=settings.state_retention_days * 86400,
-                     rules=rules)
+def policy_of(daily: DailySettings) -> DayPolicy:
+    rules = DailyRules(valid_min_hours=daily.valid_day_min_hours, valid_min_steps=daily.valid_day_min_steps,
+                       valid_max_steps=daily.valid_day_max_steps)
+    return DayPolicy(grace_s=daily.grace_days * 86400, retention_s=daily.state_retention_days * 86400, rules=rules)
 
 
 def register_daily(app: faust.App, settings: Settings, progress: Progress) -> None:
     """Declare the daily agent, its tables and topics on ``app``."""
-    policy = policy_of(settings)
+    policy = policy_of(settings.daily)
     samples = app.topic(settings.topic("samples"), key_serializer="raw", value_serializer="raw")
     intraday = app.topic(settings.topic("intraday"), key_serializer="raw", value_serializer="raw")
     daily = app.topic(settings.topic("daily"), key_serializer="raw", value_serializer="raw")
     dlq = app.topic(settings.topic("dlq"), key_serializer="raw", value_serializer="raw")
     # bytes types give "raw" serializers to both the store and the changelog (a Schema only reaches the latter)
-    days = app.Table("days", partitions=settings.partitions, key_type=bytes, value_type=bytes,
+    days = app.Table("days", partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes,
                      help="research_id|local_date -> packed day state")
-    marks = app.Table("watermarks", partitions=settings.partitions, key_type=bytes, value_type=bytes,
+    marks = app.Table("watermarks", partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes,
                       help="p<partition> -> event-time watermark (epoch seconds)")
     last_sweep: dict[int, float] = {}
 
@@ -130,7 +129,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
         progress.add("sample_batches", len(events))
         progress.add("summaries", len(update.summaries))
         for partition, group in groups.items():
-            if time.monotonic() - last_sweep.get(partition, 0.0) >= settings.finalize_interval:
+            if time.monotonic() - last_sweep.get(partition, 0.0) >= settings.daily.finalize_interval:
                 last_sweep[partition] = time.monotonic()
                 with as_current_event(group[-1]):
                     await _sweep(partition, watermarks[partition])
@@ -150,7 +149,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
 
     async def _sweep(partition: int, watermark: int) -> None:
         mine = {key.decode(): blob for key, blob in list(days.items())
-                if _partition_of(key, settings.partitions) == partition}
+                if _partition_of(key, settings.kafka.partitions) == partition}
         update = finalize_due(mine, policy=policy, watermark=watermark)
         for key in update.deletes:
             del days[key.encode()]

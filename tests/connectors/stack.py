@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -12,10 +11,10 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from cli.topics import create_all_topics
-from connectors.gateway import running_gateway
+from connectors.gateway import GatewayService
 from connectors.linking import link_through_consent
 from connectors.scheduler import Scheduler
-from connectors.simulator.service import RunningSimulator, SimulatorOptions, running_simulator
+from connectors.simulator.service import RunningSimulator, SimulatorOptions, SimulatorService
 from connectors.vault import TokenVault, open_vault
 from connectors.vendors.base import VendorClient
 from connectors.vendors.registry import aclose_all, build_clients
@@ -43,28 +42,28 @@ class Stack:
 @contextlib.asynccontextmanager
 async def connector_stack(settings_factory: Callable[..., Settings], options: SimulatorOptions,
                           run_scheduler: bool = True, **overrides: Any) -> AsyncIterator[Stack]:
+    """The gateway, simulator and scheduler services as the demo composes them (the scheduler
+    built but not started with ``run_scheduler=False``), and a producer and clients for linking."""
     base = settings_factory(**overrides)
     await create_all_topics(base)
-    producer = make_producer(base)
-    await producer.start()
-    stop = asyncio.Event()
-    try:
-        async with open_vault(base) as vault, running_gateway(base, vault, producer, port=0) as gateway, \
-                running_simulator(base, _with_webhooks(options, gateway)) as sim, \
-                aiohttp.ClientSession() as session:
-            settings = base.with_overrides(vendor_api_base=sim.url)
-            scheduler = Scheduler(settings, settings.kafka_bootstrap_servers or "", vault)
-            clients = build_clients(settings, session)
-            task = asyncio.ensure_future(scheduler.run(stop)) if run_scheduler else None
-            try:
-                yield Stack(settings, sim, vault, producer, session, gateway, scheduler, clients)
-            finally:
-                stop.set()
-                if task:
-                    await asyncio.wait_for(task, 60)
-                await aclose_all(clients)
-    finally:
-        await producer.stop()
+    bootstrap = base.kafka.bootstrap_servers or ""
+    async with contextlib.AsyncExitStack() as stack:
+        producer = make_producer(base)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        vault = await stack.enter_async_context(open_vault(base))
+        gateway = await stack.enter_async_context(GatewayService(base, bootstrap=bootstrap, vault=vault,
+                                                                 port=0).running())
+        simulator = await stack.enter_async_context(
+            SimulatorService(base, _with_webhooks(options, gateway.url)).running())
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        settings = base.with_overrides(vendor_api_base=simulator.sim.url)
+        scheduler = Scheduler(settings, bootstrap=bootstrap, vault=vault)
+        if run_scheduler:
+            await stack.enter_async_context(scheduler.running())
+        clients = build_clients(settings, session)
+        stack.push_async_callback(aclose_all, clients)
+        yield Stack(settings, simulator.sim, vault, producer, session, gateway.url, scheduler, clients)
 
 
 def _with_webhooks(options: SimulatorOptions, gateway: str) -> SimulatorOptions:

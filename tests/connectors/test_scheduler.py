@@ -29,7 +29,7 @@ class _BrokenFetcher:
 
 async def test_a_fetch_that_raises_is_counted_as_error_and_logged_without_the_research_id(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    scheduler = Scheduler(Settings.model_validate({"env": "demo", "data_dir": tmp_path}), "unused:9092",
+    scheduler = Scheduler(Settings.model_validate({"env": "demo", "data_dir": tmp_path}), bootstrap="unused:9092",
                           vault=None)  # type: ignore[arg-type]
     request = FetchRequest(Provider.GOOGLE_HEALTH, "steps", "2026-11-01", "2026-11-02", FetchReason.POLL, time.time())
     with caplog.at_level(logging.ERROR, logger="connectors.scheduler"):
@@ -55,10 +55,10 @@ async def test_at_the_in_flight_cap_it_stops_taking_requests_and_resumes_when_th
     monkeypatch.setattr(scheduler_module, "_MAX_IN_FLIGHT", 5)
     settings = settings_factory(kafka_commit_interval=0.2)
     await create_all_topics(settings)
-    bootstrap = settings.kafka_bootstrap_servers or ""
-    scheduler = Scheduler(settings, bootstrap, vault=None)  # type: ignore[arg-type]
+    bootstrap = settings.kafka.bootstrap_servers or ""
+    scheduler = Scheduler(settings, bootstrap=bootstrap, vault=None)  # type: ignore[arg-type]
     producer = make_producer(settings)
-    consumer = make_consumer(settings, settings.topic("fetch-requests"), group_id=f"{settings.topic_prefix}cap")
+    consumer = make_consumer(settings, settings.topic("fetch-requests"), group_id=f"{settings.kafka.topic_prefix}cap")
     fetcher, stop = _HeldFetcher(), asyncio.Event()
     request = FetchRequest(Provider.GOOGLE_HEALTH, "steps", "2026-11-01", "2026-11-01", FetchReason.POLL)
 

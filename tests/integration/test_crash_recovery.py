@@ -35,12 +35,12 @@ DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(14)]
 def _start_worker(settings: Settings, log: Path, *, commit_interval: float = 1.0) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEARABLES_", "KAFKA_"))}
     env.update({
-        "KAFKA_BOOTSTRAP_SERVERS": str(settings.kafka_bootstrap_servers),
-        "WEARABLES_TOPIC_PREFIX": settings.topic_prefix,
+        "KAFKA_BOOTSTRAP_SERVERS": str(settings.kafka.bootstrap_servers),
+        "WEARABLES_TOPIC_PREFIX": settings.kafka.topic_prefix,
         "WEARABLES_DATA_DIR": str(settings.data_dir), "WEARABLES_ENV": "demo", "WEARABLES_STORE": "rocksdb://",
-        "WEARABLES_PARTITIONS": str(settings.partitions), "WEARABLES_METRICS_PORT": "0",
+        "WEARABLES_PARTITIONS": str(settings.kafka.partitions), "WEARABLES_METRICS_PORT": "0",
         "WEARABLES_LOG_LEVEL": "WARNING",
-        "WEARABLES_GRACE_DAYS": str(settings.grace_days),
+        "WEARABLES_GRACE_DAYS": str(settings.daily.grace_days),
         "WEARABLES_KAFKA_COMMIT_INTERVAL": str(commit_interval),
     })
     with open(log, "ab") as out:

@@ -61,7 +61,7 @@ async def test_sink_writes_the_dataset_and_dead_letters_bad_records(settings_fac
     before = _files(root)
     again = await SinkRunner(settings, location=str(root), idle_exit=4).drain()  # same group: offsets were committed
     assert again.records == 0
-    replayed = await SinkRunner(settings, location=str(root), group=f"{settings.topic_prefix}replay",
+    replayed = await SinkRunner(settings, location=str(root), group=f"{settings.kafka.topic_prefix}replay",
                                 idle_exit=6).drain()
     assert replayed.records == len(batches) + len(summaries) + 2  # everything read again ...
     assert _files(root) == before  # ... and nothing changed

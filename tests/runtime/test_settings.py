@@ -12,9 +12,9 @@ REAL_KEY = "x" * 40
 
 def test_defaults_are_the_demo_shape() -> None:
     settings = load_settings({})
-    assert settings.topic_prefix == "wearables."
-    assert settings.partitions == 8
-    assert settings.kafka_bootstrap_servers is None
+    assert settings.kafka.topic_prefix == "wearables."
+    assert settings.kafka.partitions == 8
+    assert settings.kafka.bootstrap_servers is None
     assert settings.uses_embedded_broker
     assert settings.topic("daily") == "wearables.daily"
     assert settings.app_id == "wearables.worker"
@@ -31,11 +31,11 @@ def test_reads_prefixed_and_kafka_variables() -> None:
         "KAFKA_SASL_PASSWORD": "pw-123",
         "WEARABLES_DATA_DIR": "/tmp/w",
     })
-    assert settings.partitions == 12
+    assert settings.kafka.partitions == 12
     assert settings.topic("dlq") == "cohort7.dlq"
-    assert settings.kafka_bootstrap_servers == "k1:9092,k2:9093"
-    assert settings.kafka_sasl_password is not None
-    assert settings.kafka_sasl_password.get_secret_value() == "pw-123"
+    assert settings.kafka.bootstrap_servers == "k1:9092,k2:9093"
+    assert settings.kafka.sasl_password is not None
+    assert settings.kafka.sasl_password.get_secret_value() == "pw-123"
     assert settings.data_dir == Path("/tmp/w")
     assert not settings.uses_embedded_broker
     assert "pw-123" not in str(settings.masked())
@@ -45,7 +45,7 @@ def test_environment_is_read_by_load_settings(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("WEARABLES_PARTITIONS", "3")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker:9092")
     settings = load_settings()
-    assert (settings.partitions, settings.kafka_bootstrap_servers) == (3, "broker:9092")
+    assert (settings.kafka.partitions, settings.kafka.bootstrap_servers) == (3, "broker:9092")
 
 
 @pytest.mark.parametrize(
@@ -86,8 +86,8 @@ def test_secret_key_must_be_configured_in_production() -> None:
 def test_settings_are_frozen_and_overrides_revalidate() -> None:
     settings = Settings(env="demo")
     with pytest.raises(Exception, match="frozen"):
-        settings.partitions = 2  # type: ignore[misc]
-    assert settings.with_overrides(partitions=2).partitions == 2
+        settings.kafka.partitions = 2  # type: ignore[misc]
+    assert settings.with_overrides(partitions=2).kafka.partitions == 2
     with pytest.raises(Exception, match="greater than or equal"):
         settings.with_overrides(partitions=0)
 

@@ -52,6 +52,10 @@ class ChildProcess(Service):
         self._is_ready = False
 
     @property
+    def log(self) -> Path:
+        return self._log
+
+    @property
     def pid(self) -> int:
         assert self.process is not None, f"{self.name} is not started"
         return self.process.pid

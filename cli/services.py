@@ -1,0 +1,157 @@
+"""The bodies of the process commands: build the services, then ``serve()`` them.
+
+Every long-running command is "parse options → build services → ``serve(...)``" (runtime/service.py):
+the ops server (/metrics, /healthz, /readyz), signals and a clean shutdown are the same for all.
+The one-shot compositions (demo, replay, benchmarks, test fixtures) enter the same services.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+
+import aiohttp
+
+from cli.console import console, progress
+from cli.kafka_session import kafka_ready
+from cli.topics import create_all_topics
+from connectors.gateway import GatewayService
+from connectors.linking import link_through_consent
+from connectors.scheduler import Scheduler
+from connectors.simulator.service import SimulatorOptions, SimulatorService
+from connectors.vault import open_vault
+from connectors.vendors.base import VendorClient
+from connectors.vendors.registry import build_clients
+from models.errors import ConfigurationError
+from models.providers import Provider
+from runtime.broker import BrokerService, EmbeddedBroker
+from runtime.gc_tuning import tune_gc
+from runtime.kafka import make_producer
+from runtime.metrics import gauge
+from runtime.service import ServiceGroup, serve
+from runtime.settings import Settings
+from sinks.runner import SinkProgress, SinkRunner
+from streams.runner import WorkerService
+
+__all__ = ["link_participants", "linking_client", "run_broker", "run_gateway", "run_scheduler", "run_simulator",
+           "run_sink", "run_worker"]
+
+BROKER_UP = gauge("embedded_broker_up", "1 while the embedded broker process is running")
+
+
+async def run_broker(settings: Settings, *, port: int | None, create_topics: bool, metrics_port: int) -> None:
+    if settings.kafka.bootstrap_servers:
+        raise ConfigurationError(f"KAFKA_BOOTSTRAP_SERVERS is set ({settings.kafka.bootstrap_servers}), so every "
+                                 "command uses that cluster; unset it to run the embedded broker")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # State built against a previous in-memory broker refers to offsets that no longer exist.
+    shutil.rmtree(settings.state_dir, ignore_errors=True)
+    broker = BrokerService(EmbeddedBroker(port, log_path=settings.data_dir / "broker.log"),
+                           address_dir=settings.data_dir)
+
+    async def announce(_: ServiceGroup) -> None:
+        BROKER_UP.set(1)
+        if create_topics:
+            created, present = await create_all_topics(settings, broker.bootstrap)
+            console.print(f"topics: {len(created)} created, {len(present)} already present")
+        console.print(f"embedded broker ready: [bold]{broker.bootstrap}[/] (pid {broker.broker.pid})")
+        console.print(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}", markup=False)
+
+    try:
+        reason = await serve(broker, metrics_port=metrics_port, on_ready=announce)
+    finally:
+        BROKER_UP.set(0)
+    console.print(f"{reason}: stopping the broker")
+
+
+async def run_worker(settings: Settings, *, metrics_port: int) -> None:
+    bootstrap = await kafka_ready(settings)
+    tune_gc(settings.gc_gen0_threshold)
+    worker = WorkerService(settings, bootstrap=bootstrap)
+
+    async def announce(_: ServiceGroup) -> None:
+        console.print(f"worker {settings.app_id} running against {bootstrap}; metrics on :{metrics_port}")
+
+    reason = await serve(worker, metrics_port=metrics_port, on_ready=announce)
+    console.print(f"{reason}: stopped; processed {worker.pipeline.progress.snapshot()}")
+
+
+async def run_sink(settings: Settings, *, location: str | None, metrics_port: int) -> None:
+    bootstrap = await kafka_ready(settings)
+
+    def flushed(p: SinkProgress) -> None:
+        console.print(f"sink: {p.records:,} records, {sum(p.rows.values()):,} rows merged, "
+                      f"{p.dead_letters} dead letter(s)")
+
+    sink = SinkRunner(settings, bootstrap=bootstrap, location=location, on_flush=flushed)
+
+    async def announce(_: ServiceGroup) -> None:
+        console.print(f"sink writing {sink.dataset.location} from {bootstrap}; metrics on :{metrics_port}")
+
+    await serve(sink, metrics_port=metrics_port, on_ready=announce)
+    console.print(f"sink stopped after {sink.progress.flushes} flush(es)")
+
+
+async def run_simulator(settings: Settings, options: SimulatorOptions, *, metrics_port: int) -> None:
+    simulator = SimulatorService(settings, options)
+
+    async def announce(_: ServiceGroup) -> None:
+        url = simulator.sim.url
+        console.print(f"vendor simulator on {url} ({options.participants:,} participants, {options.days} days; "
+                      f"webhooks to {options.webhook_base or 'nobody'}); metrics on :{metrics_port}")
+        console.print(f"point the connectors at it: WEARABLES_VENDOR_API_BASE={url}")
+
+    await serve(simulator, metrics_port=metrics_port, on_ready=announce)
+
+
+async def run_gateway(settings: Settings, *, port: int | None, metrics_port: int) -> None:
+    bootstrap = await kafka_ready(settings)
+    async with open_vault(settings) as vault:
+        gateway = GatewayService(settings, bootstrap=bootstrap, vault=vault, port=port)
+
+        async def announce(_: ServiceGroup) -> None:
+            console.print(f"gateway on {gateway.url}: webhooks at {gateway.url}/webhooks/fitbit and "
+                          f"{gateway.url}/webhooks/google_health; metrics on :{metrics_port}")
+
+        await serve(gateway, metrics_port=metrics_port, on_ready=announce)
+
+
+async def run_scheduler(settings: Settings, *, metrics_port: int) -> None:
+    bootstrap = await kafka_ready(settings)
+    async with open_vault(settings) as vault:
+        scheduler = Scheduler(settings, bootstrap=bootstrap, vault=vault)
+
+        async def announce(_: ServiceGroup) -> None:
+            console.print(f"scheduler fetching into {bootstrap}; polls every {settings.scheduler.poll_interval:.0f}s;"
+                          f" metrics on :{metrics_port}")
+
+        await serve(scheduler, metrics_port=metrics_port, on_ready=announce)
+    done = scheduler.progress
+    console.print(f"scheduler stopped: {done.consumed:,} fetch requests, {done.pages:,} pages published")
+
+
+def linking_client(settings: Settings, provider: Provider, session: aiohttp.ClientSession) -> VendorClient:
+    return build_clients(settings, session, providers=[provider])[provider]
+
+
+async def link_participants(settings: Settings, participants: Sequence[str], provider: Provider) -> int:
+    """Link each participant through the vendor's consent page; returns how many were linked."""
+    bootstrap = await kafka_ready(settings)
+    producer = make_producer(settings, bootstrap)
+    await producer.start()
+    linked = 0
+    try:
+        async with open_vault(settings) as vault, aiohttp.ClientSession() as session:
+            client = linking_client(settings, provider, session)
+            try:
+                with progress("linking participants", len(participants)) as steps:
+                    for participant in participants:
+                        await link_through_consent(settings, vault, producer, client, session, participant)
+                        linked += 1
+                        steps.advance()
+            finally:
+                await client.aclose()
+            await producer.flush()
+    finally:
+        await producer.stop()
+    return linked
