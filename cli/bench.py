@@ -209,8 +209,8 @@ async def _baseline(settings: Settings, pages: list[tuple[bytes, RawPage]], work
             producer = make_producer(settings, linger_ms=20, max_batch_size=1 << 16)
             await producer.start()
             try:
-                for key, value in records:
-                    await producer.send(baseline_topic(settings), value, key=key)
+                for key, payload in records:
+                    await producer.send(baseline_topic(settings), payload, key=key)
                 await producer.flush()
             finally:
                 await producer.stop()

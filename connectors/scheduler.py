@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -104,6 +105,10 @@ class SchedulerProgress:
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     pages: int = 0
     in_flight: int = 0
+
+
+def _finished(offsets: _Offsets, tp: TopicPartition, offset: int, _task: asyncio.Task[None]) -> None:
+    offsets.finish(tp, offset)
 
 
 class _Offsets:
@@ -225,7 +230,7 @@ class Scheduler(TaskService):
                 for message in messages:
                     offsets.start(tp, message.offset)
                     task = asyncio.ensure_future(self._one(fetcher, message.key, message.value))
-                    task.add_done_callback(lambda _t, tp=tp, o=message.offset: offsets.finish(tp, o))
+                    task.add_done_callback(functools.partial(_finished, offsets, tp, message.offset))
                     running.add(task)
             self.progress.in_flight = len(tasks)
             IN_FLIGHT.set(len(tasks))

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
@@ -100,7 +101,7 @@ class TokenVault:
         self._pending: dict[tuple[str, str], str] = {}  # cursor advances waiting for the next transaction
         self._flushing: asyncio.Future[None] | None = None
         self._upsert_cursor = self._cursor_upsert()
-        self._wanted: dict[str, asyncio.Future[sa.Row | None]] = {}  # link rows asked for, not yet read
+        self._wanted: dict[str, asyncio.Future[sa.Row[Any] | None]] = {}  # link rows asked for, not yet read
         self._reading: asyncio.Future[None] | None = None
 
     async def create(self) -> None:
@@ -147,7 +148,7 @@ class TokenVault:
         row = await self._row(research_id)
         return None if row is None else _link(row)
 
-    async def _row(self, research_id: str) -> sa.Row | None:
+    async def _row(self, research_id: str) -> sa.Row[Any] | None:
         """The participant's links row, read together with every other row asked for meanwhile.
 
         A scheduler asks for thousands of participants at once; one ``IN (...)`` query per batch
@@ -266,13 +267,13 @@ class TokenVault:
 
     def _cursor_upsert(self) -> sa.Insert:
         insert = (sqlite_insert if self._engine.dialect.name == "sqlite" else postgresql_insert)(_cursors)
-        return insert.on_conflict_do_update(  # type: ignore[no-any-return]
+        return insert.on_conflict_do_update(
             index_elements=[_cursors.c.research_id, _cursors.c.data_type],
             set_={"through_date": insert.excluded.through_date, "updated_at": insert.excluded.updated_at},
             where=_cursors.c.through_date < insert.excluded.through_date)
 
 
-def _link(row: sa.Row) -> Link:
+def _link(row: sa.Row[Any]) -> Link:
     return Link(research_id=row.research_id, provider=Provider(row.provider),
                 api_generation=ApiGeneration(row.api_generation), status=LinkStatus(row.status),
                 timezone=row.timezone, linked_at=row.linked_at, revoked_at=row.revoked_at)

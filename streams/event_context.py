@@ -26,7 +26,7 @@ __all__ = ["as_current_event", "by_partition"]
 
 
 @contextmanager
-def as_current_event(event: EventT) -> Iterator[None]:
+def as_current_event(event: EventT[Any]) -> Iterator[None]:
     """Make ``event`` Faust's current event for the table writes inside the block."""
     token = _current_event.set(weakref.ref(event))
     try:

@@ -72,7 +72,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
 
     @app.agent(samples, name="daily", concurrency=1)
     async def daily_days(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(1000, within=0.25):
+        async for events in stream.take_events(1000, within=0.25):  # type: ignore[attr-defined]  # not in faust's StreamT
             try:
                 await _apply(events)
             except Exception:  # never kill the agent; the batch's records go to the dlq
@@ -186,4 +186,4 @@ def _phases(started: float) -> Callable[[str], None]:
 def _partition_of(key: bytes, partitions: int) -> int:
     """The partition of a ``research_id|date`` key: that of its research_id (the producer's murmur2)."""
     research_id = key.partition(b"|")[0]
-    return (murmur2(research_id) & 0x7FFFFFFF) % partitions
+    return (int(murmur2(research_id)) & 0x7FFFFFFF) % partitions

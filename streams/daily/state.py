@@ -93,8 +93,9 @@ def pack_states(rows: pl.DataFrame, metas: Mapping[str, DayMeta], *, level: int 
                              offsets[part], attr_codes[part], durations[part], level)
     for key, meta in metas.items():  # days that lost all samples still keep their bookkeeping
         if key not in out:
-            out[key] = _pack_one(meta, [], [], *(np.zeros(0, dtype=d) for d in (np.int64, np.float64, np.int32,
-                                                                               np.uint16, np.int32)), level)
+            deltas, values, offsets, codes, durations = (np.zeros(0, dtype=d) for d in (
+                np.int64, np.float64, np.int32, np.uint16, np.int32))
+            out[key] = _pack_one(meta, [], [], deltas, values, offsets, codes, durations, level)
     return out
 
 
