@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from rich.table import Table
 
 from cli.console import console, progress
@@ -59,7 +60,7 @@ async def run_import(settings: Settings, path: Path, *, force: bool = False, qui
     return report
 
 
-async def _publish(scan: ScanResult, report: ImportReport, ledger: ImportLedger, producer: object,
+async def _publish(scan: ScanResult, report: ImportReport, ledger: ImportLedger, producer: AIOKafkaProducer,
                    settings: Settings, secret: bytes, *, force: bool, quiet: bool) -> None:
     topic = settings.topic(raw_topic_suffix(Provider.FITBIT))
     pending: list[tuple[str, str]] = []
@@ -74,16 +75,16 @@ async def _publish(scan: ScanResult, report: ImportReport, ledger: ImportLedger,
                 report.without_zone += profile is None
                 page = file.page(body, profile, fetched_at=time.time())
                 key = research_id(secret, file.participant_id).encode()
-                await producer.send(topic, page.to_bytes(), key=key)  # type: ignore[attr-defined]
+                await producer.send(topic, page.to_bytes(), key=key)
                 pending.append((file.relative, digest))
                 report.published += 1
                 report.participants.add(key.decode())
             if len(pending) >= _FLUSH_EVERY:
-                await producer.flush()  # type: ignore[attr-defined]
+                await producer.flush()
                 ledger.record(pending)
                 pending.clear()
             steps.advance()
-        await producer.flush()  # type: ignore[attr-defined]
+        await producer.flush()
         ledger.record(pending)
 
 

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.oauth import TokenSet
@@ -279,10 +280,10 @@ def _link(row: sa.Row[Any]) -> Link:
                 timezone=row.timezone, linked_at=row.linked_at, revoked_at=row.revoked_at)
 
 
-def _sqlite_pragmas(connection: object, _: object) -> None:
+def _sqlite_pragmas(connection: DBAPIConnection, _: object) -> None:
     # WAL: readers never wait for the writer; NORMAL: durable at each checkpoint, not each commit,
     # which is the trade SQLite documents for WAL (a power cut may lose the last commits, never corrupt)
-    cursor = connection.cursor()  # type: ignore[attr-defined]
+    cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

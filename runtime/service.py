@@ -215,7 +215,7 @@ class OpsServer:
             start_response("200 OK" if ok else "503 Service Unavailable",
                            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
             return [body]
-        return self._metrics(environ, start_response)  # type: ignore[no-any-return]  # prometheus' WSGI app
+        return self._metrics(environ, start_response)  # type: ignore[no-any-return]  # prometheus' make_wsgi_app: bare Callable
 
     def start(self, port: int, host: str) -> None:
         try:

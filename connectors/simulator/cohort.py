@@ -19,13 +19,20 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import orjson
 
-__all__ = ["SleepNight", "SyntheticCohort"]
+__all__ = ["SleepNight", "SyntheticCohort", "utc_offset_s"]
 
 _MINUTES = 1440
 _MINUTE = np.arange(1440)
 _DIURNAL = 6 * np.sin((_MINUTE - 360) / 1440 * 2 * np.pi)  # lowest in the small hours, highest mid-afternoon
 _NO_SLEEP_LOG = 0.05  # share of nights without a log
 _AWAKE_LEVELS = frozenset({"wake"})
+
+
+def utc_offset_s(moment: datetime) -> int:
+    """The UTC offset of an aware datetime, in seconds (``utcoffset()`` is None only for a naive one)."""
+    offset = moment.utcoffset()
+    assert offset is not None, "a zone-aware datetime"
+    return int(offset.total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +124,8 @@ class SyntheticCohort:
         idle = ~((_MINUTE >= wake) & (_MINUTE < sleep)) | (rng.random(_MINUTES) < 0.55)
         walking = rng.random(_MINUTES) < 0.04
         steps = np.where(walking, rng.integers(80, 131, _MINUTES), rng.integers(0, 26, _MINUTES))
-        return np.where(idle, 0, steps).tolist()  # type: ignore[no-any-return]
+        per_minute: list[int] = np.where(idle, 0, steps).tolist()  # numpy's tolist() is typed Any
+        return per_minute
 
     def minute_heart_rate(self, participant_id: str, day: date, steps: list[int] | None = None) -> list[int | None]:
         """Heart rate per local minute (None: off-wrist, 3%): resting + diurnal swing + effort + noise.
@@ -162,7 +170,7 @@ class SyntheticCohort:
                 continue
             local = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=minute)
             start = local.astimezone(UTC)
-            offset = f"{int(local.utcoffset().total_seconds())}s"  # type: ignore[union-attr]
+            offset = f"{utc_offset_s(local)}s"
             points.append({"name": f"users/me/dataTypes/steps/dataPoints/{day:%Y%m%d}{minute:04d}",
                            "steps": {"count": str(count), "interval": {
                                "startTime": f"{start:%Y-%m-%dT%H:%M:%SZ}",
@@ -180,5 +188,5 @@ class SyntheticCohort:
             local = datetime(day.year, day.month, day.day, tzinfo=zone) + timedelta(minutes=minute)
             points.append({"heartRate": {"beatsPerMinute": str(bpm), "sampleTime": {
                 "physicalTime": f"{local.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
-                "utcOffset": f"{int(local.utcoffset().total_seconds())}s"}}})  # type: ignore[union-attr]
+                "utcOffset": f"{utc_offset_s(local)}s"}}})
         return orjson.dumps({"dataPoints": points})

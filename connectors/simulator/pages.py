@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from connectors.simulator.cohort import SleepNight
+from connectors.simulator.cohort import SleepNight, utc_offset_s
 from connectors.simulator.world import Account, World
 
 __all__ = ["fitbit_day", "fitbit_sleep", "google_page", "google_points", "google_sleep"]
@@ -61,16 +61,16 @@ def _day_times(day: date, zone: zoneinfo.ZoneInfo, values: list[int] | list[int 
     """(epoch, value, offset) of the day's non-empty minutes; Google lists only minutes with steps,
     and no heart-rate point while the watch was off-wrist."""
     midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
-    offset = int(midnight.utcoffset().total_seconds())  # type: ignore[union-attr]
+    offset = utc_offset_s(midnight)
     late = midnight.replace(hour=23, minute=59)
-    if int(late.utcoffset().total_seconds()) == offset:  # type: ignore[union-attr]
+    if utc_offset_s(late) == offset:
         base = int(midnight.timestamp())  # no clock change today: plain arithmetic
         return [(base + 60 * m, v, offset) for m, v in enumerate(values) if v]
     result = []  # a DST day: wall-clock minutes, as the device records them
     for minute, value in enumerate(values):
         if value:
             local = midnight + timedelta(minutes=minute)
-            result.append((int(local.timestamp()), value, int(local.utcoffset().total_seconds())))  # type: ignore[union-attr]
+            result.append((int(local.timestamp()), value, utc_offset_s(local)))
     return result
 
 
@@ -193,7 +193,7 @@ def _google_session(found: _Night, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
     night = found.night
 
     def instant(stamp: float) -> dict[str, str]:
-        offset = int(datetime.fromtimestamp(stamp, zone).utcoffset().total_seconds())  # type: ignore[union-attr]
+        offset = utc_offset_s(datetime.fromtimestamp(stamp, zone))
         return {"time": f"{datetime.fromtimestamp(stamp, UTC):%Y-%m-%dT%H:%M:%SZ}", "offset": f"{offset}s"}
 
     start, end = instant(found.start), instant(found.end)

@@ -158,7 +158,8 @@ class FitbitWebClient(VendorClient):
         except Exception as refused:  # oauthlib raises its own errors for an OAuth error body
             error = error_for(_P, getattr(refused, "status_code", 400) or 400, {},
                               orjson.dumps({"errors": [{"errorType": getattr(refused, "error", "invalid_grant")}]}))
-            raise error from None  # type: ignore[misc]
+            assert error is not None, "an oauthlib error's status_code is 4xx/5xx: error_for never returns None"
+            raise error from None
         return TokenSet.from_response(rotated[-1])
 
     def _get(self, tokens: TokenSet, url: str, method: str = "GET") -> VendorPage:
@@ -167,10 +168,10 @@ class FitbitWebClient(VendorClient):
         return self._response(response)
 
     async def exchange_code(self, code: str, verifier: str, redirect_uri: str) -> TokenSet:
-        tokens, _ = await self._run(self._post_token, {
+        exchanged: tuple[TokenSet, str] = await self._run(self._post_token, {
             "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
             "redirect_uri": redirect_uri, "client_id": self._client.client_id})
-        return tokens  # type: ignore[no-any-return]
+        return exchanged[0]
 
     async def whoami(self, access_token: str) -> tuple[str, str | None]:
         """(encodedId, IANA time zone) from the profile: intraday times are local wall-clock."""

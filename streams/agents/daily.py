@@ -72,7 +72,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
 
     @app.agent(samples, name="daily", concurrency=1)
     async def daily_days(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(1000, within=0.25):  # type: ignore[attr-defined]  # not in faust's StreamT
+        async for events in stream.take_events(1000, within=0.25):  # type: ignore[attr-defined]  # faust's StreamT lacks take_events (Stream has it)
             try:
                 await _apply(events)
             except Exception:  # never kill the agent; the batch's records go to the dlq

@@ -35,7 +35,7 @@ def register_normalize(app: faust.App, settings: Settings, progress: Progress) -
 
     @app.agent(raw_topics, name="normalize", concurrency=1)
     async def normalize_pages(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(500, within=0.2):  # type: ignore[attr-defined]  # not in faust's StreamT
+        async for events in stream.take_events(500, within=0.2):  # type: ignore[attr-defined]  # faust's StreamT lacks take_events (Stream has it)
             try:
                 await _normalize_events(events)
             except Exception:  # e.g. the producer failing; never kill the agent

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import orjson
@@ -93,7 +94,8 @@ def rows_of(batches: Iterable[SampleBatch],
 
 def header_of(blob: bytes) -> dict[str, object]:
     """The bookkeeping header of a stored day, without unpacking its samples."""
-    return orjson.loads(blob.partition(b"\n")[0])  # type: ignore[no-any-return]
+    header: dict[str, object] = orjson.loads(blob.partition(b"\n")[0])
+    return header
 
 
 def apply_batches(batches: list[SampleBatch], stored: Mapping[str, bytes], *, policy: DayPolicy,
@@ -144,7 +146,7 @@ def finalize_due(stored: Mapping[str, bytes], *, policy: DayPolicy, watermark: i
     due: dict[str, bytes] = {}
     for key, blob in stored.items():
         header = header_of(blob)
-        end = day_end_utc(key.rpartition("|")[2], int(header["off"]))  # type: ignore[call-overload]
+        end = day_end_utc(key.rpartition("|")[2], cast(int, header["off"]))  # state.pack_states writes an int
         if end + policy.retention_s < watermark:
             update.deletes.append(key)
         elif not header["final"] and end + policy.grace_s < watermark:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import polars as pl
@@ -101,7 +101,7 @@ def cut_batches(frame: pl.DataFrame, specs: Sequence[BatchSpec], originals: Sequ
             durations=lists["duration"][part] if "duration" in lists else None))
     for (page, local_date), times in rejected_at.items():  # a date with rejects only: an empty batch carries them
         rows = bad.filter((pl.col("page") == page) & (pl.col("local_date") == local_date))
-        offset = int(rows["offset"].drop_nulls().first() or 0)  # type: ignore[arg-type]
+        offset = int(cast("float | None", rows["offset"].drop_nulls().first()) or 0)  # a number column
         results[page].batches.append(_batch(specs[page], utc_offset_s=offset, local_date=local_date,
                                             rejected_timestamps=times, timestamps=[], values=[]))
     return results

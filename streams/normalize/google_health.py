@@ -196,8 +196,8 @@ def _sleep_summary(session: Mapping[str, Any], interval: Mapping[str, Any], ende
     for stage in summary.get("stagesSummary") or []:
         if isinstance(stage, Mapping) and isinstance(stage.get("type"), str):
             minutes = stage.get("minutes")
-            if minutes is None and parse_duration_s(stage.get("duration")) is not None:
-                minutes = parse_duration_s(stage.get("duration")) / 60  # type: ignore[operator]
+            if minutes is None and (seconds := parse_duration_s(stage.get("duration"))) is not None:
+                minutes = seconds / 60
             figures.append((labels.stage_minutes(stage["type"].lower()), minutes))
     if not figures:
         return Normalized()
