@@ -123,7 +123,7 @@ async def _stats(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
 
 async def _link_all(settings: Settings, vault: TokenVault, session: aiohttp.ClientSession, participants: int,
                     concurrency: int) -> None:
-    client = build_clients(settings, session, providers=[Provider.GOOGLE_HEALTH])[Provider.GOOGLE_HEALTH]
+    client = build_clients(settings.vendors, session, providers=[Provider.GOOGLE_HEALTH])[Provider.GOOGLE_HEALTH]
     producer = make_producer(settings)
     await producer.start()
     gate = asyncio.Semaphore(concurrency)

@@ -68,7 +68,7 @@ class ChildProcess(Service):
 
     async def start(self) -> None:
         self._log.parent.mkdir(parents=True, exist_ok=True)
-        with self._log.open("wb") as log:
+        with self._log.open("ab") as log:  # appended: a restarted child keeps its first run's lines
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "cli.main", *self._args, "--metrics-port", str(self.port),
                 env={**os.environ, **self._env}, stdout=log, stderr=log)

@@ -131,7 +131,7 @@ async def run_scheduler(settings: Settings, *, metrics_port: int) -> None:
 
 
 def linking_client(settings: Settings, provider: Provider, session: aiohttp.ClientSession) -> VendorClient:
-    return build_clients(settings, session, providers=[provider])[provider]
+    return build_clients(settings.vendors, session, providers=[provider])[provider]
 
 
 async def link_participants(settings: Settings, participants: Sequence[str], provider: Provider) -> int:

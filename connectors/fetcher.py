@@ -27,7 +27,7 @@ from models.participants import LinkStatus
 from models.providers import Provider
 from models.raw import RawPage
 from runtime.metrics import counter, histogram
-from runtime.settings import Settings
+from runtime.settings import SchedulerSettings
 
 __all__ = ["FetchOutcome", "Fetcher"]
 
@@ -52,10 +52,11 @@ class Fetcher:
 
     ::
 
-        fetcher = Fetcher(settings, vault, tokens, clients, limiter, publish)
+        fetcher = Fetcher(retry=settings.scheduler, vault=vault, tokens=tokens, clients=clients, limiter=limiter,
+                          publish=publish)
         outcome = await fetcher.fetch(research_id, request)  # FetchOutcome("done", pages, bytes)
 
-    :param settings: read for the retry policy (``scheduler.fetch_max_attempts``, ``retry_base_delay``).
+    :param retry: the retry policy (``fetch_max_attempts``, ``retry_base_delay``).
     :param vault: the participant's link (status, time zone) and the cursors.
     :param tokens: access tokens, refreshed on expiry.
     :param clients: the vendor client of each provider.
@@ -63,9 +64,9 @@ class Fetcher:
     :param publish: sends one raw page onto its topic; returns the future of Kafka's ack.
     """
 
-    def __init__(self, settings: Settings, vault: TokenVault, tokens: TokenManager,
+    def __init__(self, *, retry: SchedulerSettings, vault: TokenVault, tokens: TokenManager,
                  clients: Mapping[Provider, VendorClient], limiter: RateLimiter, publish: Publish) -> None:
-        self._retry, self._vault, self._tokens = settings.scheduler, vault, tokens
+        self._retry, self._vault, self._tokens = retry, vault, tokens
         self._clients, self._limiter, self._publish = clients, limiter, publish
         # request ids: unique per process run and call, cheaper than a uuid4 per page
         self._run_id, self._calls = secrets.token_hex(6), itertools.count()

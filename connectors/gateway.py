@@ -21,9 +21,9 @@ __all__ = ["GatewayService", "build_gateway_app", "running_gateway"]
 
 
 def build_gateway_app(settings: Settings, vault: TokenVault, producer: AIOKafkaProducer) -> web.Application:
-    verify_code, google_token = webhook_secrets(settings)
+    verify_code, google_token = webhook_secrets(settings.gateway)
     receiver = WebhookReceiver(vault, producer, fetch_topic=settings.topic("fetch-requests"),
-                               fitbit_secret=credentials(settings, Provider.FITBIT).client_secret,
+                               fitbit_secret=credentials(settings.vendors, Provider.FITBIT).client_secret,
                                fitbit_verify_code=verify_code, google_token=google_token,
                                repeat_window=settings.gateway.webhook_repeat_window)
     app = web.Application(client_max_size=1 << 20)  # notifications are small; refuse anything large

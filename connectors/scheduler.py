@@ -187,10 +187,11 @@ class Scheduler(TaskService):
                                  group_id=f"{settings.kafka.topic_prefix}scheduler")
         connector = aiohttp.TCPConnector(limit=settings.scheduler.fetch_concurrency, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector) as session:
-            clients = build_clients(settings, session)
+            clients = build_clients(settings.vendors, session)
             tokens = TokenManager(self.vault, clients, on_revoked=self._publish_revoked)
             limiter = RateLimiter(google_project_limit=settings.scheduler.google_project_limit)
-            fetcher = Fetcher(settings, self.vault, tokens, clients, limiter, self._publish_page)
+            fetcher = Fetcher(retry=settings.scheduler, vault=self.vault, tokens=tokens, clients=clients,
+                              limiter=limiter, publish=self._publish_page)
             await self._producer.start()
             await consumer.start()
             self._consuming = True

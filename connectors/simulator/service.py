@@ -56,7 +56,7 @@ async def running_simulator(settings: Settings, options: SimulatorOptions) -> As
     world.faults = Faults(error_rate=options.error_rate, timeout_rate=options.timeout_rate, hang_s=options.hang_s,
                           latency_s=options.latency_s)
     world.quota.google_project_per_minute = options.google_project_limit
-    app = build_simulator_app(world, {p: credentials(settings, p) for p in Provider})
+    app = build_simulator_app(world, {p: credentials(settings.vendors, p) for p in Provider})
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, options.host, options.port, backlog=4096)
@@ -64,11 +64,11 @@ async def running_simulator(settings: Settings, options: SimulatorOptions) -> As
     port = runner.addresses[0][1]
     delivery, stop, task = None, asyncio.Event(), None
     if options.webhook_base:
-        verify_code, google_token = webhook_secrets(settings)
+        verify_code, google_token = webhook_secrets(settings.gateway)
         base = options.webhook_base.rstrip("/")
         delivery = WebhookDelivery(world, fitbit_url=f"{base}/webhooks/fitbit",
                                    google_url=f"{base}/webhooks/google_health",
-                                   fitbit_secret=credentials(settings, Provider.FITBIT).client_secret,
+                                   fitbit_secret=credentials(settings.vendors, Provider.FITBIT).client_secret,
                                    fitbit_verify_code=verify_code, google_token=google_token,
                                    interval_s=options.sync_interval_s)
         task = asyncio.ensure_future(delivery.run(stop))

@@ -109,7 +109,7 @@ class VendorClient(ABC):
 
     Every method either returns what the vendor answered or raises one of
     ``connectors.errors``; a client never sleeps or retries (the caller decides, see
-    ``Fetcher``). Build one through ``registry.build_clients(settings, session)``, or directly
+    ``Fetcher``). Build one through ``registry.build_clients(settings.vendors, session)``, or directly
     with the subclass's own keyword arguments in tests; close it with ``await client.aclose()``
     (or ``async with client:``)::
 

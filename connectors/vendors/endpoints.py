@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from connectors.vendors import fitbit_spec, google_health_spec
 from models.providers import Provider
-from runtime.settings import Settings
+from runtime.settings import GatewaySettings, VendorSettings
 
 __all__ = ["DEMO_SECRETS", "Credentials", "Endpoints", "credentials", "endpoints", "is_loopback",
            "webhook_secrets"]
@@ -60,8 +60,8 @@ _PATHS = {  # the same endpoints as paths on one host (the simulator's)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def endpoints(settings: Settings, provider: Provider) -> Endpoints:
-    base = settings.vendors.api_base
+def endpoints(vendors: VendorSettings, provider: Provider) -> Endpoints:
+    base = vendors.api_base
     if base is None:
         return _REAL[provider]
     return Endpoints(*(base.rstrip("/") + path for path in _PATHS[provider]))
@@ -72,8 +72,7 @@ def is_loopback(url: str) -> bool:
     return urlsplit(url).hostname in _LOOPBACK
 
 
-def credentials(settings: Settings, provider: Provider) -> Credentials:
-    vendors = settings.vendors
+def credentials(vendors: VendorSettings, provider: Provider) -> Credentials:
     if provider is Provider.FITBIT:
         return Credentials(vendors.fitbit_client_id, vendors.demo_or_required(
             vendors.fitbit_client_secret, "WEARABLES_FITBIT_CLIENT_SECRET", DEMO_SECRETS["fitbit_client_secret"]))
@@ -81,9 +80,8 @@ def credentials(settings: Settings, provider: Provider) -> Credentials:
         vendors.google_client_secret, "WEARABLES_GOOGLE_CLIENT_SECRET", DEMO_SECRETS["google_client_secret"]))
 
 
-def webhook_secrets(settings: Settings) -> tuple[str, str]:
+def webhook_secrets(gateway: GatewaySettings) -> tuple[str, str]:
     """(Fitbit subscriber verification code, the Authorization value Google sends)."""
-    gateway = settings.gateway
     return (gateway.demo_or_required(gateway.fitbit_verify_code, "WEARABLES_FITBIT_VERIFY_CODE",
                                      DEMO_SECRETS["fitbit_verify_code"]),
             gateway.demo_or_required(gateway.google_webhook_token, "WEARABLES_GOOGLE_WEBHOOK_TOKEN",

@@ -59,8 +59,8 @@ class FitbitWebClient(VendorClient):
 
     ::
 
-        client = FitbitWebClient(endpoints=endpoints(settings, Provider.FITBIT),
-                                 credentials=credentials(settings, Provider.FITBIT), timeout=30.0)
+        client = FitbitWebClient(endpoints=endpoints(settings.vendors, Provider.FITBIT),
+                                 credentials=credentials(settings.vendors, Provider.FITBIT), timeout=30.0)
         page = await client.fetch_day(access_token, "activities-heart-intraday", day)
         await client.aclose()  # the threads
 

@@ -47,8 +47,8 @@ class GoogleHealthClient(VendorClient):
 
     ::
 
-        client = GoogleHealthClient(endpoints=endpoints(settings, Provider.GOOGLE_HEALTH),
-                                    credentials=credentials(settings, Provider.GOOGLE_HEALTH),
+        client = GoogleHealthClient(endpoints=endpoints(settings.vendors, Provider.GOOGLE_HEALTH),
+                                    credentials=credentials(settings.vendors, Provider.GOOGLE_HEALTH),
                                     timeout=30.0, session=session)
         page = await client.fetch_day(access_token, "heart-rate", day)  # then page.next_token ...
 

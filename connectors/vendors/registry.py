@@ -16,7 +16,7 @@ from connectors.vendors.endpoints import credentials, endpoints
 from connectors.vendors.fitbit import FitbitWebClient
 from connectors.vendors.google_health import GoogleHealthClient
 from models.providers import Provider
-from runtime.settings import Settings
+from runtime.settings import VendorSettings
 
 __all__ = ["VENDOR_CLIENTS", "aclose_all", "build_clients"]
 
@@ -25,16 +25,16 @@ VENDOR_CLIENTS: Mapping[Provider, type[VendorClient]] = {
 }
 
 
-def build_clients(settings: Settings, session: aiohttp.ClientSession, *,
+def build_clients(vendors: VendorSettings, session: aiohttp.ClientSession, *,
                   providers: Iterable[Provider] | None = None) -> dict[Provider, VendorClient]:
     """A client per provider (every registered one unless ``providers`` says), on ``session``.
 
-    The only place vendor clients read Settings: endpoints, credentials and the call timeout.
+    The only place vendor clients read the settings (their section): endpoints, credentials and the call timeout.
     Close them with ``aclose_all``; the session stays the caller's.
     """
     return {provider: VENDOR_CLIENTS[provider].build(
-        endpoints=endpoints(settings, provider), credentials=credentials(settings, provider),
-        timeout=settings.vendors.http_timeout, session=session)
+        endpoints=endpoints(vendors, provider), credentials=credentials(vendors, provider),
+        timeout=vendors.http_timeout, session=session)
         for provider in (VENDOR_CLIENTS if providers is None else providers)}
 
 

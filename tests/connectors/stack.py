@@ -61,7 +61,7 @@ async def connector_stack(settings_factory: Callable[..., Settings], options: Si
         scheduler = Scheduler(settings, bootstrap=bootstrap, vault=vault)
         if run_scheduler:
             await stack.enter_async_context(scheduler.running())
-        clients = build_clients(settings, session)
+        clients = build_clients(settings.vendors, session)
         stack.push_async_callback(aclose_all, clients)
         yield Stack(settings, simulator.sim, vault, producer, session, gateway.url, scheduler, clients)
 

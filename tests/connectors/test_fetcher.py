@@ -104,7 +104,8 @@ def _fetcher(tmp_path: Path, script: Script, **settings: Any) -> tuple[Fetcher, 
         return done
 
     config = Settings.model_validate({"data_dir": tmp_path, "retry_base_delay": 0.001, **settings})
-    fetcher = Fetcher(config, vault, tokens, {P: client}, RateLimiter(), publish)  # type: ignore[arg-type]
+    fetcher = Fetcher(retry=config.scheduler, vault=vault, tokens=tokens, clients={P: client},  # type: ignore[arg-type]
+                      limiter=RateLimiter(), publish=publish)
     return fetcher, client, vault, tokens, published
 
 

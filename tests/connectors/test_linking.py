@@ -52,7 +52,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 @pytest.mark.parametrize("provider", sorted(VENDOR_CLIENTS), ids=str)
 async def test_a_link_through_the_consent_page(rig: Rig, provider: Provider) -> None:
     participant, producer = rig.sim.world.cohort.participant_ids[0], Producer()
-    clients = build_clients(rig.settings, rig.session, providers=[provider])
+    clients = build_clients(rig.settings.vendors, rig.session, providers=[provider])
     try:
         link = await link_through_consent(rig.settings, rig.vault, producer, clients[provider],  # type: ignore[arg-type]
                                           rig.session, participant)
@@ -74,6 +74,6 @@ async def test_a_link_through_the_consent_page(rig: Rig, provider: Provider) -> 
 
 async def test_a_consent_page_that_refuses_is_vendor_rejected(rig: Rig) -> None:
     stranger = rig.settings.with_overrides(google_client_id="not-our-client")
-    clients = build_clients(stranger, rig.session, providers=[Provider.GOOGLE_HEALTH])
+    clients = build_clients(stranger.vendors, rig.session, providers=[Provider.GOOGLE_HEALTH])
     with pytest.raises(VendorRejected, match="consent page answered 400"):
         await give_consent(clients[Provider.GOOGLE_HEALTH], rig.session, "P1", redirect_uri="http://x/cb")

@@ -79,8 +79,8 @@ async def test_revoked_grant_marks_participant_revoked_and_stops_fetching(
 
         client = stack.clients[Provider.GOOGLE_HEALTH]
         tokens = TokenManager(stack.vault, {Provider.GOOGLE_HEALTH: client}, record_revoked)
-        fetcher = Fetcher(stack.settings, stack.vault, tokens, {Provider.GOOGLE_HEALTH: client},
-                          RateLimiter(), publish)
+        fetcher = Fetcher(retry=stack.settings.scheduler, vault=stack.vault, tokens=tokens,
+                          clients={Provider.GOOGLE_HEALTH: client}, limiter=RateLimiter(), publish=publish)
         world = stack.sim.world
         day = world.last_day.isoformat()
         request = FetchRequest(Provider.GOOGLE_HEALTH, "steps", day, day, FetchReason.POLL)

@@ -4,10 +4,7 @@ summaries equal those of a run without the crash (revision counters aside)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -17,6 +14,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
+from cli.children import ChildProcess
 from cli.topics import create_all_topics
 from connectors.simulator.cohort import SyntheticCohort
 from models.daily import DailySummary
@@ -27,25 +25,22 @@ from tests.streams.daily.helpers import IGNORED, Store, batches_of, cohort_pages
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 COHORT = SyntheticCohort(100, seed=99)
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(14)]
 
 
-def _start_worker(settings: Settings, log: Path, *, commit_interval: float = 1.0) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEARABLES_", "KAFKA_"))}
-    env.update({
+async def _start_worker(settings: Settings, log: Path, *, commit_interval: float = 1.0) -> ChildProcess:
+    """A ``wearables worker`` process, started and ready (joined its group, tables recovered)."""
+    worker = ChildProcess(("worker",), log=log, ready_timeout=180, env={
         "KAFKA_BOOTSTRAP_SERVERS": str(settings.kafka.bootstrap_servers),
         "WEARABLES_TOPIC_PREFIX": settings.kafka.topic_prefix,
         "WEARABLES_DATA_DIR": str(settings.data_dir), "WEARABLES_ENV": "demo", "WEARABLES_STORE": "rocksdb://",
-        "WEARABLES_PARTITIONS": str(settings.kafka.partitions), "WEARABLES_METRICS_PORT": "0",
-        "WEARABLES_LOG_LEVEL": "WARNING",
+        "WEARABLES_PARTITIONS": str(settings.kafka.partitions), "WEARABLES_LOG_LEVEL": "WARNING",
         "WEARABLES_GRACE_DAYS": str(settings.daily.grace_days),
         "WEARABLES_KAFKA_COMMIT_INTERVAL": str(commit_interval),
     })
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+    await worker.start()
+    return worker
 
 
 async def _publish_steadily(settings: Settings, pages: list[tuple[str, Any]], *, seconds: float) -> None:
@@ -120,7 +115,7 @@ async def test_sigkill_mid_run_then_restart_gives_the_same_summaries(
 
     log = tmp_path / "worker.log"
     # No offset commit before the kill: the restart must replay into the recovered state, every time.
-    worker = _start_worker(settings, log, commit_interval=600)
+    worker = await _start_worker(settings, log, commit_interval=600)
     # Pages arrive over ~20 s, as from connectors, so the kill lands mid-run however fast the worker is.
     publishing = asyncio.ensure_future(_publish_steadily(settings, pages, seconds=20))
     try:
@@ -128,11 +123,12 @@ async def test_sigkill_mid_run_then_restart_gives_the_same_summaries(
             return len(await _summaries(settings)) >= expected_days // 4
 
         await _wait(some_done, 180, "a quarter of the days to be summarized")
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(worker.process.wait(), 10)
         assert len(await _summaries(settings)) < expected_days, "the crash came too late to test anything"
 
-        worker = _start_worker(settings, log)
+        worker = await _start_worker(settings, log)
 
         async def converged() -> bool:
             return not _mismatches(await _summaries(settings), reference)
@@ -141,11 +137,7 @@ async def test_sigkill_mid_run_then_restart_gives_the_same_summaries(
         await _wait(converged, 300, "the restarted worker's summaries to match the reference")
     finally:
         publishing.cancel()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        await worker.stop()
 
     got = await _summaries(settings)
     assert len(got) == expected_days

@@ -70,7 +70,7 @@ async def _vendor(provider: Provider, tmp_path: Path, *, api_base: str | None = 
     options = SimulatorOptions(participants=2, days=3, late_share=0.0, duplicate_share=0.0)
     async with running_simulator(settings, options) as sim, aiohttp.ClientSession() as session:
         live = settings.with_overrides(vendor_api_base=api_base or sim.url, **overrides)
-        async with build_clients(live, session, providers=[provider])[provider] as client:
+        async with build_clients(live.vendors, session, providers=[provider])[provider] as client:
             yield Vendor(live, sim, session, client, sim.world.cohort.participant_ids[0])
 
 

@@ -19,11 +19,11 @@ def _settings(tmp_path: Path, **values: object) -> Settings:
 
 
 def test_the_real_hosts_unless_the_simulator_moves_them_all(tmp_path: Path) -> None:
-    real = endpoints(_settings(tmp_path), Provider.GOOGLE_HEALTH)
+    real = endpoints(_settings(tmp_path).vendors, Provider.GOOGLE_HEALTH)
     assert (real.api, real.authorize, real.token) == (google_health_spec.API, google_health_spec.AUTHORIZE_URL,
                                                       google_health_spec.TOKEN_URL)
-    assert endpoints(_settings(tmp_path), Provider.FITBIT).authorize == fitbit_spec.AUTHORIZE_URL
-    simulated = endpoints(_settings(tmp_path, vendor_api_base="http://127.0.0.1:9/"), Provider.FITBIT)
+    assert endpoints(_settings(tmp_path).vendors, Provider.FITBIT).authorize == fitbit_spec.AUTHORIZE_URL
+    simulated = endpoints(_settings(tmp_path, vendor_api_base="http://127.0.0.1:9/").vendors, Provider.FITBIT)
     assert (simulated.api, simulated.authorize, simulated.token, simulated.revoke) == (
         "http://127.0.0.1:9", "http://127.0.0.1:9/oauth2/authorize", "http://127.0.0.1:9/oauth2/token",
         "http://127.0.0.1:9/oauth2/revoke")
@@ -32,12 +32,13 @@ def test_the_real_hosts_unless_the_simulator_moves_them_all(tmp_path: Path) -> N
 
 def test_demo_stand_ins_only_in_the_demo(tmp_path: Path) -> None:
     demo = _settings(tmp_path, env="demo")
-    assert credentials(demo, Provider.FITBIT).client_secret == DEMO_SECRETS["fitbit_client_secret"]
-    assert webhook_secrets(demo) == (DEMO_SECRETS["fitbit_verify_code"], DEMO_SECRETS["google_webhook_token"])
+    assert credentials(demo.vendors, Provider.FITBIT).client_secret == DEMO_SECRETS["fitbit_client_secret"]
+    assert webhook_secrets(demo.gateway) == (DEMO_SECRETS["fitbit_verify_code"], DEMO_SECRETS["google_webhook_token"])
     with pytest.raises(ConfigurationError, match="WEARABLES_GOOGLE_CLIENT_SECRET"):
-        credentials(_settings(tmp_path), Provider.GOOGLE_HEALTH)
+        credentials(_settings(tmp_path).vendors, Provider.GOOGLE_HEALTH)
     with pytest.raises(ConfigurationError, match="public demo value"):
-        credentials(_settings(tmp_path, fitbit_client_secret=DEMO_SECRETS["fitbit_client_secret"]), Provider.FITBIT)
-    real = credentials(_settings(tmp_path, google_client_secret="s3cret", google_client_id="us"),
+        credentials(_settings(tmp_path, fitbit_client_secret=DEMO_SECRETS["fitbit_client_secret"]).vendors,
+                    Provider.FITBIT)
+    real = credentials(_settings(tmp_path, google_client_secret="s3cret", google_client_id="us").vendors,
                        Provider.GOOGLE_HEALTH)
     assert (real.client_id, real.client_secret) == ("us", "s3cret") and "s3cret" not in repr(real)

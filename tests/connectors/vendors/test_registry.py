@@ -15,10 +15,10 @@ from runtime.settings import Settings
 async def test_one_client_per_registered_provider_or_the_ones_asked_for(tmp_path: Path) -> None:
     settings = Settings.model_validate({"env": "demo", "data_dir": tmp_path, "vendor_api_base": "http://127.0.0.1:9"})
     async with aiohttp.ClientSession() as session:
-        clients = build_clients(settings, session)
+        clients = build_clients(settings.vendors, session)
         assert {p: type(c) for p, c in clients.items()} == dict(VENDOR_CLIENTS)
         assert all(client.provider is provider for provider, client in clients.items())
-        only = build_clients(settings, session, providers=[Provider.GOOGLE_HEALTH])
+        only = build_clients(settings.vendors, session, providers=[Provider.GOOGLE_HEALTH])
         assert list(only) == [Provider.GOOGLE_HEALTH]
         await aclose_all(clients)
         await aclose_all(only)
