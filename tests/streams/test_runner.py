@@ -1,0 +1,55 @@
+"""WorkerService (streams/runner.py) on the embedded broker: ready once started, counting the
+raw pages its agents consume, not ready once stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from cli.topics import create_all_topics
+from connectors.simulator.cohort import SyntheticCohort
+from models.ids import research_id
+from models.providers import Provider
+from models.raw import RawPage
+from runtime.kafka import make_producer
+from runtime.settings import Settings
+from streams.runner import WorkerService
+
+pytestmark = pytest.mark.integration
+
+COHORT = SyntheticCohort(1, seed=3)
+DAY = date(2026, 10, 20)
+
+
+def _ready_gauge() -> float | None:
+    return REGISTRY.get_sample_value("wearables_worker_ready")
+
+
+async def test_a_started_worker_is_ready_and_counts_a_published_page(settings_factory: Callable[..., Settings]) -> None:
+    settings = settings_factory()
+    await create_all_topics(settings)
+    person = COHORT.participant_ids[0]
+    page = RawPage(provider=Provider.FITBIT, data_type="activities-steps-intraday", date=DAY.isoformat(),
+                   body=COHORT.fitbit_steps_intraday(person, DAY), timezone=COHORT.timezone(person), detail="1min")
+    service = WorkerService(settings, registry=CollectorRegistry())
+    with pytest.raises(AssertionError, match="not started"):
+        _ = service.pipeline
+
+    async with service.running() as worker:
+        assert worker.ready() and _ready_gauge() == 1
+        progress = worker.pipeline.progress
+        assert progress.get("raw_pages") == 0
+        producer = make_producer(settings)
+        await producer.start()
+        try:
+            await producer.send_and_wait(settings.topic("raw.fitbit"), page.to_bytes(),
+                                         key=research_id(settings.require_secret_key(), person).encode())
+        finally:
+            await producer.stop()
+        assert await progress.wait_for("raw_pages", 1, timeout=60) == 1
+        assert progress.get("samples") == 1440 + 1  # a minute a day, and the page's daily total
+        assert progress.get("dead_letters") == 0
+    assert not worker.ready() and _ready_gauge() == 0
