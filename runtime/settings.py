@@ -6,60 +6,10 @@ section it needs (``settings.kafka``, ``settings.vendors``, ``settings.scheduler
 :class:`Settings` keyword arguments, named as the variables are (``Settings(env="demo",
 topic_prefix="t1.", kafka_bootstrap_servers="127.0.0.1:9092")``) or by section.
 
-Variables (all optional; the defaults run the demo):
-
-=====================================  ==========================================================
-``WEARABLES_ENV``                      ``production`` (default) or ``demo``. Outside the demo the
-                                       demo secret key is refused.
-``WEARABLES_SECRET_KEY``               keyed-HMAC secret for research IDs and date shifts.
-``WEARABLES_SECRET_KEY_ID``            label recorded with derived IDs (key rotation).
-``WEARABLES_TOPIC_PREFIX``             topic name prefix, default ``wearables.``
-``WEARABLES_PARTITIONS``               partitions per topic, default 8
-``WEARABLES_REPLICATION_FACTOR``       replication factor of created topics, default 1
-``WEARABLES_DATA_DIR``                 state stores, outputs, embedded-broker address; ``./var``
-``WEARABLES_FAUST_STATE_DIR``          the workers' table stores (RocksDB); ``<data dir>/faust``
-``WEARABLES_STORE``                    Faust table store, ``rocksdb://`` (default) or ``memory://``
-``WEARABLES_METRICS_PORT``             Prometheus port (0 = off); default per process (demo 9464,
-                                       broker 9465, worker 9466)
-``WEARABLES_LOG_LEVEL``                ``INFO`` by default
-``WEARABLES_KAFKA_CONNECT_TIMEOUT``    seconds to wait for Kafka at start-up, default 15
-``WEARABLES_KAFKA_SESSION_TIMEOUT``    consumer-group session timeout (s), default 6
-``WEARABLES_KAFKA_SINGLE_RECORD_BATCHES``  ``true`` (default): one record per produce batch, needed
-                                       by the embedded broker's end offsets; ``false`` on Kafka
-``WEARABLES_KAFKA_COMPRESSION``        produced batches: ``zstd`` (default), ``none``, ``gzip``, ``snappy``, ``lz4``
-``WEARABLES_KAFKA_COMMIT_INTERVAL``    seconds between consumer offset commits (default 1)
-``WEARABLES_GC_GEN0_THRESHOLD``        allocations between young-generation collections in workers (50000; 0 = default)
-``WEARABLES_DATASET``                  the Parquet dataset: a path or object-store URL; ``<data dir>/dataset``
-``WEARABLES_SINK_FLUSH_INTERVAL``      seconds the sink gathers records before writing them (default 5)
-``WEARABLES_VENDOR_API_BASE``          every vendor endpoint under this URL (the simulator); unset = the real hosts
-``WEARABLES_FITBIT_CLIENT_ID`` / ``_SECRET``  the Fitbit app's OAuth client (demo: the simulator's)
-``WEARABLES_GOOGLE_CLIENT_ID`` / ``_SECRET``  the Google Cloud OAuth client (demo: the simulator's)
-``WEARABLES_VAULT_URL``                token vault database: ``sqlite:///path`` (default
-                                       ``<data dir>/vault.sqlite``) or ``postgresql://user:pw@host/db``
-``WEARABLES_VAULT_KEY``                Fernet key encrypting tokens at rest (demo: derived from the demo key)
-``WEARABLES_REDIRECT_URI``             OAuth redirect URI registered with the vendors
-``WEARABLES_GATEWAY_PORT``             port of ``wearables gateway`` (webhooks, linking), default 8470
-``WEARABLES_FITBIT_VERIFY_CODE``       the Fitbit subscriber verification code
-``WEARABLES_GOOGLE_WEBHOOK_TOKEN``     the ``Authorization`` value Google sends with notifications
-``WEARABLES_WEBHOOK_REPEAT_WINDOW``    seconds within which a byte-identical Fitbit notification is folded into
-                                       one fetch at the window's end (300)
-``WEARABLES_POLL_INTERVAL``            seconds between reconciliation polls of every linked participant (3600)
-``WEARABLES_BACKFILL_DAYS``            days fetched for a new link (30)
-``WEARABLES_FETCH_CONCURRENCY``        vendor requests in flight per scheduler (64)
-``WEARABLES_FETCH_MAX_ATTEMPTS``      tries per vendor call before a fetch gives up (6; polls catch up later)
-``WEARABLES_HTTP_TIMEOUT``             seconds per vendor call (30)
-``WEARABLES_RETRY_BASE_DELAY``         first retry delay after a 5xx or timeout, doubling with jitter (0.5)
-``WEARABLES_GOOGLE_PROJECT_LIMIT``     Google Health requests per minute for the whole project (120000)
-``WEARABLES_GRACE_DAYS``               days after which a local day is final (default 7)
-``WEARABLES_STATE_RETENTION_DAYS``     days a day's samples stay in state for late data (45)
-``WEARABLES_FINALIZE_INTERVAL``        seconds between finalization sweeps per partition (30)
-``WEARABLES_VALID_DAY_MIN_HOURS`` / ``_MIN_STEPS`` / ``_MAX_STEPS``  valid-day rule (10, 100, 45000)
-``KAFKA_BOOTSTRAP_SERVERS``            ``host:port[,host:port]``; unset = the embedded broker
-``KAFKA_SECURITY_PROTOCOL``            ``PLAINTEXT`` | ``SSL`` | ``SASL_PLAINTEXT`` | ``SASL_SSL``
-``KAFKA_SASL_MECHANISM``               ``PLAIN`` | ``SCRAM-SHA-256`` | ``SCRAM-SHA-512``
-``KAFKA_SASL_USERNAME`` / ``_PASSWORD``  SASL credentials
-``KAFKA_SSL_CAFILE`` / ``_CERTFILE`` / ``_KEYFILE``  TLS files
-=====================================  ==========================================================
+Variables are ``WEARABLES_<NAME>`` (and the conventional ``KAFKA_<NAME>``), all optional: the
+defaults run the demo. The README's "Configuration" table lists every one; here each field's
+flat name is the variable's ``<NAME>`` in lower case (``_var``/``validation_alias`` where the
+field inside its section is named differently).
 """
 
 from __future__ import annotations

@@ -96,3 +96,27 @@ def test_embedded_state_is_kept_apart_from_cluster_state() -> None:
     embedded = Settings(env="demo", data_dir=Path("/d"))
     cluster = Settings(env="demo", data_dir=Path("/d"), kafka_bootstrap_servers="k:9092")
     assert embedded.state_dir != cluster.state_dir
+
+
+def _documented(variable: str, lines: list[str]) -> bool:
+    """In a README line by its full name, or as ``_SUFFIX`` beside a sibling (``WEARABLES_X_ID`` / ``_SECRET``)."""
+    words = variable.split("_")
+    for line in lines:
+        if variable in line:
+            return True
+        for k in (1, 2):
+            stem, short = "_".join(words[:-k]), "`_" + "_".join(words[-k:]) + "`"
+            if stem in line and short in line:
+                return True
+    return False
+
+
+def test_every_variable_is_in_the_readme_configuration_table() -> None:
+    from runtime.settings import _ROUTES, variable_name  # the routing table: every flat name
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = [line for line in readme.split("## Configuration", 1)[1].split("\n## ", 1)[0].splitlines()
+             if line.startswith("|")]
+    flat = [*_ROUTES, *(name for name in Settings.model_fields if name not in Settings.SECTIONS)]
+    missing = [variable_name(name) for name in flat if not _documented(variable_name(name), table)]
+    assert missing == []
