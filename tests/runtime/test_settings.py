@@ -99,16 +99,11 @@ def test_embedded_state_is_kept_apart_from_cluster_state() -> None:
 
 
 def _documented(variable: str, lines: list[str]) -> bool:
-    """In a README line by its full name, or as ``_SUFFIX`` beside a sibling (``WEARABLES_X_ID`` / ``_SECRET``)."""
+    """In a table row by its full name, or as a ``_SUFFIX`` in a row of its prefix's variables
+    (``WEARABLES_FITBIT_CLIENT_ID`` / ``_SECRET``)."""
     words = variable.split("_")
-    for line in lines:
-        if variable in line:
-            return True
-        for k in (1, 2):
-            stem, short = "_".join(words[:-k]), "`_" + "_".join(words[-k:]) + "`"
-            if stem in line and short in line:
-                return True
-    return False
+    shorts = ["`_" + "_".join(words[j:]) + "`" for j in range(2, len(words))]
+    return any(variable in line or (words[0] + "_" in line and any(s in line for s in shorts)) for line in lines)
 
 
 def test_every_variable_is_in_the_readme_configuration_table() -> None:
