@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from cli.topics import create_all_topics
 from models.dead_letter import DeadLetter
@@ -17,6 +18,8 @@ from runtime.settings import Settings
 from sinks.runner import SinkRunner
 from tests.integration.test_normalize_agent import _drain
 from tests.sinks.helpers import cohort_records
+
+pytestmark = pytest.mark.integration
 
 
 def _files(root: Path) -> dict[str, str]:
