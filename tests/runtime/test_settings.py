@@ -102,7 +102,7 @@ def _documented(variable: str, lines: list[str]) -> bool:
     """In a table row by its full name, or as a ``_SUFFIX`` in a row of its prefix's variables
     (``WEARABLES_FITBIT_CLIENT_ID`` / ``_SECRET``)."""
     words = variable.split("_")
-    shorts = ["`_" + "_".join(words[j:]) + "`" for j in range(2, len(words))]
+    shorts = ["`_" + "_".join(words[j:]) + "`" for j in range(1, len(words))]
     return any(variable in line or (words[0] + "_" in line and any(s in line for s in shorts)) for line in lines)
 
 
