@@ -19,6 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from connectors.vendors import fitbit_spec, google_health_spec
 from models.providers import Provider
 from runtime.metrics import counter
 
@@ -61,9 +62,11 @@ class RateLimiter:
     :param google_project_limit: Google Health requests per minute for the whole project.
     """
 
-    def __init__(self, *, google_project_limit: int = 120_000) -> None:
-        self._user_limits = {Provider.FITBIT: Limit(150, 3600.0), Provider.GOOGLE_HEALTH: Limit(300, 60.0)}
-        self._project = {Provider.GOOGLE_HEALTH: _Window(Limit(google_project_limit, 60.0))}
+    def __init__(self, *, google_project_limit: int = google_health_spec.PER_PROJECT_LIMIT[0]) -> None:
+        self._user_limits = {Provider.FITBIT: Limit(*fitbit_spec.PER_USER_LIMIT),  # the vendors' documented limits
+                             Provider.GOOGLE_HEALTH: Limit(*google_health_spec.PER_USER_LIMIT)}
+        self._project = {Provider.GOOGLE_HEALTH: _Window(Limit(google_project_limit,
+                                                               google_health_spec.PER_PROJECT_LIMIT[1]))}
         self._users: dict[tuple[Provider, str], _Window] = {}
         self._blocked: dict[tuple[Provider, str], float] = {}
 

@@ -17,15 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from connectors.simulator.cohort import SyntheticCohort
+from connectors.vendors import fitbit_spec, google_health_spec
 from models.providers import Provider
 
 __all__ = ["Account", "Faults", "Grant", "Quota", "World"]
 
-FITBIT_HOURLY_LIMIT = 150
+FITBIT_HOURLY_LIMIT = fitbit_spec.PER_USER_LIMIT[0]
 # A device that has caught up re-sends a day it already sent a few times, then goes quiet: the
 # history is finite, so a run (the demo) can tell when everything has arrived.
 _RESYNCS_PER_DEVICE = 2
-GOOGLE_USER_MINUTE_LIMIT = 300
+GOOGLE_USER_MINUTE_LIMIT = google_health_spec.PER_USER_LIMIT[0]
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Quota:
 
     fitbit_per_hour: int = FITBIT_HOURLY_LIMIT
     google_per_minute: int = GOOGLE_USER_MINUTE_LIMIT
-    google_project_per_minute: int = 120_000
+    google_project_per_minute: int = google_health_spec.PER_PROJECT_LIMIT[0]
     used: Counter[tuple[str, ...]] = field(default_factory=Counter)
 
     def take(self, provider: Provider, user_id: str, now: float) -> tuple[bool, int, float, int]:

@@ -25,6 +25,7 @@ __all__ = [
     "DETAIL_LEVELS",
     "INTRADAY_PATH",
     "INTRADAY_RESOURCES",
+    "PER_USER_LIMIT",
     "PROFILE_PATH",
     "PROVIDER",
     "RATE_LIMIT_LIMIT",
@@ -74,6 +75,8 @@ COLLECTIONS = {"activities": ("activities-steps-intraday", "activities-heart-int
 SCOPES = ("activity", "heartrate", "sleep", "profile")
 
 # --------------------------------------------------------------------------- rate limits
+# requests per user per clock hour (fixed windows), and the window in seconds
+PER_USER_LIMIT = (150, 3600.0)
 RATE_LIMIT_LIMIT = "Fitbit-Rate-Limit-Limit"  # the quota
 RATE_LIMIT_REMAINING = "Fitbit-Rate-Limit-Remaining"  # calls left in this hour (on every answer)
 RATE_LIMIT_RESET = "Fitbit-Rate-Limit-Reset"  # seconds until the counter resets

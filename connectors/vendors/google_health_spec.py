@@ -23,6 +23,8 @@ __all__ = [
     "IDENTITY_PATH",
     "INSTANT_FORMAT",
     "MAX_PAGE_SIZE",
+    "PER_PROJECT_LIMIT",
+    "PER_USER_LIMIT",
     "PROVIDER",
     "REVOKE_PATH",
     "REVOKE_URL",
@@ -62,3 +64,8 @@ BOUND_FORMATS = {"steps": INSTANT_FORMAT, "heart-rate": INSTANT_FORMAT, "sleep":
 
 # --------------------------------------------------------------------------- pages
 MAX_PAGE_SIZE = 10_000  # a larger page_size is cut to this
+
+# --------------------------------------------------------------------------- rate limits
+# (requests, window in seconds): per user per minute, and for the whole project per minute
+PER_USER_LIMIT = (300, 60.0)
+PER_PROJECT_LIMIT = (120_000, 60.0)

@@ -24,3 +24,8 @@ async def test_one_client_per_registered_provider_or_the_ones_asked_for(tmp_path
         await aclose_all(only)
         with pytest.raises(RuntimeError):  # the Fitbit client's threads are gone
             await clients[Provider.FITBIT].whoami("token")
+
+
+def test_every_provider_has_a_registered_client_speaking_for_it() -> None:
+    assert set(VENDOR_CLIENTS) == set(Provider)
+    assert all(client.provider is provider for provider, client in VENDOR_CLIENTS.items())
