@@ -24,7 +24,7 @@ from rich.table import Table
 
 from cli.bench_baseline import baseline_topic, baseline_topics
 from cli.children import ChildProcess, cpu_seconds, peak_rss, total
-from cli.console import console
+from cli.console import console, progress
 from cli.kafka_session import kafka_session
 from cli.topics import all_topic_plans, create_all_topics
 from models.providers import Provider
@@ -159,10 +159,10 @@ async def _until(pool: list[ChildProcess], session: aiohttp.ClientSession,
     """Poll the children's metrics until ``done``; show ``describe`` as a live line."""
     deadline = time.monotonic() + timeout
     totals: dict[str, float] = {}
-    with console.status("") as status:
+    with progress("waiting for the workers") as steps:
         while True:
             totals = await total(pool, session)  # raises ChildProcessFailed when one died
-            status.update(describe(totals))
+            steps.update(0, note=describe(totals))
             if totals and done(totals):
                 return totals
             if time.monotonic() > deadline:
@@ -260,7 +260,8 @@ async def run_pipeline_bench(settings: Settings, params: BenchParams, out: Path 
 
 
 async def _measure(settings: Settings, params: BenchParams, broker_pid: int | None) -> dict[str, Any]:
-    with console.status(f"generating {params.participants} x {params.days} participant-days"):
+    console.print(f"generating {params.participants} x {params.days} participant-days")
+    with console.status("generating"):
         pages = _generate(params, params.participants)
         samples = _sample_count(pages)
     console.print(f"generated {len(pages)} raw pages, {samples:,} samples")

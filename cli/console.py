@@ -115,7 +115,8 @@ class Steps:
         if with_counts:
             of = f"/{self.total:,}" if self.total else ""
             share = f" ({self.done / self.total:.0%})" if self.total else ""
-            text += f": {self.done:,}{of}{share}, {time.monotonic() - self._started:.0f} s"
+            counts = f"{self.done:,}{of}{share}, " if self.total or self.done else ""
+            text += f": {counts}{time.monotonic() - self._started:.0f} s"
         return f"{text} · {self.note}" if self.note else text
 
 
