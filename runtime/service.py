@@ -78,7 +78,8 @@ class Service(ABC):
 
     @abstractmethod
     async def stop(self) -> None:
-        """Stop and release everything ``start`` acquired. Called once, also after a failure."""
+        """Stop and release everything ``start`` acquired. Called once after a successful start,
+        also when the service failed; a ``start`` that raises cleans up after itself."""
 
     def ready(self) -> bool:
         """True while the service does its job (``/readyz``); by default, from started to stopped."""
@@ -103,15 +104,16 @@ class Service(ABC):
 class TaskService(Service):
     """A service whose work is one coroutine, ``run(stop)``, that returns once ``stop`` is set.
 
-    ``start`` launches it (and ``starting()`` first, for set-up that must finish before the
-    service counts as started); ``wait`` follows the task, so a crash ends ``serve`` with the
-    error instead of leaving a process that looks alive and does nothing.
+    ``start`` launches it; ``wait`` follows the task, so a crash ends ``serve`` with the error
+    instead of leaving a process that looks alive and does nothing. A crash nobody waited for
+    is raised by ``stop``: it is never lost.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._stop_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._surfaced = False  # wait() has raised the task's error already
 
     @abstractmethod
     async def run(self, stop: asyncio.Event) -> None:
@@ -122,16 +124,26 @@ class TaskService(Service):
 
     async def wait(self) -> None:
         assert self._task is not None, f"{self.name} was not started"
-        await asyncio.shield(self._task)
+        try:
+            await asyncio.shield(self._task)
+        except Exception:
+            self._surfaced = True
+            raise
 
     def ready(self) -> bool:
         return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
         self._stop_event.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is None:
+            return
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            if not self._surfaced:
+                raise
 
 
 class ServiceGroup:

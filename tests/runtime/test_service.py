@@ -121,3 +121,10 @@ async def test_readyz_follows_the_services_while_serve_runs() -> None:
 
     await serve(Looping(), metrics_port=port, until=probe())
     assert seen == [(200, "ok\n")]
+
+
+async def test_a_crash_nobody_waited_for_is_raised_when_the_service_stops() -> None:
+    looping = Looping(fail_after=0.01)
+    with pytest.raises(RuntimeError, match="the loop broke"):
+        async with looping.running():
+            await asyncio.sleep(0.2)  # the task has crashed meanwhile; nobody called wait()
