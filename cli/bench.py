@@ -23,7 +23,7 @@ from aiokafka import TopicPartition
 from rich.table import Table
 
 from cli.bench_baseline import baseline_topic, baseline_topics
-from cli.children import ChildProcess, cpu_seconds, peak_rss, total
+from cli.children import ChildProcess, cpu_seconds, peak_rss, running_together, total
 from cli.console import console, progress
 from cli.kafka_session import kafka_session
 from cli.topics import all_topic_plans, create_all_topics
@@ -31,7 +31,6 @@ from models.providers import Provider
 from models.raw import RawPage
 from models.topics import raw_topic_suffix
 from runtime.kafka import delete_topics, ensure_topics, make_consumer, make_producer
-from runtime.service import running_services
 from runtime.settings import Settings
 from streams.daily.aggregate import DailyRules, summarize
 from streams.daily.process import rows_of
@@ -113,7 +112,7 @@ async def _pipeline(settings: Settings, records: list[tuple[bytes, bytes]], samp
     """Start ``workers`` worker processes, publish the pages, time until every sample is in a day."""
     with tempfile.TemporaryDirectory(prefix="wearables-bench-") as tmp:
         pool = _children(("worker",), _worker_env(settings, workers), Path(tmp), workers)
-        async with running_services(*pool), aiohttp.ClientSession() as session:
+        async with running_together(pool), aiohttp.ClientSession() as session:
                 started, cpu_before = time.perf_counter(), _cpu(pool)
                 broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
                 publishing = asyncio.ensure_future(_publish(settings, records))
@@ -204,7 +203,7 @@ async def _baseline(settings: Settings, pages: list[tuple[bytes, RawPage]], work
     with tempfile.TemporaryDirectory(prefix="wearables-bench-baseline-") as tmp:
         pool = _children(("bench", "baseline-worker"), _worker_env(settings, workers), Path(tmp), workers)
         console.print(f"starting {workers} baseline process(es)")
-        async with running_services(*pool), aiohttp.ClientSession() as session:
+        async with running_together(pool), aiohttp.ClientSession() as session:
             started = time.perf_counter()
             producer = make_producer(settings, linger_ms=20, max_batch_size=1 << 16)
             await producer.start()

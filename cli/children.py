@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from runtime.broker import free_port
 from runtime.service import Service
 
-__all__ = ["ChildProcess", "ChildProcessFailed", "cpu_seconds", "peak_rss", "scrape", "total"]
+__all__ = ["ChildProcess", "ChildProcessFailed", "cpu_seconds", "peak_rss", "running_together", "scrape", "total"]
 
 _STOP_WAIT_S = 30.0
 _POLL_S = 0.2
@@ -127,6 +127,23 @@ class ChildProcess(Service):
 
     def peak_rss(self) -> int:
         return peak_rss(self.pid)
+
+
+@contextlib.asynccontextmanager
+async def running_together(children: Sequence[ChildProcess]) -> AsyncIterator[list[ChildProcess]]:
+    """Start ``children`` at once and wait until all are ready; stop them all on exit.
+
+    Workers of one consumer group must start together: started one after another, each newcomer
+    makes the group rebalance while the ones already "ready" are working.
+    """
+    results = await asyncio.gather(*(child.start() for child in children), return_exceptions=True)
+    try:
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+        yield list(children)
+    finally:
+        await asyncio.gather(*(child.stop() for child in children), return_exceptions=True)
 
 
 async def total(children: Sequence[ChildProcess], session: aiohttp.ClientSession) -> dict[str, float]:
