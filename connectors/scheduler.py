@@ -152,10 +152,11 @@ class Scheduler(TaskService):
         self.settings, self.bootstrap, self.vault, self._poll_too = settings, bootstrap, vault, poll
         self.progress = SchedulerProgress()
         self._producer: AIOKafkaProducer | None = None
-        self._consuming = False
+        self._consumer: AIOKafkaConsumer | None = None  # set while consuming
 
     def ready(self) -> bool:
-        return super().ready() and self._consuming
+        # joined: the group gave this member its partitions (empty again during a rebalance)
+        return super().ready() and self._consumer is not None and bool(self._consumer.assignment())
 
     async def publish_request(self, research_id: str, request: FetchRequest) -> None:
         assert self._producer is not None
@@ -194,12 +195,12 @@ class Scheduler(TaskService):
                               limiter=limiter, publish=self._publish_page)
             await self._producer.start()
             await consumer.start()
-            self._consuming = True
+            self._consumer = consumer
             poller = asyncio.ensure_future(self._poll(stop, clients)) if self._poll_too else None
             try:
                 await self._consume(stop, consumer, fetcher)
             finally:
-                self._consuming = False
+                self._consumer = None
                 if poller:
                     poller.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

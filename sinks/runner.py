@@ -76,10 +76,11 @@ class SinkRunner(TaskService):
         self._intraday = settings.topic("intraday")
         self._group = group or f"{settings.kafka.topic_prefix}sink"
         self._idle_exit, self._on_flush = idle_exit, on_flush
-        self._consuming = False
+        self._consumer: AIOKafkaConsumer | None = None  # set while consuming
 
     def ready(self) -> bool:
-        return super().ready() and self._consuming
+        # joined: the group gave this member its partitions (empty again during a rebalance)
+        return super().ready() and self._consumer is not None and bool(self._consumer.assignment())
 
     async def drain(self) -> SinkProgress:
         """Run until idle for ``idle_exit`` seconds; the progress."""
@@ -96,7 +97,7 @@ class SinkRunner(TaskService):
         producer = make_producer(self.settings, self.bootstrap)
         await consumer.start()
         await producer.start()
-        self._consuming = True
+        self._consumer = consumer
         try:
             quiet_since = time.monotonic()
             while not stop.is_set():
@@ -110,7 +111,7 @@ class SinkRunner(TaskService):
                 elif self._idle_exit is not None and time.monotonic() - quiet_since >= self._idle_exit:
                     break
         finally:
-            self._consuming = False
+            self._consumer = None
             await consumer.stop()
             await producer.stop()
 
