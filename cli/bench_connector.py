@@ -156,6 +156,7 @@ async def _fetch_all(settings: Settings, bootstrap: str, vault: TokenVault, *, e
                 steps.update(sum(done.outcomes.values()), note=f"{done.pages:,} pages")
                 await asyncio.sleep(0.1)
             elapsed = time.perf_counter() - started
+            steps.update(sum(done.outcomes.values()), note=f"{done.pages:,} pages")
     return elapsed, done
 
 
@@ -173,7 +174,10 @@ async def _bare_loop(settings: Settings, vault: TokenVault, url: str, *, days: i
         if current is not None:
             tokens.append(current[0].access_token)
     chains = [(token, data_type, day) for token in tokens for data_type in GOOGLE_DATA_TYPES for day in dates]
-    await asyncio.sleep(60 - time.time() % 60 + 0.5)  # a fresh rate-limit minute at the simulator
+    pause = 60 - time.time() % 60 + 0.5  # a fresh rate-limit minute at the simulator
+    console.print(f"measuring the limit: plain GETs of {len(chains):,} day chains, in {pause:.0f} s "
+                  "(at the start of a fresh rate-limit minute)")
+    await asyncio.sleep(pause)
     counts = {"requests": 0, "429s": 0}
     gate = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300)
@@ -200,10 +204,9 @@ async def _bare_loop(settings: Settings, vault: TokenVault, url: str, *, days: i
                         return
                     query["page_token"] = token_next
 
-        with console.status(f"measuring the limit: plain GETs of {len(chains):,} day chains"):
-            started = time.perf_counter()
-            await asyncio.gather(*(chain(*c) for c in chains))
-            elapsed = time.perf_counter() - started
+        started = time.perf_counter()
+        await asyncio.gather(*(chain(*c) for c in chains))
+        elapsed = time.perf_counter() - started
     return {"requests_per_s": counts["requests"] / elapsed, "requests": counts["requests"], "429s": counts["429s"]}
 
 
