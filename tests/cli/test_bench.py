@@ -50,6 +50,11 @@ def test_bench_connector_writes_its_figures(tmp_path: Path) -> None:
     figures = orjson.loads(out.read_text())
     assert {"requests_per_s", "samples_per_s", "rate_limit_violations"} <= set(figures)
     assert figures["rate_limit_violations"] == 0
+    # the same run's limit: plain GETs of the same pages, none refused, and CPU per 1,000 requests
+    assert figures["limit_requests"] > 0 and figures["limit_429s"] == 0
+    assert figures["limit_requests_per_s"] > 0
+    assert abs(figures["limit_ratio"] - figures["requests_per_s"] / figures["limit_requests_per_s"]) < 0.01
+    assert figures["scheduler_cpu_s_per_1000_requests"] > 0 and figures["simulator_cpu_s_per_1000_requests"] > 0
     # every participant: 3 data types x (2 days + today) of backfill, each day one page at least
     assert figures["fetch_requests"] == 30 * 3 and figures["fetch_outcomes"] == {"done": 90}
     assert figures["requests"] >= 30 * 3 * 3 and figures["pages_published"] == figures["requests"]
