@@ -33,7 +33,7 @@ from connectors.vault import open_vault
 from models.daily import DailySummary
 from models.providers import Provider
 from runtime.kafka import make_consumer, make_producer
-from runtime.service import Service, start_ops_server, wait_for_stop_signal
+from runtime.service import ServiceGroup, start_ops_server, wait_for_stop_signal
 from runtime.settings import Settings
 from sinks.runner import SinkRunner
 from streams.app import Pipeline
@@ -49,10 +49,7 @@ class _Flow:
     scheduler: Scheduler
     pipeline: Pipeline
     sim: RunningSimulator
-    services: tuple[Service, ...]
-
-    def ready(self) -> bool:
-        return all(service.ready() for service in self.services)
+    services: ServiceGroup
 
     def counts(self) -> tuple[int, int, int, int, int]:
         worker = self.pipeline.progress
@@ -90,7 +87,7 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
             created, present = await create_all_topics(run, bootstrap)
             console.print(f"topics: {len(created)} created, {len(present)} already present")
             async with _processes(run, bootstrap, participants, days) as (flow, link_all), \
-                    start_ops_server(metrics_port, flow.ready):
+                    start_ops_server(metrics_port, flow.services.ready):
                 await link_all()
                 await _follow(flow, timeout)
                 summaries = await _latest_summaries(run, bootstrap)
@@ -137,7 +134,7 @@ async def _processes(run: Settings, bootstrap: str, participants: int, days: int
             console.print(f"linked {participants} participants through the simulator's consent pages "
                           f"(half Fitbit Web API, half Google Health API); backfill requested")
 
-        yield _Flow(scheduler, worker.pipeline, sim, (worker, gateway, simulator, scheduler)), link_all
+        yield _Flow(scheduler, worker.pipeline, sim, ServiceGroup([worker, gateway, simulator, scheduler])), link_all
 
 
 async def _follow(flow: _Flow, timeout: float) -> None:

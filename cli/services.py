@@ -28,7 +28,7 @@ from runtime.broker import BrokerService, EmbeddedBroker
 from runtime.gc_tuning import tune_gc
 from runtime.kafka import make_producer
 from runtime.metrics import gauge
-from runtime.service import ServiceGroup, serve
+from runtime.service import serve
 from runtime.settings import Settings
 from sinks.runner import SinkProgress, SinkRunner
 from streams.runner import WorkerService
@@ -49,7 +49,7 @@ async def run_broker(settings: Settings, *, port: int | None, create_topics: boo
     broker = BrokerService(EmbeddedBroker(port, log_path=settings.data_dir / "broker.log"),
                            address_dir=settings.data_dir)
 
-    async def announce(_: ServiceGroup) -> None:
+    async def announce() -> None:
         BROKER_UP.set(1)
         if create_topics:
             created, present = await create_all_topics(settings, broker.bootstrap)
@@ -69,7 +69,7 @@ async def run_worker(settings: Settings, *, metrics_port: int) -> None:
     tune_gc(settings.gc_gen0_threshold)
     worker = WorkerService(settings, bootstrap=bootstrap)
 
-    async def announce(_: ServiceGroup) -> None:
+    async def announce() -> None:
         console.print(f"worker {settings.app_id} running against {bootstrap}; metrics on :{metrics_port}")
 
     reason = await serve(worker, metrics_port=metrics_port, on_ready=announce)
@@ -85,7 +85,7 @@ async def run_sink(settings: Settings, *, location: str | None, metrics_port: in
 
     sink = SinkRunner(settings, bootstrap=bootstrap, location=location, on_flush=flushed)
 
-    async def announce(_: ServiceGroup) -> None:
+    async def announce() -> None:
         console.print(f"sink writing {sink.dataset.location} from {bootstrap}; metrics on :{metrics_port}")
 
     await serve(sink, metrics_port=metrics_port, on_ready=announce)
@@ -95,7 +95,7 @@ async def run_sink(settings: Settings, *, location: str | None, metrics_port: in
 async def run_simulator(settings: Settings, options: SimulatorOptions, *, metrics_port: int) -> None:
     simulator = SimulatorService(settings, options)
 
-    async def announce(_: ServiceGroup) -> None:
+    async def announce() -> None:
         url = simulator.sim.url
         console.print(f"vendor simulator on {url} ({options.participants:,} participants, {options.days} days; "
                       f"webhooks to {options.webhook_base or 'nobody'}); metrics on :{metrics_port}")
@@ -109,7 +109,7 @@ async def run_gateway(settings: Settings, *, port: int | None, metrics_port: int
     async with open_vault(settings) as vault:
         gateway = GatewayService(settings, bootstrap=bootstrap, vault=vault, port=port)
 
-        async def announce(_: ServiceGroup) -> None:
+        async def announce() -> None:
             console.print(f"gateway on {gateway.url}: webhooks at {gateway.url}/webhooks/fitbit and "
                           f"{gateway.url}/webhooks/google_health; metrics on :{metrics_port}")
 
@@ -121,7 +121,7 @@ async def run_scheduler(settings: Settings, *, metrics_port: int) -> None:
     async with open_vault(settings) as vault:
         scheduler = Scheduler(settings, bootstrap=bootstrap, vault=vault)
 
-        async def announce(_: ServiceGroup) -> None:
+        async def announce() -> None:
             console.print(f"scheduler fetching into {bootstrap}; polls every {settings.scheduler.poll_interval:.0f}s;"
                           f" metrics on :{metrics_port}")
 

@@ -255,12 +255,12 @@ class OpsServer:
 async def start_ops_server(port: int | None, ready: Callable[[], bool], *,
                            host: str = "0.0.0.0",  # noqa: S104 - scraped by Prometheus, probed by the orchestrator
                            registry: CollectorRegistry = REGISTRY) -> AsyncIterator[OpsServer | None]:
-    """The ops server on ``port`` while the block runs; port 0 or None: none; -1: any free port."""
+    """The ops server on ``port`` while the block runs; port 0 or None: none."""
     if port is None or port == 0:
         yield None
         return
     ops = OpsServer(ready, registry)
-    ops.start(0 if port == -1 else port, host)  # -1: any free port (tests)
+    ops.start(port, host)
     beat = asyncio.ensure_future(ops.keep_heartbeat())
     try:
         yield ops
@@ -273,7 +273,7 @@ async def start_ops_server(port: int | None, ready: Callable[[], bool], *,
 
 async def serve(*services: Service, metrics_port: int | None,
                 until: Awaitable[Any] | None = None,
-                on_ready: Callable[[ServiceGroup], Awaitable[None]] | None = None) -> str:
+                on_ready: Callable[[], Awaitable[None]] | None = None) -> str:
     """Run ``services`` until a stop signal, ``until``, or one of them ends; return why it stopped.
 
     ``on_ready`` runs once every service has started (to announce it, create topics, ...).
@@ -284,7 +284,7 @@ async def serve(*services: Service, metrics_port: int | None,
     async with start_ops_server(metrics_port, ready), running_services(*services) as group:
         group_holder.append(group)
         if on_ready is not None:
-            await on_ready(group)
+            await on_ready()
         stop = asyncio.ensure_future(until if until is not None else wait_for_stop_signal())
         ended = asyncio.ensure_future(group.wait_any())
         try:
