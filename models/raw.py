@@ -30,8 +30,11 @@ RAW_SCHEMA_VERSION = 1
 FITBIT_DATA_TYPES = frozenset({
     "activities-heart-intraday", "activities-steps-intraday", "activities-summary", "sleep", "devices",
 })
-#: Google Health API v4 data types we list.
-GOOGLE_HEALTH_DATA_TYPES = frozenset({"steps", "heart-rate", "sleep", "daily-resting-heart-rate"})
+#: Google Health API v4 data types we list, plus ``paired-devices`` (the user's devices) and
+#: ``deletions``: a DELETE notification's data type and intervals, as the gateway received them
+#: (without the user id; see ``streams/normalize/google_deletions.py``).
+GOOGLE_HEALTH_DATA_TYPES = frozenset({"steps", "heart-rate", "sleep", "daily-resting-heart-rate", "paired-devices",
+                                      "deletions"})
 _DATA_TYPES = {Provider.FITBIT: FITBIT_DATA_TYPES, Provider.GOOGLE_HEALTH: GOOGLE_HEALTH_DATA_TYPES}
 
 

@@ -75,6 +75,9 @@ class SampleBatch:
     :param attributes: batch-level vendor facts (e.g. sleep log type, is_main_sleep).
     :param rejected_timestamps: UTC times of samples of this local date the normalizer rejected
         (so that the day can count its rejects once, however often the page is replayed).
+    :param deleted: ``[start, end)`` UTC epoch-second intervals whose samples of this metric on this
+        local date the vendor withdrew (a DELETE notification): the day forgets them, so a sample
+        sent again later is new. A deletion batch usually has no samples of its own.
     """
 
     research_id: str
@@ -92,6 +95,7 @@ class SampleBatch:
     request_id: str = ""
     attributes: dict[str, Attribute] = field(default_factory=dict)
     rejected_timestamps: list[int] = field(default_factory=list)
+    deleted: list[list[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.timestamps)
@@ -133,6 +137,7 @@ class SampleBatch:
             "values": self.values, "labels": self.labels, "durations": self.durations,
             "fetched_at": self.fetched_at, "request_id": self.request_id, "attributes": self.attributes,
             "rejected_timestamps": self.rejected_timestamps,
+            **({"deleted": self.deleted} if self.deleted else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -168,7 +173,12 @@ class SampleBatch:
             fetched_at=req_float(record, "fetched_at") if record.get("fetched_at") is not None else 0.0,
             request_id=str(record.get("request_id") or ""), attributes=attributes,
             rejected_timestamps=list(record.get("rejected_timestamps") or []),
+            deleted=_intervals(record.get("deleted")),
         )
+
+    @property
+    def is_deletion(self) -> bool:
+        return bool(self.deleted)
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame, **fields: Any) -> SampleBatch:
@@ -181,3 +191,15 @@ class SampleBatch:
         )
 
 
+
+
+def _intervals(value: Any) -> list[list[int]]:
+    """``deleted``: a list of [start, end) integer pairs with start <= end."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(t, int) and not isinstance(t, bool)
+                                                             for t in pair) and pair[0] <= pair[1]
+            for pair in value):
+        raise DecodeError("expected [start, end) pairs of epoch seconds", reason=Reason.BAD_FIELD, field="deleted")
+    return [list(pair) for pair in value]

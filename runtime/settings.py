@@ -15,6 +15,7 @@ field inside its section is named differently).
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -208,6 +209,11 @@ class GatewaySettings(_DemoAware):
     fitbit_verify_code: SecretStr | None = None
     google_webhook_token: SecretStr | None = None
     webhook_repeat_window: float = Field(default=300.0, gt=0, le=86400)
+    # Google Health signs notifications with ECDSA P-256; the public keyset is fetched from here,
+    # cached, refreshed daily and used up to 7 days stale when a fetch fails (docs/vendors.md)
+    google_keyset_url: str = "https://www.gstatic.com/googlehealthapi/webhooks/webhooks_public_keyset.json"
+    # AUTOMATIC: notifications for every consenting user, no per-user subscription call; MANUAL: one per user
+    google_subscription_policy: Literal["automatic", "manual"] = "automatic"
 
 
 _SECTIONS: dict[str, type[_Section]] = {
@@ -245,6 +251,8 @@ class Settings(BaseModel):
     gc_gen0_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
     vault_url: str | None = None
     vault_key: SecretStr | None = None
+    # the IANA zone of archive participants without FITBIT/profile/<id>/profile.json (import, replay)
+    default_timezone: str | None = None
 
     # always filled by ``_route_flat_names`` (from flat names, a section's dict, or nothing: its defaults)
     kafka: KafkaSettings
@@ -253,6 +261,16 @@ class Settings(BaseModel):
     daily: DailySettings
     sink: SinkSettings
     gateway: GatewaySettings
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{value!r} is not an IANA time zone (for example America/Chicago)") from None
+        return value
 
     @model_validator(mode="before")
     @classmethod
