@@ -23,6 +23,7 @@ from connectors.vault import Link, TokenVault
 from connectors.vendors.base import VendorClient, retrying
 from models.fetch import FetchReason, FetchRequest
 from models.ids import research_id
+from models.providers import Provider
 from runtime.metrics import counter
 from runtime.settings import Settings
 
@@ -41,23 +42,44 @@ class Consent:
 
 async def complete_link(settings: Settings, vault: TokenVault, producer: AIOKafkaProducer, client: VendorClient,
                         participant_id: str, code: str, verifier: str) -> Link:
-    """Exchange the code, store the tokens, announce the link, subscribe, ask for the backfill."""
+    """Exchange the code, store the tokens, announce the link, subscribe, ask for the backfill.
+
+    A participant moving from the Fitbit Web API to Google Health keeps their research_id (and so
+    their days): Google's ``legacyUserId`` names their Fitbit account, whose link this replaces.
+    The backfill then re-reads days the Fitbit link already sent; the same minutes have the same
+    sample identity, so the daily agent counts them as duplicates, never twice.
+    """
     tokens = await client.exchange_code(code, verifier, settings.vendors.redirect_uri)
     attempts, base_s = settings.scheduler.fetch_max_attempts, settings.scheduler.retry_base_delay
-    vendor_user, timezone = await retrying(lambda: client.whoami(tokens.access_token), attempts=attempts,
-                                           base_s=base_s)
+    identity = await retrying(lambda: client.whoami(tokens.access_token), attempts=attempts, base_s=base_s)
     rid = research_id(settings.require_secret_key(), participant_id)
-    link = await vault.link(rid, client.provider, vendor_user, tokens, timezone=timezone)
+    if identity.legacy_user_id:
+        legacy = await vault.find_vendor_user(Provider.FITBIT, identity.legacy_user_id)
+        if legacy is not None:
+            rid = legacy
+            LINKS.labels(client.provider.value, "generation_change").inc()
+    granted = client.granted(tokens.scope)
+    denied = tuple(t for t in client.data_types if t not in granted)
+    link = await vault.link(rid, client.provider, identity.user_id, tokens, timezone=identity.timezone,
+                            denied=denied)
     key = rid.encode()
     await producer.send_and_wait(settings.topic("participants"),
                                  link.record(settings.secret_key_id).to_bytes(), key=key)
-    await retrying(lambda: client.subscribe(tokens.access_token, vendor_user), attempts=attempts, base_s=base_s)
+    if _subscribes_per_user(settings, client):
+        await retrying(lambda: client.subscribe(tokens.access_token, identity.user_id), attempts=attempts,
+                       base_s=base_s)
     start, end = fetch_window(settings.scheduler.backfill_days)
-    for data_type in client.data_types:
+    for data_type in granted:
         request = FetchRequest(client.provider, data_type, start, end, FetchReason.BACKFILL, time.time())
         await producer.send(settings.topic("fetch-requests"), request.to_bytes(), key=key)
     LINKS.labels(client.provider.value, "linked").inc()
     return link
+
+
+def _subscribes_per_user(settings: Settings, client: VendorClient) -> bool:
+    """Fitbit always; Google only under the MANUAL policy (AUTOMATIC notifies for every user who
+    consented, with no per-user subscription)."""
+    return client.provider is not Provider.GOOGLE_HEALTH or settings.gateway.google_subscription_policy == "manual"
 
 
 async def link_through_consent(settings: Settings, vault: TokenVault, producer: AIOKafkaProducer,

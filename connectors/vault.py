@@ -52,6 +52,8 @@ _links = sa.Table(
     sa.Column("linked_at", sa.Float),
     sa.Column("revoked_at", sa.Float),
     sa.Column("token_version", sa.Integer, nullable=False, default=0),
+    # space-separated data types not granted (unticked at consent, or refused with a missing scope)
+    sa.Column("denied", sa.String(512), nullable=False, default="", server_default=""),
 )
 _cursors = sa.Table(
     "cursors", _metadata,
@@ -74,12 +76,14 @@ class Link:
     timezone: str | None
     linked_at: float | None
     revoked_at: float | None
+    denied_data_types: tuple[str, ...] = ()
 
     def record(self, key_id: str) -> ParticipantLink:
         """This link as a record of the ``participants`` topic (never tokens)."""
         return ParticipantLink(research_id=self.research_id, provider=self.provider,
                                api_generation=self.api_generation, status=self.status, key_id=key_id,
-                               consented_at=self.linked_at, linked_at=self.linked_at, revoked_at=self.revoked_at)
+                               consented_at=self.linked_at, linked_at=self.linked_at, revoked_at=self.revoked_at,
+                               denied_data_types=self.denied_data_types)
 
 
 def vault_cipher(settings: Settings) -> Fernet:
@@ -108,6 +112,7 @@ class TokenVault:
     async def create(self) -> None:
         async with self._engine.begin() as conn:
             await conn.run_sync(_metadata.create_all)
+            await conn.run_sync(_add_missing_columns)
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -128,8 +133,11 @@ class TokenVault:
 
     # ------------------------------------------------------------------ links
     async def link(self, research_id: str, provider: Provider, vendor_user_id: str, tokens: TokenSet, *,
-                   timezone: str | None = None) -> Link:
-        """Store (or replace) a participant's link with fresh tokens; status ``linked``."""
+                   timezone: str | None = None, denied: tuple[str, ...] = ()) -> Link:
+        """Store (or replace) a participant's link with fresh tokens; status ``linked``.
+
+        :param denied: the data types this consent did not grant (not fetched).
+        """
         generation = (ApiGeneration.FITBIT_WEB_API if provider is Provider.FITBIT
                       else ApiGeneration.GOOGLE_HEALTH_V4)
         now = time.time()
@@ -138,12 +146,12 @@ class TokenVault:
                "vendor_user_enc": self._enc(vendor_user_id), "access_enc": self._enc(tokens.access_token),
                "refresh_enc": self._enc(tokens.refresh_token), "expires_at": tokens.expires_at,
                "scope": tokens.scope, "timezone": timezone, "linked_at": now, "revoked_at": None,
-               "token_version": 0}
+               "token_version": 0, "denied": " ".join(denied)}
         async with self._engine.begin() as conn:
             await conn.execute(_links.delete().where(_links.c.research_id == research_id))
             await conn.execute(_cursors.delete().where(_cursors.c.research_id == research_id))
             await conn.execute(_links.insert().values(**row))
-        return Link(research_id, provider, generation, LinkStatus.LINKED, timezone, now, None)
+        return Link(research_id, provider, generation, LinkStatus.LINKED, timezone, now, None, denied)
 
     async def get(self, research_id: str) -> Link | None:
         row = await self._row(research_id)
@@ -212,6 +220,18 @@ class TokenVault:
         async with self._engine.begin() as conn:
             await conn.execute(_links.update().where(_links.c.research_id == research_id).values(**values))
 
+    async def deny_data_type(self, research_id: str, data_type: str) -> Link | None:
+        """The vendor refused ``data_type`` for a missing scope: stop asking until the participant
+        consents again (a new ``link`` clears it). The updated link, or None if there is none."""
+        link = await self.get(research_id)
+        if link is None or data_type in link.denied_data_types:
+            return link
+        denied = (*link.denied_data_types, data_type)
+        async with self._engine.begin() as conn:
+            await conn.execute(_links.update().where(_links.c.research_id == research_id).values(
+                denied=" ".join(denied)))
+        return await self.get(research_id)
+
     # ------------------------------------------------------------------ tokens
     async def tokens(self, research_id: str) -> tuple[TokenSet, int] | None:
         """The participant's tokens and their version (None when not linked)."""
@@ -277,7 +297,18 @@ class TokenVault:
 def _link(row: sa.Row[Any]) -> Link:
     return Link(research_id=row.research_id, provider=Provider(row.provider),
                 api_generation=ApiGeneration(row.api_generation), status=LinkStatus(row.status),
-                timezone=row.timezone, linked_at=row.linked_at, revoked_at=row.revoked_at)
+                timezone=row.timezone, linked_at=row.linked_at, revoked_at=row.revoked_at,
+                denied_data_types=tuple((row.denied or "").split()))
+
+
+def _add_missing_columns(connection: sa.Connection) -> None:
+    """Columns added since a vault was created (``create_all`` makes missing tables, not columns)."""
+    present = {column["name"] for column in sa.inspect(connection).get_columns(_links.name)}
+    for column in _links.columns:
+        if column.name not in present:
+            kind = column.type.compile(dialect=connection.dialect)
+            default = f" DEFAULT {column.server_default.arg!r}" if column.server_default is not None else ""  # type: ignore[attr-defined]  # DefaultClause has .arg
+            connection.execute(sa.text(f"ALTER TABLE {_links.name} ADD COLUMN {column.name} {kind}{default}"))
 
 
 def _sqlite_pragmas(connection: DBAPIConnection, _: object) -> None:

@@ -40,13 +40,16 @@ class ParticipantLink:
     linked_at: float | None = None
     revoked_at: float | None = None
     withdrawn_at: float | None = None
+    # data types the participant did not grant (a scope unticked at consent, or refused with 403):
+    # not fetched, and shown to them and to data engineers
+    denied_data_types: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
         return orjson.dumps({
             "v": PARTICIPANT_SCHEMA_VERSION, "research_id": self.research_id, "provider": self.provider.value,
             "api_generation": self.api_generation.value, "status": self.status.value, "key_id": self.key_id,
             "consented_at": self.consented_at, "linked_at": self.linked_at, "revoked_at": self.revoked_at,
-            "withdrawn_at": self.withdrawn_at,
+            "withdrawn_at": self.withdrawn_at, "denied_data_types": list(self.denied_data_types),
         })
 
     @classmethod
@@ -59,6 +62,7 @@ class ParticipantLink:
                 status=LinkStatus(req_str(record, "status")), key_id=req_str(record, "key_id"),
                 consented_at=record.get("consented_at"), linked_at=record.get("linked_at"),
                 revoked_at=record.get("revoked_at"), withdrawn_at=record.get("withdrawn_at"),
+                denied_data_types=tuple(str(t) for t in record.get("denied_data_types") or ()),
             )
         except ValueError as error:
             raise DecodeError(str(error), reason=Reason.BAD_FIELD) from None

@@ -29,7 +29,8 @@ from connectors.oauth import TokenSet
 from connectors.vendors.endpoints import Credentials, Endpoints
 from models.providers import Provider
 
-__all__ = ["TRANSPORT_ERRORS", "VendorClient", "VendorPage", "backoff_delay", "retrying", "translate_errors"]
+__all__ = ["TRANSPORT_ERRORS", "Identity", "VendorClient", "VendorPage", "backoff_delay", "retrying",
+           "translate_errors"]
 
 T = TypeVar("T")
 _CAP_S = 30.0
@@ -104,6 +105,21 @@ async def retrying(call: Callable[[], Awaitable[T]], *, attempts: int, base_s: f
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The vendor's answer to "who is this token's user".
+
+    :param user_id: the vendor's user id (Fitbit ``encodedId``, Google ``healthUserId``).
+    :param timezone: the participant's IANA time zone, when the vendor says.
+    :param legacy_user_id: Google's ``legacyUserId``: the same person's Fitbit Web API user id,
+        only for mapping a legacy link to the new one (Google: "must not be used for any other purpose").
+    """
+
+    user_id: str
+    timezone: str | None = None
+    legacy_user_id: str | None = None
+
+
 class VendorClient(ABC):
     """One vendor's API as the connectors use it: consent, tokens, identity, subscription, data.
 
@@ -144,8 +160,17 @@ class VendorClient(ABC):
         """The participant's first tokens, for the code the consent page redirected with."""
 
     @abstractmethod
-    async def whoami(self, access_token: str) -> tuple[str, str | None]:
-        """(the vendor's user id, the participant's IANA time zone if the vendor says)."""
+    async def whoami(self, access_token: str) -> Identity:
+        """Who the token belongs to at the vendor (and their time zone, if the vendor says)."""
+
+    def granted(self, scope: str) -> tuple[str, ...]:
+        """The data types a grant of ``scope`` (the token response's, space-separated) lets us read.
+
+        A participant may untick scopes on the consent page; a data type they did not grant is
+        not fetched (asking would be refused with 403 on every poll). This default grants all.
+        """
+        del scope
+        return self.data_types
 
     @abstractmethod
     async def refresh(self, refresh_token: str) -> TokenSet:

@@ -36,7 +36,7 @@ from requests.auth import HTTPBasicAuth
 
 from connectors.errors import VendorUnavailable, error_for
 from connectors.oauth import TokenSet
-from connectors.vendors.base import VendorClient, VendorPage, translate_errors
+from connectors.vendors.base import Identity, VendorClient, VendorPage, translate_errors
 from connectors.vendors.endpoints import Credentials, Endpoints, is_loopback
 from connectors.vendors.fitbit_spec import (
     COLLECTIONS,
@@ -173,11 +173,11 @@ class FitbitWebClient(VendorClient):
             "redirect_uri": redirect_uri, "client_id": self._client.client_id})
         return exchanged[0]
 
-    async def whoami(self, access_token: str) -> tuple[str, str | None]:
-        """(encodedId, IANA time zone) from the profile: intraday times are local wall-clock."""
+    async def whoami(self, access_token: str) -> Identity:
+        """encodedId and IANA time zone from the profile: intraday times are local wall-clock."""
         profile = await self._run(self._get, TokenSet(access_token, "-", 0.0), self._urls.api + PROFILE_PATH)
         user = orjson.loads(profile.body).get("user", {})
-        return str(user.get("encodedId", "")), user.get("timezone")
+        return Identity(str(user.get("encodedId", "")), user.get("timezone"))
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         result: TokenSet = await self._run(self._refresh, refresh_token)

@@ -22,7 +22,7 @@ import orjson
 
 from connectors.errors import error_for
 from connectors.oauth import TokenSet
-from connectors.vendors.base import VendorClient, VendorPage, translate_errors
+from connectors.vendors.base import Identity, VendorClient, VendorPage, translate_errors
 from connectors.vendors.endpoints import Credentials, Endpoints
 from connectors.vendors.google_health_spec import (
     AUTHORIZE_EXTRAS,
@@ -99,11 +99,13 @@ class GoogleHealthClient(VendorClient):
         return await self._token_call({"grant_type": "authorization_code", "code": code,
                                        "code_verifier": verifier, "redirect_uri": redirect_uri})
 
-    async def whoami(self, access_token: str) -> tuple[str, str | None]:
-        """(healthUserId, time zone): the identity call gives no zone; samples carry their offsets."""
+    async def whoami(self, access_token: str) -> Identity:
+        """healthUserId and legacyUserId; the identity call gives no zone (samples carry their offsets)."""
         body, _ = await self._call("GET", self._urls.api + IDENTITY_PATH,
                                    headers={"Authorization": f"Bearer {access_token}"})
-        return str(orjson.loads(body)["healthUserId"]), None
+        identity = orjson.loads(body)
+        legacy = identity.get("legacyUserId")
+        return Identity(str(identity["healthUserId"]), None, str(legacy) if legacy else None)
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         return await self._token_call({"grant_type": "refresh_token", "refresh_token": refresh_token},

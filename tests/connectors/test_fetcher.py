@@ -16,7 +16,7 @@ from connectors.fetcher import Fetcher
 from connectors.oauth import TokenSet
 from connectors.ratelimit import RateLimiter
 from connectors.vault import Link
-from connectors.vendors.base import VendorClient, VendorPage
+from connectors.vendors.base import Identity, VendorClient, VendorPage
 from connectors.vendors.endpoints import Credentials, Endpoints
 from models.fetch import FetchReason, FetchRequest
 from models.participants import ApiGeneration, LinkStatus
@@ -48,7 +48,7 @@ class ScriptedClient(VendorClient):
     async def exchange_code(self, code: str, verifier: str, redirect_uri: str) -> TokenSet:
         raise NotImplementedError
 
-    async def whoami(self, access_token: str) -> tuple[str, str | None]:
+    async def whoami(self, access_token: str) -> Identity:
         raise NotImplementedError
 
     async def refresh(self, refresh_token: str) -> TokenSet:

@@ -13,11 +13,11 @@ import pytest
 from connectors.errors import VendorRejected
 from connectors.linking import give_consent, link_through_consent
 from connectors.simulator.service import RunningSimulator, SimulatorOptions, running_simulator
-from connectors.vault import TokenVault, open_vault
+from connectors.vault import Link, TokenVault, open_vault
 from connectors.vendors.registry import VENDOR_CLIENTS, aclose_all, build_clients
 from models.fetch import FetchReason, FetchRequest
 from models.ids import research_id
-from models.participants import LinkStatus, ParticipantLink
+from models.participants import ApiGeneration, LinkStatus, ParticipantLink
 from models.providers import Provider
 from runtime.settings import Settings
 
@@ -62,7 +62,9 @@ async def test_a_link_through_the_consent_page(rig: Rig, provider: Provider) -> 
     assert (link.research_id, link.provider, link.status) == (rid, provider, LinkStatus.LINKED)
     assert await rig.vault.tokens(rid) is not None
     account = rig.sim.world.account(provider, participant)
-    assert account.subscribed and await rig.vault.find_vendor_user(provider, account.user_id) == rid
+    # Google's default AUTOMATIC policy has no per-user subscription; Fitbit always subscribes
+    assert account.subscribed is (provider is Provider.FITBIT)
+    assert await rig.vault.find_vendor_user(provider, account.user_id) == rid
     topics = [topic.rsplit(".", 1)[-1] for topic, _, _ in producer.sent]
     assert topics == ["participants"] + ["fetch-requests"] * len(clients[provider].data_types)
     assert ParticipantLink.from_bytes(producer.sent[0][1]).status is LinkStatus.LINKED
@@ -77,3 +79,37 @@ async def test_a_consent_page_that_refuses_is_vendor_rejected(rig: Rig) -> None:
     clients = build_clients(stranger.vendors, rig.session, providers=[Provider.GOOGLE_HEALTH])
     with pytest.raises(VendorRejected, match="consent page answered 400"):
         await give_consent(clients[Provider.GOOGLE_HEALTH], rig.session, "P1", redirect_uri="http://x/cb")
+
+
+async def _link(rig: Rig, settings: Settings, provider: Provider, participant: str, producer: Producer) -> Link:
+    clients = build_clients(settings.vendors, rig.session, providers=[provider])
+    try:
+        return await link_through_consent(settings, rig.vault, producer, clients[provider],  # type: ignore[arg-type]
+                                          rig.session, participant)
+    finally:
+        await aclose_all(clients)
+
+
+async def test_the_manual_policy_subscribes_each_google_user(rig: Rig) -> None:
+    participant = rig.sim.world.cohort.participant_ids[0]
+    manual = rig.settings.with_overrides(google_subscription_policy="manual")
+    await _link(rig, manual, Provider.GOOGLE_HEALTH, participant, Producer())
+    assert rig.sim.world.account(Provider.GOOGLE_HEALTH, participant).subscribed
+
+
+async def test_a_move_from_fitbit_to_google_keeps_the_research_id(rig: Rig) -> None:
+    """legacyUserId names the Fitbit account: its research_id carries on, now on Google Health."""
+    participant = rig.sim.world.cohort.participant_ids[0]
+    fitbit = await _link(rig, rig.settings, Provider.FITBIT, participant, Producer())
+    # another participant id for the same person (a re-enrolment): only the legacy id ties them
+    world = rig.sim.world
+    google_account = world.account(Provider.GOOGLE_HEALTH, participant)
+    assert google_account.legacy_user_id == world.account(Provider.FITBIT, participant).user_id
+    producer = Producer()
+    google = await _link(rig, rig.settings.with_overrides(secret_key="another-demo-key-for-this-test-only"),
+                         Provider.GOOGLE_HEALTH, participant, producer)
+    assert google.research_id == fitbit.research_id
+    record = ParticipantLink.from_bytes(producer.sent[0][1])
+    assert (record.research_id, record.provider, record.api_generation) == (
+        fitbit.research_id, Provider.GOOGLE_HEALTH, ApiGeneration.GOOGLE_HEALTH_V4)
+    assert [link.provider for link in await rig.vault.links()] == [Provider.GOOGLE_HEALTH]

@@ -129,3 +129,27 @@ async def test_links_tokens_and_identity_round_trip_encrypted_at_rest(vault: Tok
     assert await vault.cursor(rid, "steps") is None
     relinked = await vault.tokens(rid)
     assert relinked is not None and relinked[0].access_token == "access-3" and relinked[1] == 0
+
+
+async def test_denied_data_types_are_kept_until_the_next_consent(vault: TokenVault) -> None:
+    link = await vault.link("r1", Provider.GOOGLE_HEALTH, "vendor-1", _tokens(1), denied=("sleep",))
+    assert link.denied_data_types == ("sleep",)
+    denied = await vault.deny_data_type("r1", "heart-rate")
+    assert denied is not None and denied.denied_data_types == ("sleep", "heart-rate")
+    assert (await vault.deny_data_type("r1", "sleep")).denied_data_types == ("sleep", "heart-rate")  # type: ignore[union-attr]
+    assert (await vault.get("r1")).record("k1").denied_data_types == ("sleep", "heart-rate")  # type: ignore[union-attr]
+    again = await vault.link("r1", Provider.GOOGLE_HEALTH, "vendor-1", _tokens(2))  # a new consent asks anew
+    assert again.denied_data_types == () and (await vault.get("r1")).denied_data_types == ()  # type: ignore[union-attr]
+    assert await vault.deny_data_type("nobody", "sleep") is None
+
+
+async def test_a_vault_made_before_a_column_existed_gets_it(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"env": "demo", "data_dir": tmp_path})
+    async with open_vault(settings) as vault:
+        await vault.link("r1", Provider.FITBIT, "vendor-1", _tokens(1))
+        async with vault._engine.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE links DROP COLUMN denied"))
+    async with open_vault(settings) as vault:
+        link = await vault.get("r1")
+        assert link is not None and link.denied_data_types == ()
+        assert (await vault.deny_data_type("r1", "sleep")).denied_data_types == ("sleep",)  # type: ignore[union-attr]

@@ -89,12 +89,14 @@ async def test_consent_exchange_identity_and_subscription(vendor: Vendor) -> Non
     tokens = await vendor.link()
     assert tokens.access_token and tokens.refresh_token and not tokens.expires_within(60)
 
-    user, zone = await vendor.client.whoami(tokens.access_token)
-    assert user == vendor.account.user_id
-    assert zone in (vendor.account.timezone, None)  # a vendor that does not say leaves it to the samples
+    identity = await vendor.client.whoami(tokens.access_token)
+    assert identity.user_id == vendor.account.user_id
+    assert identity.timezone in (vendor.account.timezone, None)  # a vendor that does not say leaves it to the samples
+    # Google names the same person's Fitbit account (for moving a legacy link); Fitbit has no such id
+    assert identity.legacy_user_id in (vendor.account.legacy_user_id, None)
 
     assert not vendor.account.subscribed
-    await vendor.client.subscribe(tokens.access_token, user)
+    await vendor.client.subscribe(tokens.access_token, identity.user_id)
     assert vendor.account.subscribed
 
 
@@ -123,7 +125,7 @@ async def test_a_refresh_token_is_single_use(vendor: Vendor) -> None:
     first = await vendor.link()
     fresh = await vendor.client.refresh(first.refresh_token)
     assert fresh.access_token != first.access_token and fresh.refresh_token != first.refresh_token
-    assert (await vendor.client.whoami(fresh.access_token))[0] == vendor.account.user_id
+    assert (await vendor.client.whoami(fresh.access_token)).user_id == vendor.account.user_id
     with pytest.raises(AccessRevoked):
         await vendor.client.refresh(first.refresh_token)  # consumed by the first refresh
 

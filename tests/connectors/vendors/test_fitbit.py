@@ -19,6 +19,7 @@ from requests.structures import CaseInsensitiveDict
 
 from connectors.errors import AccessRevoked, RateLimited, TokenExpired, VendorUnavailable, quota_remaining
 from connectors.vendors import fitbit_spec
+from connectors.vendors.base import Identity
 from connectors.vendors.endpoints import Credentials, Endpoints
 from connectors.vendors.fitbit import FitbitWebClient
 
@@ -139,7 +140,7 @@ async def test_profile_and_subscription(fitbit: Any) -> None:
         return _json(201, {"ownerId": "ABC123", "subscriptionId": "wearables"})
 
     client, transport = fitbit(answer)
-    assert await client.whoami("access-1") == ("ABC123", "Europe/Berlin")
+    assert await client.whoami("access-1") == Identity("ABC123", "Europe/Berlin")
     await client.subscribe("access-1", "ABC123")
     assert [(r.method, r.url) for r in transport.seen] == [
         ("GET", fitbit_spec.API + fitbit_spec.PROFILE_PATH),
