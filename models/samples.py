@@ -10,6 +10,7 @@ metrics (vendor daily figures, sleep stages), the label too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -22,7 +23,7 @@ from models._validate import load_object, req_float, req_int, req_list, req_str
 from models.errors import DecodeError, Reason
 from models.providers import Provider
 
-__all__ = ["SAMPLES_SCHEMA_VERSION", "Metric", "Resolution", "SampleBatch", "Unit"]
+__all__ = ["SAMPLES_SCHEMA_VERSION", "Metric", "Resolution", "SampleBatch", "Unit", "deletion_runs"]
 
 SAMPLES_SCHEMA_VERSION = 1
 
@@ -191,6 +192,20 @@ class SampleBatch:
         )
 
 
+
+
+def deletion_runs(batches: Sequence[SampleBatch]) -> list[tuple[bool, list[int]]]:
+    """Positions of consecutive additions and of consecutive deletion batches, in order: what
+    applies batches in arrival order, since a deletion must see what came before it and not
+    what came after (usually there is one run, of additions)."""
+    runs: list[tuple[bool, list[int]]] = []
+    for position, batch in enumerate(batches):
+        deleting = bool(batch.deleted)
+        if runs and runs[-1][0] is deleting:
+            runs[-1][1].append(position)
+        else:
+            runs.append((deleting, [position]))
+    return runs
 
 
 def _intervals(value: Any) -> list[list[int]]:

@@ -86,6 +86,22 @@ class Dataset:
             written[day] = merged.height
         return written
 
+    def remove(self, table: Table, rows: pl.DataFrame) -> dict[date, int]:
+        """Remove the rows with the keys of ``rows`` (the vendor withdrew them) from their partitions.
+
+        Returns the rows removed from each partition rewritten; a partition that held none of
+        them is not rewritten.
+        """
+        rows = table.conform(rows)
+        removed = {}
+        for (day,), part in rows.with_columns(_partition_expr(table)).group_by("__day", maintain_order=True):
+            current = self.read(table, day)
+            kept = current.join(part.select(table.key), on=list(table.key), how="anti", nulls_equal=True)
+            if kept.height < current.height:
+                self.replace(table, day, kept)
+                removed[day] = current.height - kept.height
+        return removed
+
     def replace(self, table: Table, day: date, rows: pl.DataFrame) -> None:
         """Make a partition hold exactly ``rows`` (derived tables recomputed for a date)."""
         rows = table.conform(rows).unique(subset=list(table.key), keep="last", maintain_order=True).sort(table.key)

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 STAGE = "sink"
 RECORDS = counter("sink_records_total", "Records the sink consumed, by topic and outcome", ["topic", "outcome"])
 ROWS = counter("sink_rows_total", "Rows merged into the dataset, by table", ["table"])
+ROWS_REMOVED = counter("sink_rows_removed_total", "Rows removed from the dataset because the vendor withdrew "
+                       "the samples, by table", ["table"])
 PARTITIONS = counter("sink_partitions_written_total", "Partition files written (whole-partition upserts)")
 FLUSH_SECONDS = histogram("sink_flush_seconds", "Time to write one flush to the dataset",
                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0))
@@ -149,6 +151,8 @@ class SinkRunner(TaskService):
         for table, rows in report.rows.items():
             ROWS.labels(table=table).inc(rows)
             self.progress.rows[table] = self.progress.rows.get(table, 0) + rows
+        for table, rows in report.removed.items():
+            ROWS_REMOVED.labels(table=table).inc(rows)
         self.progress.records += len(records)
         self.progress.flushes += 1
 

@@ -3,6 +3,10 @@
 Order matters for readers only within one call: sample-level tables and the staging tables
 first, then ``daily_summary``, then the day tables recomputed for every date either touched.
 Every write is a whole-partition upsert, so applying the same records again changes nothing.
+
+An ``intraday`` batch marked ``deleted`` lists samples the vendor withdrew (the daily agent
+removed them from its days): their rows are removed, in arrival order with the additions, so
+that a sample deleted and sent again is there at the end, and one sent and deleted is not.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from datetime import date
 import polars as pl
 
 from models.daily import DailySummary
-from models.samples import SampleBatch
+from models.samples import SampleBatch, deletion_runs
 from sinks.dataset import Dataset
 from sinks.rows import (
     activity_summary,
@@ -38,9 +42,10 @@ __all__ = ["DatasetWriter", "WriteReport"]
 
 @dataclass(slots=True)
 class WriteReport:
-    """What one ``apply`` wrote: input rows per table and the partitions rewritten."""
+    """What one ``apply`` wrote: input rows per table, rows removed, and the partitions rewritten."""
 
     rows: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)  # rows removed per table (vendor deletions)
     partitions: int = 0
 
 
@@ -52,10 +57,16 @@ class DatasetWriter:
         report = WriteReport()
         vendor_days: set[date] = set()
         sleep_days: set[date] = set()
-        for table, rows in intraday_rows(batches).items():
-            if rows.height:
-                report.rows[table.name] = rows.height
-                written = self.dataset.upsert(table, rows)
+        for deleting, positions in deletion_runs(batches):
+            for table, rows in intraday_rows([batches[p] for p in positions]).items():
+                if not rows.height:
+                    continue
+                if deleting:
+                    written = self.dataset.remove(table, rows)
+                    report.removed[table.name] = report.removed.get(table.name, 0) + sum(written.values())
+                else:
+                    written = self.dataset.upsert(table, rows)
+                    report.rows[table.name] = report.rows.get(table.name, 0) + rows.height
                 report.partitions += len(written)
                 if table is VENDOR_DAILY:
                     vendor_days |= set(written)
@@ -79,3 +90,4 @@ class DatasetWriter:
     def _replace(self, table: Table, day: date, rows: pl.DataFrame, report: WriteReport) -> None:
         self.dataset.replace(table, day, rows)
         report.partitions += 1
+

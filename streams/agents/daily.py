@@ -42,6 +42,7 @@ STAGE = "daily"
 
 DEDUP = counter("dedup_samples_total", "Samples by dedup outcome", ["outcome"])
 SUMMARIES = counter("daily_summaries_total", "Daily summaries emitted", ["status"])
+DELETED = counter("daily_samples_deleted_total", "Samples removed because the vendor withdrew them (DELETE)")
 DAYS_EXPIRED = counter("daily_days_expired_total", "Day states expired from the store")
 STATE_BYTES = gauge("daily_state_last_bytes", "Size of the last day state written, in bytes")
 SECONDS = histogram("daily_batch_seconds", "Time to apply one take of sample batches",
@@ -126,6 +127,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
         DEDUP.labels(outcome="new").inc(update.new)
         DEDUP.labels(outcome="duplicate").inc(update.duplicates)
         DEDUP.labels(outcome="revision").inc(update.revisions)
+        DELETED.inc(update.deleted)
         progress.add("sample_batches", len(events))
         progress.add("summaries", len(update.summaries))
         for partition, group in groups.items():

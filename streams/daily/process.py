@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 import numpy as np
@@ -19,7 +19,7 @@ from models.daily import HR_ZONES, DailySummary, daily_key
 from models.dead_letter import DeadLetter
 from models.errors import Reason
 from models.providers import Provider
-from models.samples import Metric, Resolution, SampleBatch, Unit
+from models.samples import Metric, Resolution, SampleBatch, Unit, deletion_runs
 from streams.daily.aggregate import DailyRules, summarize
 from streams.daily.state import KEYED_SCHEMA, DayMeta, day_end_utc, pack_states, unpack_states
 from streams.dedup import deduplicate
@@ -52,6 +52,19 @@ class DayUpdate:
     new: int = 0
     duplicates: int = 0
     revisions: int = 0
+    deleted: int = 0  # samples removed by vendor deletions
+
+    def merge(self, later: DayUpdate) -> None:
+        """Add a later part of the same take (its states and summaries win)."""
+        self.states.update(later.states)
+        self.deletes += later.deletes
+        summaries = {s.key: s for s in [*self.summaries, *later.summaries]}  # the latest revision of each day
+        self.summaries = list(summaries.values())
+        self.intraday += later.intraday
+        self.forwarded += later.forwarded
+        self.letters += later.letters
+        self.new, self.duplicates = self.new + later.new, self.duplicates + later.duplicates
+        self.revisions, self.deleted = self.revisions + later.revisions, self.deleted + later.deleted
 
 
 def rows_of(batches: Iterable[SampleBatch],
@@ -100,15 +113,44 @@ def header_of(blob: bytes) -> dict[str, object]:
 
 def apply_batches(batches: list[SampleBatch], stored: Mapping[str, bytes], *, policy: DayPolicy,
                   watermark: int) -> DayUpdate:
-    """Apply arrivals to their days. ``stored`` holds the current bytes of the days they touch."""
+    """Apply arrivals to their days. ``stored`` holds the current bytes of the days they touch.
+
+    Deletion batches (``SampleBatch.deleted``: the vendor withdrew samples) split the take into
+    runs applied in arrival order, so that a sample deleted and then sent again comes back, and
+    one sent and then deleted does not. Without deletions (nearly always) it is one pass.
+    """
+    if not any(batch.deleted for batch in batches):
+        return _apply_arrivals(batches, list(range(len(batches))), stored, policy=policy, watermark=watermark)
+    update, current = DayUpdate(), dict(stored)
+    for deleting, positions in deletion_runs(batches):
+        chosen = [batches[p] for p in positions]
+        part = (_apply_deletions(chosen, current, policy=policy, watermark=watermark) if deleting
+                else _apply_arrivals(chosen, positions, current, policy=policy, watermark=watermark))
+        # ``forwarded`` would send a run's input ahead of an earlier run's deletions: keep one order
+        part.intraday = [batches[p] for p in part.forwarded] + part.intraday
+        part.forwarded = []
+        update.merge(part)
+        current.update(part.states)
+    return update
+
+
+def _expired(batch: SampleBatch, policy: DayPolicy, watermark: int) -> DeadLetter | None:
+    if day_end_utc(batch.local_date, batch.utc_offset_s) + policy.retention_s >= watermark:
+        return None
+    return DeadLetter(
+        stage="daily", reason=Reason.DAY_EXPIRED, key=batch.research_id.encode(), original=batch.to_bytes(),
+        detail=f"{batch.local_date} is older than the state retention; replay with a longer retention",
+        count=len(batch), at=time.time())
+
+
+def _apply_arrivals(batches: list[SampleBatch], positions_in_take: list[int], stored: Mapping[str, bytes], *,
+                    policy: DayPolicy, watermark: int) -> DayUpdate:
     update = DayUpdate()
     accepted, positions = [], []
-    for position, batch in enumerate(batches):
-        if day_end_utc(batch.local_date, batch.utc_offset_s) + policy.retention_s < watermark:
-            update.letters.append(DeadLetter(
-                stage="daily", reason=Reason.DAY_EXPIRED, key=batch.research_id.encode(), original=batch.to_bytes(),
-                detail=f"{batch.local_date} is older than the state retention; replay with a longer retention",
-                count=len(batch), at=time.time()))
+    for position, batch in zip(positions_in_take, batches, strict=True):
+        letter = _expired(batch, policy, watermark)
+        if letter is not None:
+            update.letters.append(letter)
         else:
             accepted.append(batch)
             positions.append(position)
@@ -121,13 +163,15 @@ def apply_batches(batches: list[SampleBatch], stored: Mapping[str, bytes], *, po
     counts = {row[0]: row[1:] for row in result.counts.select("key", "new", "duplicates", "revisions").iter_rows()}
     first = {daily_key(b.research_id, b.local_date): b for b in reversed(accepted)}
     rejected = _rejected(accepted)
+    processing = _processing(accepted)
     for key in touched:
         new, duplicates, revisions = counts.get(key, (0, 0, 0))
         old = metas.get(key) or DayMeta(offset=first[key].utc_offset_s, source=first[key].source.value)
         changed = new + revisions > 0
         metas[key] = old.with_(revision=old.revision + 1, duplicates=old.duplicates + duplicates,
                                revisions=old.revisions + revisions, late=old.late or (old.final and changed),
-                               rejected=sorted(set(old.rejected) | rejected.get(key, set())))
+                               rejected=sorted(set(old.rejected) | rejected.get(key, set())),
+                               unprocessed=processing.get(key, old.unprocessed))
         update.new, update.duplicates, update.revisions = (update.new + new, update.duplicates + duplicates,
                                                            update.revisions + revisions)
     rows = result.rows.filter(pl.col("key").is_in(touched))
@@ -140,16 +184,93 @@ def apply_batches(batches: list[SampleBatch], stored: Mapping[str, bytes], *, po
     return update
 
 
+def _apply_deletions(deletions: list[SampleBatch], stored: Mapping[str, bytes], *, policy: DayPolicy,
+                     watermark: int) -> DayUpdate:
+    """Remove the withdrawn samples from their days: a revision of each day that lost any, and
+    the removed samples to ``intraday`` (marked ``deleted``) for the sink to remove too. A day
+    that had none of them is left as it was (not revised); one without state has nothing to lose."""
+    update = DayUpdate()
+    live = []
+    for batch in deletions:
+        letter = _expired(batch, policy, watermark)
+        if letter is not None:
+            update.letters.append(letter)
+        elif daily_key(batch.research_id, batch.local_date) in stored:
+            live.append(batch)
+    keys = list(dict.fromkeys(daily_key(b.research_id, b.local_date) for b in live))
+    if not keys:
+        return update
+    rows, metas = unpack_states({k: stored[k] for k in keys})
+    withdrawn = pl.lit(False)
+    for batch in live:
+        withdrawn = withdrawn | _withdrawn_by(batch)
+    rows = rows.with_columns(withdrawn=withdrawn)
+    removed = rows.filter(pl.col("withdrawn")).drop("withdrawn")
+    if removed.height == 0:
+        return update
+    lost = removed.group_by("key").len()
+    changed = dict(lost.iter_rows())
+    kept = rows.filter(~pl.col("withdrawn") & pl.col("key").is_in(list(changed))).drop("withdrawn")
+    for key, count in changed.items():
+        old = metas[key]
+        metas[key] = old.with_(revision=old.revision + 1, deleted=old.deleted + int(count), late=old.late or old.final)
+    changed_metas = {k: metas[k] for k in changed}
+    update.states = pack_states(kept, changed_metas)
+    update.summaries = summaries_for(kept, changed_metas, policy.rules)
+    update.deleted = removed.height
+    first = {daily_key(b.research_id, b.local_date): b for b in reversed(live)}
+    intervals = _intervals_by_key_metric(live)
+    update.intraday = [replace(batch, deleted=intervals[(daily_key(batch.research_id, batch.local_date),
+                                                         batch.metric)])
+                       for batch in _intraday(removed, first)]
+    return update
+
+
+def _withdrawn_by(batch: SampleBatch) -> pl.Expr:
+    """The rows one deletion batch withdraws: its day and metric, a time in one of its intervals
+    (UTC, or local wall-clock time for ``clock: local``)."""
+    at = pl.col("ts") + pl.col("offset") if batch.attributes.get("clock") == "local" else pl.col("ts")
+    inside = pl.lit(False)
+    for start, end in batch.deleted:
+        inside = inside | ((at >= start) & (at < end))
+    return (pl.col("key") == daily_key(batch.research_id, batch.local_date)) & (
+        pl.col("metric") == batch.metric.value) & inside
+
+
+def _intervals_by_key_metric(batches: list[SampleBatch]) -> dict[tuple[str, Metric], list[list[int]]]:
+    out: dict[tuple[str, Metric], list[list[int]]] = {}
+    for batch in batches:
+        out.setdefault((daily_key(batch.research_id, batch.local_date), batch.metric), []).extend(batch.deleted)
+    return out
+
+
+def _processing(batches: list[SampleBatch]) -> dict[str, bool]:
+    """Per day, whether its latest sleep batch says the vendor is still processing the session
+    (``processed`` false); days without a sleep batch keep what they had."""
+    out: dict[str, bool] = {}
+    for batch in batches:
+        processed = batch.attributes.get("processed")
+        if isinstance(processed, bool):
+            out[daily_key(batch.research_id, batch.local_date)] = not processed
+    return out
+
+
 def finalize_due(stored: Mapping[str, bytes], *, policy: DayPolicy, watermark: int) -> DayUpdate:
-    """Days that passed the grace period become final (one last revision); days past retention expire."""
+    """Days that passed the grace period become final (one last revision); days past retention expire.
+
+    A day whose sleep the vendor is still processing (``unprocessed``: stages follow in a later
+    page) stays open for twice the grace period, within the retention: its revision would
+    otherwise land on a final day as ``late``.
+    """
     update = DayUpdate()
     due: dict[str, bytes] = {}
     for key, blob in stored.items():
         header = header_of(blob)
         end = day_end_utc(key.rpartition("|")[2], cast(int, header["off"]))  # state.pack_states writes an int
+        grace = min(2 * policy.grace_s, policy.retention_s) if header.get("unp") else policy.grace_s
         if end + policy.retention_s < watermark:
             update.deletes.append(key)
-        elif not header["final"] and end + policy.grace_s < watermark:
+        elif not header["final"] and end + grace < watermark:
             due[key] = blob
     if due:
         rows, metas = unpack_states(due)

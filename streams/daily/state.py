@@ -54,6 +54,10 @@ class DayMeta:
     source: str = ""
     offset: int = 0  # the day's UTC offset (first seen), for its end in UTC
     rejected: list[int] = field(default_factory=list)  # distinct rejected sample times
+    # a sleep session of the day is still being processed by the vendor (Google ``metadata.processed``
+    # false: stages follow): the day stays open for revision past its grace period
+    unprocessed: bool = False
+    deleted: int = 0  # samples the vendor withdrew (DELETE notifications)
 
     def with_(self, **changes: Any) -> DayMeta:
         return replace(self, **changes)
@@ -129,7 +133,8 @@ def _pack_one(meta: DayMeta, streams: list[list[Any]], names: list[str], deltas:
     has_durations = bool(np.any(durations != -1))
     header = {"v": _STATE_VERSION, "rev": meta.revision, "final": meta.final, "late": meta.late,
               "dup": meta.duplicates, "revs": meta.revisions, "src": meta.source, "off": meta.offset,
-              "rej": meta.rejected, "streams": streams, "attrs": names, "int": integral, "dur": has_durations}
+              "rej": meta.rejected, "unp": meta.unprocessed, "del": meta.deleted, "streams": streams, "attrs": names,
+              "int": integral, "dur": has_durations}
     parts = [deltas.astype(np.int64).tobytes(), (values.astype(np.int32) if integral else values).tobytes(),
              offsets.tobytes(), codes.tobytes()]
     if has_durations:
@@ -147,7 +152,8 @@ def unpack_states(blobs: Mapping[str, bytes]) -> tuple[pl.DataFrame, dict[str, D
         header, arrays = _unpack_one(blob)
         metas[key] = DayMeta(revision=header["rev"], final=header["final"], late=header["late"],
                              duplicates=header["dup"], revisions=header["revs"], source=header["src"],
-                             offset=header["off"], rejected=list(header["rej"]))
+                             offset=header["off"], rejected=list(header["rej"]),
+                             unprocessed=bool(header.get("unp", False)), deleted=int(header.get("del", 0)))
         n = len(arrays["ts"])
         if n == 0:
             continue

@@ -6,13 +6,15 @@ import dataclasses
 import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
-from models.samples import Metric
+from models.samples import Metric, SampleBatch
 from sinks.dataset import Dataset
 from sinks.tables import (
     ACTIVITY_SUMMARY,
@@ -122,3 +124,40 @@ def test_an_object_store_url_works_like_a_path(tmp_path: Path) -> None:
     for table in (DAILY_SUMMARY, STEPS_INTRADAY, ACTIVITY_SUMMARY):
         assert remote.dates(table.name) == local.dates(table.name) == [FIRST]
         assert remote.read(table, FIRST).equals(local.read(table, FIRST))
+
+
+def _removal(batch: SampleBatch, keep: Callable[[int], bool]) -> SampleBatch:
+    """The part of ``batch`` whose timestamps pass ``keep``, marked as withdrawn by the vendor."""
+    chosen = [i for i, t in enumerate(batch.timestamps) if keep(t)]
+
+    def pick(column: list[Any] | None) -> list[Any] | None:
+        return None if column is None else [column[i] for i in chosen]
+
+    return dataclasses.replace(batch, timestamps=[batch.timestamps[i] for i in chosen],
+                               values=[batch.values[i] for i in chosen], labels=pick(batch.labels),
+                               durations=pick(batch.durations), deleted=[[0, 2**40]])
+
+
+def test_withdrawn_samples_leave_every_table_in_arrival_order(tmp_path: Path) -> None:
+    summaries, batches, rid = cohort_records()
+    steps = next(b for b in batches if b.research_id == rid and b.metric is Metric.STEPS and len(b) > 100)
+    noon = steps.timestamps[len(steps) // 2]
+    steps_gone = _removal(steps, lambda t: noon <= t < noon + 3600)
+    sleep_gone = [_removal(b, lambda t: True) for b in batches if b.research_id == rid
+                  and b.metric in (Metric.SLEEP_STAGE, Metric.VENDOR_SLEEP) and b.attributes.get("is_main_sleep")]
+    assert len(steps_gone) == 60 and sleep_gone
+    clean = Dataset(str(tmp_path / "clean"))
+    survivors = [_removal(b, lambda t, b=b: b is not steps or not noon <= t < noon + 3600) for b in batches
+                 if b not in sleep_gone and not (b.metric in (Metric.SLEEP_STAGE, Metric.VENDOR_SLEEP)
+                                                 and b.research_id == rid and b.attributes.get("is_main_sleep"))]
+    DatasetWriter(clean).apply(summaries, [dataclasses.replace(b, deleted=[]) for b in survivors])
+    deleted = Dataset(str(tmp_path / "deleted"))
+    report = DatasetWriter(deleted).apply(summaries, [*batches, steps_gone, *sleep_gone])
+    assert report.removed[STEPS_INTRADAY.name] == 60
+    for table in (STEPS_INTRADAY, SLEEP_LEVEL, SLEEP_DAILY_SUMMARY, ACTIVITY_SUMMARY):
+        assert deleted.read_all(table).equals(clean.read_all(table)), table.name
+    assert deleted.read_all(SLEEP_DAILY_SUMMARY).filter(pl.col("person_id") == rid)["is_main_sleep"].to_list() == [
+        "false", "false"]  # the main sleeps are gone, the naps stay
+    again = Dataset(str(tmp_path / "again"))
+    DatasetWriter(again).apply(summaries, [*batches, steps_gone, steps])  # withdrawn, then sent again
+    assert again.read_all(STEPS_INTRADAY).height == clean.read_all(STEPS_INTRADAY).height + 60

@@ -11,6 +11,8 @@ import pytest
 from connectors.simulator.cohort import SyntheticCohort
 from models.daily import HR_ZONES
 from models.errors import Reason
+from models.providers import Provider
+from models.samples import Metric, Resolution, SampleBatch, Unit
 from streams.daily.aggregate import DailyRules
 from streams.daily.process import DayPolicy, finalize_due
 from tests.streams.daily.helpers import Store, batches_of, cohort_pages, shuffled
@@ -167,3 +169,103 @@ def test_intraday_gets_each_new_or_changed_sample_once() -> None:
     store.apply([*shuffled(batches, 3), revised], watermark=_watermark(DAY), chunk=10_000)  # duplicates + one change
     assert store.intraday_samples() == [(changed.research_id, changed.metric.value, changed.timestamps[0],
                                          changed.values[0] + 1)]
+
+
+# --------------------------------------------------------------------------- vendor deletions
+def _deletion(research_id: str, metric: Metric, local_date: str, start: int, end: int, *,
+              clock: str = "utc") -> SampleBatch:
+    return SampleBatch(research_id=research_id, metric=metric, unit=Unit.MIXED, resolution=Resolution.EVENT,
+                       source=Provider.GOOGLE_HEALTH, utc_offset_s=0, local_date=local_date, timestamps=[],
+                       values=[], attributes={"clock": clock}, deleted=[[start, end]])
+
+
+def _without(batches: list[SampleBatch], research_id: str, metrics: set[Metric], start: int, end: int
+             ) -> list[SampleBatch]:
+    """The batches as if the vendor never had the samples in [start, end)."""
+    out = []
+    for b in batches:
+        if b.research_id != research_id or b.metric not in metrics:
+            out.append(b)
+            continue
+        keep = [i for i, t in enumerate(b.timestamps) if not start <= t < end]
+        out.append(replace(b, timestamps=[b.timestamps[i] for i in keep], values=[b.values[i] for i in keep],
+                           labels=None if b.labels is None else [b.labels[i] for i in keep],
+                           durations=None if b.durations is None else [b.durations[i] for i in keep]))
+    return out
+
+
+def _window() -> tuple[str, int, int]:
+    person = COHORT.participant_ids[1]
+    noon = int(datetime.combine(DAY, datetime.min.time(), tzinfo=UTC).timestamp()) + 12 * 3600
+    return f"R{person[1:]}", noon - 8 * 3600, noon + 4 * 3600  # daytime somewhere in the cohort's zones
+
+
+def test_a_deletion_leaves_the_days_as_if_the_samples_never_came() -> None:
+    batches, watermark = batches_of(cohort_pages(COHORT, [DAY])), _watermark(DAY)
+    rid, start, end = _window()
+    deleted, clean = Store(), Store()
+    deleted.apply(batches, watermark=watermark)
+    before = dict(deleted.daily)
+    dates = sorted({b.local_date for b in batches if b.research_id == rid})
+    deleted.apply([_deletion(rid, m, d, start, end) for m in (Metric.STEPS, Metric.HEART_RATE)
+                   for d in [*dates, "2026-05-01"]], watermark=watermark)  # a day without state: nothing
+    clean.apply(_without(batches, rid, {Metric.STEPS, Metric.HEART_RATE}, start, end), watermark=watermark)
+    assert deleted.comparable() == clean.comparable()
+    affected = {k for k in deleted.daily if k.startswith(rid + "|")}
+    assert affected and all(deleted.daily[k].revision == before[k].revision + 1 for k in affected)
+    assert all(deleted.daily[k] == before[k] for k in deleted.daily if k not in affected)  # unaffected: unchanged
+    assert f"{rid}|2026-05-01" not in deleted.days
+    removals = [b for b in deleted.intraday if b.deleted]
+    gone = sum(1 for b in batches if b.research_id == rid and b.metric in (Metric.STEPS, Metric.HEART_RATE)
+               for t in b.timestamps if start <= t < end)
+    assert gone > 100 and sum(len(b) for b in removals) == gone  # the sink is told each removed sample
+    assert all(start <= t < end for b in removals for t in b.timestamps)
+
+
+def test_a_deleted_sample_sent_again_comes_back_in_arrival_order() -> None:
+    batches, watermark = batches_of(cohort_pages(COHORT, [DAY])), _watermark(DAY)
+    rid, start, end = _window()
+    mine = [b for b in batches if b.research_id == rid and b.metric is Metric.STEPS]
+    deletions = [_deletion(rid, Metric.STEPS, b.local_date, start, end) for b in mine]
+    whole, gone, back = Store(), Store(), Store()
+    whole.apply(mine, watermark=watermark)
+    gone.apply(mine + deletions, watermark=watermark, chunk=1000)  # one take: sent, then deleted
+    back.apply(mine + deletions + mine, watermark=watermark, chunk=1000)  # deleted, then sent again
+    steps = {k: s.steps for k, s in whole.daily.items()}
+    expected_gone = sum(v for b in mine for t, v in zip(b.timestamps, b.values, strict=True) if start <= t < end)
+    assert expected_gone > 0
+    assert sum(s.steps for s in gone.daily.values()) == sum(steps.values()) - expected_gone
+    assert {k: s.steps for k, s in back.daily.items()} == steps
+    assert back.comparable() == whole.comparable()
+
+
+def test_a_civil_deletion_compares_local_wall_clock_times() -> None:
+    batches, watermark = batches_of(cohort_pages(COHORT, [DAY])), _watermark(DAY)
+    rid = _window()[0]
+    mine = [b for b in batches if b.research_id == rid and b.metric is Metric.STEPS and b.local_date == DAY.isoformat()]
+    local_ten = int(datetime.combine(DAY, datetime.min.time(), tzinfo=UTC).timestamp()) + 10 * 3600
+    store = Store()
+    store.apply(mine, watermark=watermark)
+    store.apply([_deletion(rid, Metric.STEPS, DAY.isoformat(), local_ten, local_ten + 3600, clock="local")],
+                watermark=watermark)
+    in_hour = sum(v for b in mine for t, v in zip(b.timestamps, b.values, strict=True)
+                  if local_ten <= t + b.utc_offset_s < local_ten + 3600)
+    total = sum(sum(b.values) for b in mine)
+    assert in_hour > 0 and store.daily[f"{rid}|{DAY.isoformat()}"].steps == total - in_hour
+
+
+def test_a_day_whose_sleep_is_still_processing_stays_open_past_the_grace_period() -> None:
+    rid = _window()[0]
+    stage = SampleBatch(research_id=rid, metric=Metric.SLEEP_STAGE, unit=Unit.SECONDS, resolution=Resolution.SEGMENT,
+                        source=Provider.GOOGLE_HEALTH, utc_offset_s=0, local_date=DAY.isoformat(),
+                        timestamps=[_watermark(DAY, 0.1)], values=[600.0], labels=["light"], durations=[600],
+                        attributes={"processed": False})
+    policy = DayPolicy(grace_s=86400, retention_s=30 * 86400)
+    store = Store(policy)
+    store.apply([stage], watermark=_watermark(DAY))
+    assert finalize_due(store.days, policy=policy, watermark=_watermark(DAY, 2.5)).summaries == []
+    store.apply([replace(stage, attributes={"processed": True})], watermark=_watermark(DAY))
+    final = finalize_due(store.days, policy=policy, watermark=_watermark(DAY, 2.5)).summaries
+    assert [s.final for s in final] == [True]
+    store.apply([stage], watermark=_watermark(DAY))  # still processing, but twice the grace has passed
+    assert len(finalize_due(store.days, policy=policy, watermark=_watermark(DAY, 3.5)).summaries) == 1
