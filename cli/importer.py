@@ -1,4 +1,10 @@
-"""`wearables import PATH`: publish a cohort's Fitbit JSON archive to ``raw.fitbit``."""
+"""`wearables import PATH`: publish a cohort's Fitbit JSON archive to ``raw.fitbit``.
+
+Every page needs its participant's time zone (Fitbit times are local wall-clock times): the
+one of their ``FITBIT/profile/<id>/profile.json``, else the cohort's default
+(``--default-timezone`` / ``WEARABLES_DEFAULT_TIMEZONE``). Without either for someone, nothing
+is published at all (``require_zones``): a page without a zone could only be dead-lettered.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from rich.table import Table
 
 from cli.console import console, progress
 from cli.topics import create_all_topics
-from connectors.archive import ScanResult, scan_archive
+from connectors.archive import PROFILE_PATH, ArchiveFile, Profile, ScanResult, scan_archive
 from connectors.import_ledger import ImportLedger
 from models.errors import WearablesError
 from models.ids import research_id
@@ -23,7 +29,7 @@ from runtime.kafka import make_producer, resolve_bootstrap
 from runtime.logging import redact
 from runtime.settings import Settings
 
-__all__ = ["ImportReport", "run_import"]
+__all__ = ["ImportReport", "MissingTimeZone", "require_zones", "run_import", "scan_or_fail"]
 
 _FLUSH_EVERY = 500  # files; the ledger records a chunk only after the broker acknowledged it
 
@@ -34,51 +40,87 @@ class ImportReport:
     already_imported: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     participants: set[str] = field(default_factory=set)
-    without_zone: int = 0
+    default_zone_files: int = 0  # published with the default zone (their participant has no profile)
+    default_zone_participants: int = 0
 
 
-async def run_import(settings: Settings, path: Path, *, force: bool = False, quiet: bool = False) -> ImportReport:
-    """Publish every data file of the archive at ``path`` (keyed by research_id); idempotent."""
+class MissingTimeZone(WearablesError):
+    """Participants without a profile and no default time zone: their pages would be dead letters."""
+
+
+def require_zones(scan: ScanResult, default_timezone: str | None) -> None:
+    """Raise MissingTimeZone unless every participant has a profile or there is a default zone.
+
+    The message counts the participants and never names one.
+    """
+    missing = len(scan.without_profile())
+    if missing and default_timezone is None:
+        raise MissingTimeZone(_missing_message(missing))
+
+
+def _missing_message(missing: int) -> str:
+    who = "1 participant has" if missing == 1 else f"{missing:,} participants have"
+    return (f"{who} no {PROFILE_PATH} (their time zone), so nothing was published: give --default-timezone "
+            "ZONE or set WEARABLES_DEFAULT_TIMEZONE to the cohort's IANA zone (e.g. America/Chicago)")
+
+
+def scan_or_fail(path: Path) -> ScanResult:
+    """The archive at ``path``, or a one-line error when there is none."""
     try:
-        scan = scan_archive(path)
+        return scan_archive(path)
     except FileNotFoundError:
         raise WearablesError(f"{path} does not exist: give the folder that holds FITBIT/") from None
+
+
+async def run_import(settings: Settings, path: Path, *, force: bool = False, quiet: bool = False,
+                     archive: ScanResult | None = None) -> ImportReport:
+    """Publish every data file of the archive at ``path`` (keyed by research_id); idempotent.
+
+    ``archive``: the scan of ``path`` when the caller already has it. Refuses (MissingTimeZone)
+    before connecting to Kafka when a participant has no zone.
+    """
+    scan_result = archive if archive is not None else scan_or_fail(path)
+    require_zones(scan_result, settings.default_timezone)
     secret = settings.require_secret_key()
     bootstrap = resolve_bootstrap(settings)
     await create_all_topics(settings, bootstrap)
-    report = ImportReport(skipped=Counter(s.reason for s in scan.skipped))
+    report = ImportReport(skipped=Counter(s.reason for s in scan_result.skipped))
     ledger = ImportLedger(settings.data_dir / "imports.sqlite")
     producer = make_producer(settings, bootstrap)
     await producer.start()
     try:
-        await _publish(scan, report, ledger, producer, settings, secret, force=force, quiet=quiet)
+        await _publish(scan_result, report, ledger, producer, settings, secret, force=force, quiet=quiet)
     finally:
         await producer.stop()
         ledger.close()
     if not quiet:
-        _print(report, scan)
+        _print(report, scan_result, settings.default_timezone)
     return report
 
 
 async def _publish(scan: ScanResult, report: ImportReport, ledger: ImportLedger, producer: AIOKafkaProducer,
                    settings: Settings, secret: bytes, *, force: bool, quiet: bool) -> None:
     topic = settings.topic(raw_topic_suffix(Provider.FITBIT))
-    pending: list[tuple[str, str]] = []
+    pending: list[tuple[str, str, str]] = []
+    defaulted: set[str] = set()
     with progress("importing", len(scan.files), quiet=quiet) as steps:
         for file in scan.files:
             body = file.path.read_bytes()
             digest = hashlib.sha256(body).hexdigest()
-            if not force and ledger.seen(file.relative, digest):
+            profile, by_default = _zone(scan, file, settings.default_timezone)
+            # a file published by an earlier version without any zone is published again with the default
+            if not force and ledger.seen(file.relative, digest, with_zone=by_default):
                 report.already_imported += 1
             else:
-                profile = scan.profiles.get(file.participant_id)
-                report.without_zone += profile is None
                 page = file.page(body, profile, fetched_at=time.time())
                 key = research_id(secret, file.participant_id).encode()
                 await producer.send(topic, page.to_bytes(), key=key)
-                pending.append((file.relative, digest))
+                pending.append((file.relative, digest, profile.label))
                 report.published += 1
                 report.participants.add(key.decode())
+                if by_default:
+                    report.default_zone_files += 1
+                    defaulted.add(key.decode())
             if len(pending) >= _FLUSH_EVERY:
                 await producer.flush()
                 ledger.record(pending)
@@ -86,9 +128,18 @@ async def _publish(scan: ScanResult, report: ImportReport, ledger: ImportLedger,
             steps.advance()
         await producer.flush()
         ledger.record(pending)
+    report.default_zone_participants = len(defaulted)
 
 
-def _print(report: ImportReport, scan: ScanResult) -> None:
+def _zone(scan: ScanResult, file: ArchiveFile, default_timezone: str | None) -> tuple[Profile, bool]:
+    """The file's participant's zone and whether it is the default one (``require_zones`` ran before)."""
+    profile = scan.profile_of(file.participant_id, default_timezone)
+    if profile is None:  # require_zones refused such an archive already; kept for callers that did not ask
+        raise MissingTimeZone(_missing_message(len(scan.without_profile())))
+    return profile, file.participant_id not in scan.profiles
+
+
+def _print(report: ImportReport, scan: ScanResult, default_timezone: str | None) -> None:
     table = Table("", "files", title="import")
     table.add_row("published to raw.fitbit", str(report.published))
     table.add_row("already imported (unchanged)", str(report.already_imported))
@@ -98,6 +149,7 @@ def _print(report: ImportReport, scan: ScanResult) -> None:
     console.print(table)
     for skipped in scan.skipped[:5]:  # a few examples, participant folders masked
         console.print(f"  skipped {redact(str(skipped.path))}: {skipped.reason}", markup=False)
-    if report.without_zone:
-        console.print(f"{report.without_zone} file(s) of participants without FITBIT/profile/<id>/profile.json: "
-                      "their intraday and sleep pages will go to the dead-letter topic (no UTC offset)")
+    if report.default_zone_files:
+        console.print(f"{report.default_zone_files:,} file(s) of {report.default_zone_participants:,} participant(s) "
+                      f"without {PROFILE_PATH} published with the default time zone {default_timezone}",
+                      markup=False)

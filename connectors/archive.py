@@ -8,6 +8,12 @@ The folder may sit anywhere below the given path (e.g. ``raw/health/2021/11/18/F
 Files are read verbatim; whether their JSON is usable is decided by the normalize agent, so
 nothing is dropped here except files whose place in the layout cannot be understood, and
 those are reported with the reason.
+
+Each page carries the date of its file name (``RawPage.date``), never one from its body:
+archives hold pages whose ``dateTime`` is the relative ``"today"`` of the day they were fetched.
+Fitbit times are local wall-clock times, so a participant's pages need a time zone: their
+profile's, else the cohort's default (``ScanResult.profile_of``); ``without_profile`` lists who
+would need the default.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import orjson
 from models.providers import Provider
 from models.raw import RawPage
 
-__all__ = ["ArchiveFile", "Profile", "ScanResult", "Skipped", "scan_archive"]
+__all__ = ["PROFILE_PATH", "ArchiveFile", "Profile", "ScanResult", "Skipped", "scan_archive"]
 
 _RESOURCES = {  # archive folder → RawPage data_type
     "activities-heart-intraday": "activities-heart-intraday",
@@ -37,12 +43,21 @@ _UNDATED = {"devices"}
 _PARTICIPANT = re.compile(r"^P\d{10}$")
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _DETAIL = re.compile(r"_(1sec|1min|5min|15min)(?:\.|_)")
+#: where a participant's time zone comes from, as messages name it (never with a real id)
+PROFILE_PATH = "FITBIT/profile/<id>/profile.json"
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
+    """A participant's time zone: the IANA name and/or the fixed UTC offset of their profile."""
+
     timezone: str | None
     utc_offset_ms: int | None
+
+    @property
+    def label(self) -> str:
+        """The zone as one string (the import ledger keeps it beside each published file)."""
+        return self.timezone or f"UTC{self.utc_offset_ms or 0:+d}ms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +92,17 @@ class ScanResult:
     files: list[ArchiveFile]
     skipped: list[Skipped]
     profiles: dict[str, Profile]
+
+    def without_profile(self) -> set[str]:
+        """Participants with data files but no usable profile (every Fitbit page needs a zone)."""
+        return {f.participant_id for f in self.files} - set(self.profiles)
+
+    def profile_of(self, participant_id: str, default_timezone: str | None) -> Profile | None:
+        """The participant's own profile, else ``default_timezone`` standing in for it, else None."""
+        own = self.profiles.get(participant_id)
+        if own is not None or default_timezone is None:
+            return own
+        return Profile(timezone=default_timezone, utc_offset_ms=None)
 
 
 def scan_archive(root: Path) -> ScanResult:

@@ -1,13 +1,19 @@
-"""`wearables import` against the embedded broker: every file published once, keyed by research_id."""
+"""`wearables import` against the embedded broker: every file published once, keyed by research_id,
+each page with its participant's zone (their profile's, else the default) and its file's date;
+an archive with participants of no zone at all is refused before anything is published."""
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cli.importer import run_import
+from cli.importer import MissingTimeZone, run_import
+from cli.topics import create_all_topics
+from connectors.archive import scan_archive
 from models.ids import research_id
 from models.raw import RawPage
 from runtime.kafka import make_consumer
@@ -19,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 
 async def _raw_records(settings: Settings, expected: int) -> list[tuple[bytes, bytes]]:
-    consumer = make_consumer(settings, settings.topic("raw.fitbit"), group_id="import-check")
+    group = f"{settings.kafka.topic_prefix}import-check"  # one per test: a group shared across tests rebalances slowly
+    consumer = make_consumer(settings, settings.topic("raw.fitbit"), group_id=group)
     await consumer.start()
     records: list[tuple[bytes, bytes]] = []
     try:
@@ -33,13 +40,33 @@ async def _raw_records(settings: Settings, expected: int) -> list[tuple[bytes, b
     return records
 
 
-async def test_import_publishes_every_file_once(settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+async def test_participants_without_a_zone_are_refused_before_anything_is_published(
+        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
     settings = settings_factory()
+    await create_all_topics(settings)
+    archive = make_archive(tmp_path / "archive")  # the second participant has no profile.json
+    with pytest.raises(MissingTimeZone) as refused:
+        await run_import(settings, archive, quiet=True)
+    message = str(refused.value)
+    assert message.startswith("1 participant has no FITBIT/profile/<id>/profile.json")
+    assert "--default-timezone" in message and "WEARABLES_DEFAULT_TIMEZONE" in message
+    assert "\n" not in message and not any(p in message for p in COHORT.participant_ids)
+    assert await _raw_records(settings, 0) == []
+    assert not (settings.data_dir / "imports.sqlite").exists()  # no ledger row either
+
+
+async def test_import_publishes_every_file_once(settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = settings_factory(default_timezone="Europe/Berlin")
     archive = make_archive(tmp_path / "archive")
+    with_profile, without = COHORT.participant_ids
+    # a page as archives hold it: its dateTime relative to the day it was fetched
+    today = next(f for f in scan_archive(archive).files if f.participant_id == without and f.date == "2021-11-10")
+    today.path.write_bytes(today.path.read_bytes().replace(b'"dateTime":"2021-11-10"', b'"dateTime":"today"', 1))
+
     first = await run_import(settings, archive, quiet=True)
     assert first.published == 8 and first.already_imported == 0
     assert sum(first.skipped.values()) == 5
-    assert first.without_zone == 4  # the second participant has no profile.json
+    assert (first.default_zone_files, first.default_zone_participants) == (4, 1)
 
     again = await run_import(settings, archive, quiet=True)
     assert (again.published, again.already_imported) == (0, 8)
@@ -47,16 +74,38 @@ async def test_import_publishes_every_file_once(settings_factory: Callable[..., 
     records = await _raw_records(settings, 8)
     assert len(records) == 8
     secret = settings.require_secret_key()
-    keys = {research_id(secret, p).encode() for p in COHORT.participant_ids}
-    assert {key for key, _ in records} == keys
-    with_zone = research_id(secret, COHORT.participant_ids[0]).encode()
+    keys = {research_id(secret, p).encode(): p for p in COHORT.participant_ids}
+    assert {key for key, _ in records} == set(keys)
+    zones = {with_profile: "America/Chicago", without: "Europe/Berlin"}
     for key, value in records:
         page = RawPage.from_bytes(value)
         assert page.origin == "archive" and page.date in ("2021-11-09", "2021-11-10")
         assert not any(p.encode() in value for p in COHORT.participant_ids)  # no participant ID on the wire
-        if key == with_zone:
-            assert page.timezone == "America/Chicago"
+        assert page.timezone == zones[keys[key]]
+        if page.body == today.path.read_bytes():
+            assert (page.date, page.data_type) == ("2021-11-10", today.data_type)  # the file's date
+        else:
             assert normalize(page, key.decode(), secret=secret).samples > 1000
 
     forced = await run_import(settings, archive, force=True, quiet=True)
     assert forced.published == 8
+
+
+async def test_files_an_earlier_version_published_without_a_zone_are_published_again_with_the_default(
+        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = settings_factory(default_timezone="Europe/Berlin")
+    archive = make_archive(tmp_path / "archive")
+    scan = scan_archive(archive)
+    settings.data_dir.mkdir(parents=True)
+    old = sqlite3.connect(settings.data_dir / "imports.sqlite")
+    with old:  # the ledger of an import before zones were recorded: every file published
+        old.execute("CREATE TABLE imported (relative TEXT, sha256 TEXT, at REAL, PRIMARY KEY (relative, sha256))")
+        old.executemany("INSERT INTO imported VALUES (?, ?, 1.0)",
+                        [(f.relative, hashlib.sha256(f.path.read_bytes()).hexdigest()) for f in scan.files])
+    old.close()
+
+    report = await run_import(settings, archive, quiet=True)
+    assert (report.published, report.already_imported, report.default_zone_files) == (4, 4, 4)
+    records = await _raw_records(settings, 4)
+    assert {RawPage.from_bytes(v).timezone for _, v in records} == {"Europe/Berlin"}
+    assert {k for k, _ in records} == {research_id(settings.require_secret_key(), COHORT.participant_ids[1]).encode()}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.archive import scan_archive
+from connectors.archive import Profile, scan_archive
 from connectors.simulator.cohort import SyntheticCohort
 
 COHORT = SyntheticCohort(2, seed=3)
@@ -57,3 +57,38 @@ def test_scan_finds_data_files_profiles_and_reasons(tmp_path: Path) -> None:
 def test_missing_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         scan_archive(tmp_path / "nope")
+
+
+def test_participants_without_a_profile_get_the_default_zone_the_others_their_own(tmp_path: Path) -> None:
+    scan = scan_archive(make_archive(tmp_path))
+    with_profile, without = COHORT.participant_ids
+    assert scan.without_profile() == {without}
+    assert scan.profile_of(with_profile, "Europe/Berlin") == Profile("America/Chicago", -21600000)
+    assert scan.profile_of(without, "Europe/Berlin") == Profile("Europe/Berlin", None)
+    assert scan.profile_of(without, None) is None
+    assert scan_archive(make_archive(tmp_path / "none", with_profile=False)).without_profile() == set(
+        COHORT.participant_ids)
+
+
+def test_a_page_has_its_file_names_date_whatever_its_body_says(tmp_path: Path) -> None:
+    """Archived pages may say ``"dateTime": "today"`` (the day they were fetched): the file name decides."""
+    folder = tmp_path / "FITBIT" / "activities-steps-intraday" / COHORT.participant_ids[0]
+    folder.mkdir(parents=True)
+    bodies = {
+        "activities_steps_date_2021-11-10_1d_1min.json": b'{"activities-steps": [{"dateTime": "today", "value": "7"}]}',
+        "activities_steps_date_2021-11-11_1d_1min.json": b'{"activities-steps": [{"dateTime": "2019-01-01"}]}',
+    }
+    for name, body in bodies.items():
+        (folder / name).write_bytes(body)
+    devices = tmp_path / "FITBIT" / "devices" / COHORT.participant_ids[0] / "devices.json"
+    devices.parent.mkdir(parents=True)
+    devices.write_bytes(b"[]")
+
+    scan = scan_archive(tmp_path)
+    zone = Profile("America/Chicago", None)
+    pages = {f.path.name: f.page(f.path.read_bytes(), zone, fetched_at=1.0) for f in scan.files}
+    assert pages["activities_steps_date_2021-11-10_1d_1min.json"].date == "2021-11-10"
+    assert pages["activities_steps_date_2021-11-11_1d_1min.json"].date == "2021-11-11"
+    assert pages["devices.json"].date is None  # undated resource
+    assert {p.body for p in pages.values()} == {*bodies.values(), b"[]"}  # verbatim
+    assert {p.timezone for p in pages.values()} == {"America/Chicago"}
