@@ -3,8 +3,9 @@
 Same paths, JSON shapes, OAuth endpoints (consent page, PKCE, single-use refresh tokens,
 revoke), rate-limit headers and 429s as the real services (docs/vendors.md, Fitbit Web API and
 Google Health API). The routes live in one module each: ``oauth_routes`` (both vendors, their
-differences in ``dialects``), ``fitbit_routes``, ``google_routes``, and ``side_door``
-(``/_sim/*``: statistics, revoking a participant); every data call passes ``data_calls``
+differences in ``dialects``), ``fitbit_routes``, ``google_routes``, ``keyset_routes`` (the
+public keyset that verifies the simulated Google notifications) and ``side_door`` (``/_sim/*``:
+statistics, revoking a participant, withdrawing samples); every data call passes ``data_calls``
 (token, quota, ``faults``).
 
 The simulator imports the vendors' spec modules (paths, scopes, header names) but never a
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from connectors.simulator import fitbit_routes, google_routes, oauth_routes, side_door
+from connectors.simulator import fitbit_routes, google_routes, keyset_routes, oauth_routes, side_door
 from connectors.simulator.keys import CLIENTS, WORLD
+from connectors.simulator.keyset_routes import SIGNING_KEY, SigningKey
 from connectors.simulator.world import World
 from connectors.vendors.endpoints import Credentials
 from models.providers import Provider
@@ -24,10 +26,13 @@ from models.providers import Provider
 __all__ = ["build_simulator_app"]
 
 
-def build_simulator_app(world: World, clients: dict[Provider, Credentials]) -> web.Application:
-    """The simulator app serving ``world``; ``clients``: the OAuth client each vendor knows."""
+def build_simulator_app(world: World, clients: dict[Provider, Credentials],
+                        signing_key: SigningKey | None = None) -> web.Application:
+    """The simulator app serving ``world``; ``clients``: the OAuth client each vendor knows;
+    ``signing_key``: the one the webhook delivery signs with (a fresh one when None)."""
     app = web.Application()
     app[WORLD], app[CLIENTS] = world, clients
+    app[SIGNING_KEY] = SigningKey() if signing_key is None else signing_key
     app.add_routes([*oauth_routes.routes(), *fitbit_routes.routes(), *google_routes.routes(),
-                    *side_door.routes()])
+                    *keyset_routes.routes(), *side_door.routes()])
     return app

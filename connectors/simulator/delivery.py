@@ -1,13 +1,21 @@
 """The simulator's webhook side: verifying the subscriber endpoints, then notifying them when
-devices sync (Fitbit: signed arrays of collection/date/owner; Google: one call per data type).
+devices sync (Fitbit: signed arrays of collection/date/owner; Google: signed arrays of
+documented notifications) and when samples are withdrawn or restored at the vendor (Google).
 
 Fitbit signs ``X-Fitbit-Signature = base64(HMAC-SHA1(body, client_secret + "&"))`` (the rule is
 ``fitbit_spec.signature``, which the gateway checks with) and verifies a
-subscriber with two GETs (``?verify=<right code>`` → 204, a wrong code → 404). Google verifies
-with two POSTs of ``{"type": "verification"}``, with the Authorization value (→ 201) and without
-(→ 401/403), then sends notifications with that Authorization header. The Google notification
-body is not documented publicly; ours is ``{"type": "notification", "notificationId", "user",
-"dataType", "interval": {"startTime", "endTime"}}``.
+subscriber with two GETs (``?verify=<right code>`` → 204, a wrong code → 404).
+
+Google verifies with two POSTs of ``{"type": "verification"}``, with the Authorization value
+(→ 201) and without (→ 401/403). Then each device sync is one POST of a JSON array holding one
+``{"data": {"version", "healthUserId", "operation": "UPSERT", "dataType", "intervals":
+[{physicalTimeInterval, civilDateTimeInterval, civilIso8601TimeInterval}]}}`` per data type,
+the interval spanning the synced local days (physical in UTC, civil on the account's wall
+clock); a withdrawn or restored interval is one POST of a one-element array (DELETE or UPSERT).
+Bodies are signed with the simulator's key (``keyset_routes.SigningKey``) under the two header
+names the sources disagree on, alternating so that a receiver is tested with both, and carry
+the Authorization secret too (Google documents it; a user reports it missing: receivers
+should accept either). ``clientProvidedSubscriptionName`` is sent under the MANUAL policy only.
 """
 
 from __future__ import annotations
@@ -15,14 +23,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import uuid
+import zoneinfo
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import orjson
 
-from connectors.simulator.world import Account, World
+from connectors.simulator.keyset_routes import SigningKey
+from connectors.simulator.world import Account, VendorChange, World
 from connectors.vendors import fitbit_spec, google_health_spec
+from connectors.vendors.google_health_notifications import SIGNATURE_HEADERS
 from models.providers import Provider
 from runtime.metrics import counter
 
@@ -31,47 +42,62 @@ __all__ = ["WebhookDelivery"]
 logger = logging.getLogger(__name__)
 SENT = counter("simulator_webhooks_total", "Webhook notifications the simulator sent, by answer", ["provider",
                                                                                                  "outcome"])
+_SUBSCRIPTION_NAME = "wearables"  # the subscription id a MANUAL subscriber gave
 
 
 class WebhookDelivery:
-    """Verifies the subscriber endpoints, then notifies them of each round of device syncs.
+    """Verifies the subscriber endpoints, then notifies them of each round of device syncs and
+    of the world's announced changes.
 
     ::
 
         delivery = WebhookDelivery(world, fitbit_url=..., google_url=..., fitbit_secret=...,
-                                   fitbit_verify_code=..., google_token=..., interval_s=5.0)
+                                   fitbit_verify_code=..., google_token=..., signer=SigningKey(),
+                                   interval_s=5.0)
         task = asyncio.ensure_future(delivery.run(stop))
 
-    :param world: whose ``sync_tick`` says which accounts' days changed.
+    :param world: whose ``sync_tick`` says which accounts' days changed, ``take_changes`` what was
+        withdrawn or restored.
     :param fitbit_url: the Fitbit subscriber endpoint (None: no Fitbit notifications).
     :param google_url: the Google Health subscriber endpoint (None: none).
     :param fitbit_secret: our Fitbit client secret, the signature key.
     :param fitbit_verify_code: the verification code of the Fitbit subscriber.
     :param google_token: the Authorization value the Google subscriber expects.
+    :param signer: the key Google notifications are signed with (its keyset is served).
     :param interval_s: seconds between sync rounds.
     """
 
     def __init__(self, world: World, *, fitbit_url: str | None, google_url: str | None, fitbit_secret: str,
-                 fitbit_verify_code: str, google_token: str, interval_s: float) -> None:
+                 fitbit_verify_code: str, google_token: str, signer: SigningKey, interval_s: float) -> None:
         self.world = world
         self.urls = {Provider.FITBIT: fitbit_url, Provider.GOOGLE_HEALTH: google_url}
         self.fitbit_secret, self.verify_code, self.google_token = fitbit_secret, fitbit_verify_code, google_token
+        self.signer = signer
         self.interval_s = interval_s
         self.verified: dict[Provider, bool] = {p: False for p in Provider}
+        self._signed = 0  # Google bodies signed so far: picks the header name
 
     async def run(self, stop: asyncio.Event) -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             while not stop.is_set():
-                for provider, url in self.urls.items():
-                    if url and not self.verified[provider]:
-                        self.verified[provider] = await self._verify(session, provider, url)
-                changes = self.world.sync_tick()
-                await asyncio.gather(*(self._notify(session, account, days) for account, days in changes
-                                       if account.subscribed and self.verified[account.provider]))
+                await self.round(session)
                 try:
                     await asyncio.wait_for(stop.wait(), self.interval_s)
                 except TimeoutError:
                     pass
+
+    async def round(self, session: aiohttp.ClientSession) -> None:
+        """One round: verify who is not yet, tell of this round's syncs, then of announced changes."""
+        for provider, url in self.urls.items():
+            if url and not self.verified[provider]:
+                self.verified[provider] = await self._verify(session, provider, url)
+        changes = self.world.sync_tick()
+        await asyncio.gather(*(self._notify(session, account, days) for account, days in changes
+                               if self.verified[account.provider]))
+        if self.verified[Provider.GOOGLE_HEALTH]:  # else they wait for a verified subscriber
+            for change in self.world.take_changes():
+                if self.world.notifies(change.account):
+                    await self._post_google(session, [self._google_change(change)])
 
     async def _verify(self, session: aiohttp.ClientSession, provider: Provider, url: str) -> bool:
         try:
@@ -94,23 +120,48 @@ class WebhookDelivery:
         return ok
 
     async def _notify(self, session: aiohttp.ClientSession, account: Account, days: list[date]) -> None:
-        url = self.urls[account.provider]
-        assert url is not None
         if account.provider is Provider.FITBIT:
+            url = self.urls[account.provider]
+            assert url is not None
             body = orjson.dumps([{"collectionType": collection, "date": d.isoformat(), "ownerId": account.user_id,
                                   "ownerType": "user", "subscriptionId": "sim"}
                                  for d in days for collection in fitbit_spec.COLLECTIONS])
             await self._post(session, account.provider, url, body, {
                 fitbit_spec.SIGNATURE_HEADER: fitbit_spec.signature(body, self.fitbit_secret)})
             return
-        start = datetime.combine(days[0] - timedelta(days=1), datetime.min.time(), UTC)
-        end = datetime.combine(days[-1] + timedelta(days=2), datetime.min.time(), UTC)
-        for data_type in google_health_spec.DATA_TYPES:
-            body = orjson.dumps({"type": "notification", "notificationId": str(uuid.uuid4()),
-                                 "user": f"users/{account.user_id}", "dataType": data_type,
-                                 "interval": {"startTime": f"{start:%Y-%m-%dT%H:%M:%SZ}",
-                                              "endTime": f"{end:%Y-%m-%dT%H:%M:%SZ}"}})
-            await self._post(session, account.provider, url, body, {"Authorization": self.google_token})
+        zone = zoneinfo.ZoneInfo(account.timezone)
+        start = datetime.combine(days[0], datetime.min.time(), zone)
+        end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), zone)
+        await self._post_google(session, [self._google_item(account, "UPSERT", data_type, start, end)
+                                          for data_type in google_health_spec.DATA_TYPES])
+
+    def _google_change(self, change: VendorChange) -> dict[str, Any]:
+        zone = zoneinfo.ZoneInfo(change.account.timezone)
+        return self._google_item(change.account, change.operation, change.data_type,
+                                 datetime.fromtimestamp(change.start, zone), datetime.fromtimestamp(change.end, zone))
+
+    def _google_item(self, account: Account, operation: str, data_type: str, start: datetime,
+                     end: datetime) -> dict[str, Any]:
+        """One notification; ``start`` and ``end`` are aware, in the account's zone."""
+        data: dict[str, Any] = {"version": "1", "healthUserId": account.user_id, "operation": operation,
+                                "dataType": data_type, "intervals": [{
+                                    "physicalTimeInterval": {"startTime": _utc(start), "endTime": _utc(end)},
+                                    "civilDateTimeInterval": {"startDateTime": _civil_parts(start),
+                                                              "endDateTime": _civil_parts(end)},
+                                    "civilIso8601TimeInterval": {"startTime": f"{start:%Y-%m-%dT%H:%M:%S}",
+                                                                 "endTime": f"{end:%Y-%m-%dT%H:%M:%S}"}}]}
+        if self.world.subscription_policy == "manual":
+            data = {"version": "1", "clientProvidedSubscriptionName": _SUBSCRIPTION_NAME, **data}
+        return {"data": data}
+
+    async def _post_google(self, session: aiohttp.ClientSession, items: list[dict[str, Any]]) -> None:
+        url = self.urls[Provider.GOOGLE_HEALTH]
+        assert url is not None
+        body = orjson.dumps(items)
+        header = SIGNATURE_HEADERS[self._signed % len(SIGNATURE_HEADERS)]
+        self._signed += 1
+        await self._post(session, Provider.GOOGLE_HEALTH, url, body,
+                         {header: self.signer.sign(body), "Authorization": self.google_token})
 
     async def _post(self, session: aiohttp.ClientSession, provider: Provider, url: str, body: bytes,
                     headers: dict[str, str]) -> None:
@@ -121,3 +172,14 @@ class WebhookDelivery:
             outcome = "unreachable"
         SENT.labels(provider.value, outcome).inc()
         self.world.stats[f"webhooks_{outcome}"] += 1
+
+
+def _utc(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _civil_parts(moment: datetime) -> dict[str, dict[str, int]]:
+    """Google's ``{date, time}`` civil form of the wall-clock time."""
+    return {"date": {"year": moment.year, "month": moment.month, "day": moment.day},
+            "time": {"hours": moment.hour, "minutes": moment.minute, "seconds": moment.second,
+                     "nanos": moment.microsecond * 1000}}

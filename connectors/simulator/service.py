@@ -13,8 +13,10 @@ from aiohttp import web
 from connectors.simulator.app import build_simulator_app
 from connectors.simulator.cohort import SyntheticCohort
 from connectors.simulator.delivery import WebhookDelivery
+from connectors.simulator.keyset_routes import SigningKey
 from connectors.simulator.world import Faults, World
 from connectors.vendors.endpoints import credentials, webhook_secrets
+from connectors.vendors.google_health_notifications import KEYSET_PATH
 from models.providers import Provider
 from runtime.service import Service
 from runtime.settings import Settings
@@ -47,16 +49,23 @@ class RunningSimulator:
     world: World
     delivery: WebhookDelivery | None
 
+    @property
+    def keyset_url(self) -> str:
+        """Where the simulator publishes the keyset its Google notifications verify under."""
+        return self.url + KEYSET_PATH
+
 
 @contextlib.asynccontextmanager
 async def running_simulator(settings: Settings, options: SimulatorOptions) -> AsyncIterator[RunningSimulator]:
     world = World(SyntheticCohort(options.participants, seed=options.seed), days=options.days, seed=options.seed,
                   late_share=options.late_share, duplicate_share=options.duplicate_share,
-                  token_lifetime_s=options.token_lifetime_s)
+                  token_lifetime_s=options.token_lifetime_s,
+                  subscription_policy=settings.gateway.google_subscription_policy)
     world.faults = Faults(error_rate=options.error_rate, timeout_rate=options.timeout_rate, hang_s=options.hang_s,
                           latency_s=options.latency_s)
     world.quota.google_project_per_minute = options.google_project_limit
-    app = build_simulator_app(world, {p: credentials(settings.vendors, p) for p in Provider})
+    signer = SigningKey()  # a fresh key each start, as a vendor's rotation would give
+    app = build_simulator_app(world, {p: credentials(settings.vendors, p) for p in Provider}, signer)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, options.host, options.port, backlog=4096)
@@ -70,7 +79,7 @@ async def running_simulator(settings: Settings, options: SimulatorOptions) -> As
                                    google_url=f"{base}/webhooks/google_health",
                                    fitbit_secret=credentials(settings.vendors, Provider.FITBIT).client_secret,
                                    fitbit_verify_code=verify_code, google_token=google_token,
-                                   interval_s=options.sync_interval_s)
+                                   signer=signer, interval_s=options.sync_interval_s)
         task = asyncio.ensure_future(delivery.run(stop))
     try:
         yield RunningSimulator(f"http://{options.host}:{port}", world, delivery)

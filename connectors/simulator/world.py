@@ -3,6 +3,14 @@
 Pure state and rules, no HTTP: the route modules (``app.py``) map requests onto it. Time is real time; the
 cohort's data covers ``days`` local days ending yesterday, and each account's device has synced
 it up to ``synced_until`` (some lag days behind and catch up in bursts, see ``sync_tick``).
+
+Who hears of a change follows the vendors: a Fitbit account only once subscribed; a Google one
+per the subscriber's policy, ``automatic`` (every account that granted consent and did not
+revoke it, with no subscription call: "notifications are sent to all subscribers with an
+AUTOMATIC policy … provided the user has granted the necessary consents") or ``manual`` (only
+subscribed accounts). Samples withdrawn at the vendor (``delete_samples``) are kept in
+``deletions`` for the pages to leave out, and announced by a queued DELETE notification
+(``take_changes``); ``restore_samples`` brings them back with an UPSERT.
 """
 
 from __future__ import annotations
@@ -15,18 +23,20 @@ import zoneinfo
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
 from connectors.simulator.cohort import SyntheticCohort
 from connectors.vendors import fitbit_spec, google_health_spec
 from models.providers import Provider
 
-__all__ = ["Account", "Faults", "Grant", "Quota", "World"]
+__all__ = ["Account", "Faults", "Grant", "Quota", "SubscriptionPolicy", "VendorChange", "World"]
 
 FITBIT_HOURLY_LIMIT = fitbit_spec.PER_USER_LIMIT[0]
 # A device that has caught up re-sends a day it already sent a few times, then goes quiet: the
 # history is finite, so a run (the demo) can tell when everything has arrived.
 _RESYNCS_PER_DEVICE = 2
 GOOGLE_USER_MINUTE_LIMIT = google_health_spec.PER_USER_LIMIT[0]
+SubscriptionPolicy = Literal["automatic", "manual"]
 
 
 @dataclass
@@ -40,6 +50,18 @@ class Account:
     revoked: bool = False
     subscribed: bool = False
     resyncs: int = 0  # duplicate syncs so far (see ``World.sync_tick``)
+
+
+@dataclass(frozen=True, slots=True)
+class VendorChange:
+    """A change of stored samples the vendor announces by notification: samples of ``data_type``
+    in [start, end) (epoch seconds) were withdrawn (DELETE) or are there again (UPSERT)."""
+
+    account: Account
+    operation: Literal["UPSERT", "DELETE"]
+    data_type: str
+    start: float
+    end: float
 
 
 @dataclass(frozen=True)
@@ -103,10 +125,12 @@ class World:
     :param late_share: share of devices that lag 1-3 days behind and catch up in a burst.
     :param duplicate_share: chance per sync round that a synced device sends a day again.
     :param token_lifetime_s: access-token lifetime (None: each vendor's own, 8 h or 1 h).
+    :param subscription_policy: the Google subscriber's policy (module docstring).
     """
 
     def __init__(self, cohort: SyntheticCohort, *, days: int, seed: int = 0, late_share: float = 0.25,
-                 duplicate_share: float = 0.1, token_lifetime_s: float | None = None) -> None:
+                 duplicate_share: float = 0.1, token_lifetime_s: float | None = None,
+                 subscription_policy: SubscriptionPolicy = "automatic") -> None:
         self.cohort = cohort
         self.last_day = datetime.now(UTC).date() - timedelta(days=1)
         self.first_day = self.last_day - timedelta(days=days - 1)
@@ -114,6 +138,7 @@ class World:
         self.data_end = datetime.combine(self.last_day + timedelta(days=2), datetime.min.time(), UTC).timestamp()
         self.late_share, self.duplicate_share = late_share, duplicate_share
         self.token_lifetime_s = token_lifetime_s
+        self.subscription_policy: SubscriptionPolicy = subscription_policy
         self.faults = Faults()
         self.quota = Quota()
         self.stats: Counter[str] = Counter()
@@ -125,6 +150,9 @@ class World:
         self.access: dict[str, Grant] = {}
         self.refresh: dict[str, Grant] = {}
         self._series: OrderedDict[tuple[str, date], tuple[_Packed, _Packed]] = OrderedDict()
+        # (participant_id, data_type) -> withdrawn [start, end) intervals, epoch seconds
+        self.deletions: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        self._changes: list[VendorChange] = []  # announced by the next delivery round
 
     # ------------------------------------------------------------------ accounts
     def account(self, provider: Provider, participant_id: str) -> Account:
@@ -144,6 +172,17 @@ class World:
 
     def accounts(self) -> list[Account]:
         return list(self._accounts.values())
+
+    def find_account(self, provider: Provider, participant_id: str) -> Account | None:
+        """The participant's account if they ever consented (``account`` would create it)."""
+        return self._accounts.get((provider, participant_id))
+
+    def notifies(self, account: Account) -> bool:
+        """Whether the vendor tells our subscriber of this account's changes (module docstring)."""
+        if account.revoked:
+            return False
+        automatic = account.provider is Provider.GOOGLE_HEALTH and self.subscription_policy == "automatic"
+        return automatic or account.subscribed
 
     def revoke(self, account: Account) -> None:
         """The participant revoked our access at the vendor: every token of theirs stops working."""
@@ -194,6 +233,42 @@ class World:
             return 0
         return max(0, min(1440, int((account.synced_until - self.midnight(account, day)) // 60)))
 
+    # ------------------------------------------------------------------ samples withdrawn at the vendor
+    def delete_samples(self, account: Account, data_type: str, start: float, end: float) -> None:
+        """The participant deleted ``data_type`` samples in [start, end) at the vendor: the pages
+        leave them out, and Google announces it with a DELETE notification."""
+        if not start < end:
+            raise ValueError("a deleted interval must end after it starts")
+        self.deletions.setdefault((account.participant_id, data_type), []).append((start, end))
+        self._announce(VendorChange(account, "DELETE", data_type, start, end))
+        self.stats["deletions"] += 1
+
+    def restore_samples(self, account: Account, data_type: str, start: float, end: float) -> bool:
+        """The deleted interval is there again (re-sent by the device): an UPSERT announces it.
+        False when no such interval was deleted."""
+        withdrawn = self.deletions.get((account.participant_id, data_type), [])
+        if (start, end) not in withdrawn:
+            return False
+        withdrawn.remove((start, end))
+        if not withdrawn:
+            del self.deletions[(account.participant_id, data_type)]
+        self._announce(VendorChange(account, "UPSERT", data_type, start, end))
+        self.stats["restorations"] += 1
+        return True
+
+    def deleted(self, participant_id: str, data_type: str) -> list[tuple[float, float]]:
+        """The withdrawn [start, end) intervals (epoch seconds) of the participant's ``data_type``."""
+        return list(self.deletions.get((participant_id, data_type), []))
+
+    def take_changes(self) -> list[VendorChange]:
+        """The announced changes not yet delivered; the delivery takes them all at once."""
+        changes, self._changes = self._changes, []
+        return changes
+
+    def _announce(self, change: VendorChange) -> None:
+        if change.account.provider is Provider.GOOGLE_HEALTH:  # Fitbit sends no deletion notifications
+            self._changes.append(change)
+
     # ------------------------------------------------------------------ devices syncing
     def sync_tick(self) -> list[tuple[Account, list[date]]]:
         """One round of device syncs: late devices catch up in a burst (days at once), a few synced
@@ -202,7 +277,7 @@ class World:
         self.quota.forget_before(time.time())
         changed = []
         for account in self._accounts.values():
-            if account.revoked or not account.subscribed:  # nobody would hear of it: no notification to test
+            if not self.notifies(account):  # nobody would hear of it: no notification to test
                 continue
             if account.synced_until < self.data_end and self._rng.random() < 0.5:
                 first = datetime.fromtimestamp(account.synced_until, zoneinfo.ZoneInfo(account.timezone)).date()

@@ -4,11 +4,15 @@ import of a vendor client (it is what the clients are tested against)."""
 from __future__ import annotations
 
 import grimp
+from aiohttp.test_utils import TestClient, TestServer
 
+from connectors.simulator.app import build_simulator_app
+from connectors.simulator.keyset_routes import SigningKey
 from connectors.vendors import fitbit_spec, google_health_spec
+from connectors.vendors.google_health_notifications import KEYSET_PATH, parse_keyset
 from connectors.vendors.registry import VENDOR_CLIENTS
 from models.providers import Provider
-from tests.connectors.simulator.conftest import Sim
+from tests.connectors.simulator.conftest import CLIENTS, Sim
 
 
 def test_the_simulator_imports_no_vendor_client() -> None:
@@ -32,3 +36,12 @@ async def test_every_day_path_of_the_specs_is_served(sim: Sim) -> None:
         answer = await sim.http.get(google_health_spec.DATA_POINTS_PATH.format(data_type=data_type),
                                     headers=google, params={"filter": bounds})
         assert answer.status == 200, data_type
+
+
+async def test_the_signing_key_given_is_the_one_published(sim: Sim) -> None:
+    key = SigningKey()
+    async with TestClient(TestServer(build_simulator_app(sim.world, CLIENTS, key))) as http:
+        answer = await http.get(KEYSET_PATH)
+        assert answer.status == 200 and parse_keyset(await answer.read()).ids() == {key.key_id}
+    served = await (await sim.http.get(KEYSET_PATH)).json()  # without one, the app makes its own
+    assert served["primaryKeyId"] != key.key_id

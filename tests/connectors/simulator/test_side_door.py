@@ -1,4 +1,5 @@
-"""The operator's side door: statistics, and a revocation as if the participant did it."""
+"""The operator's side door: statistics, a revocation as if the participant did it, and samples
+withdrawn and restored as if the participant deleted them at the vendor."""
 
 from __future__ import annotations
 
@@ -15,3 +16,32 @@ async def test_stats_and_revoke(sim: Sim) -> None:
     assert (await answer.json()) == {"revoked": True} and account.revoked
     assert (await sim.http.get(fitbit_spec.PROFILE_PATH, headers=auth)).status == 401
     assert (await (await sim.http.get("/_sim/stats")).json())["revocations"] == 1
+
+
+async def test_delete_and_restore(sim: Sim) -> None:
+    account = sim.account(Provider.GOOGLE_HEALTH)
+    interval = {"participant_id": account.participant_id, "data_type": "steps", "start": 1000, "end": 1600}
+    answer = await sim.http.post("/_sim/delete", json=interval)
+    assert answer.status == 200 and await answer.json() == {"deleted": True}
+    assert sim.world.deleted(account.participant_id, "steps") == [(1000.0, 1600.0)]
+    (change,) = sim.world.take_changes()
+    assert (change.account, change.operation, change.start, change.end) == (account, "DELETE", 1000.0, 1600.0)
+    answer = await sim.http.post("/_sim/restore", json=interval)
+    assert answer.status == 200 and await answer.json() == {"restored": True}
+    assert sim.world.deleted(account.participant_id, "steps") == []
+    assert [c.operation for c in sim.world.take_changes()] == ["UPSERT"]
+    assert (await sim.http.post("/_sim/restore", json=interval)).status == 404  # nothing deleted any more
+    assert (await (await sim.http.get("/_sim/stats")).json())["deletions"] == 1
+
+
+async def test_delete_refuses_what_it_cannot_read(sim: Sim) -> None:
+    pid = sim.account(Provider.GOOGLE_HEALTH).participant_id
+    for bad in ({"participant_id": pid}, {"participant_id": pid, "data_type": "steps", "start": "x", "end": 2},
+                {"participant_id": pid, "data_type": "steps", "start": 5, "end": 5},
+                {"participant_id": pid, "data_type": "steps", "start": 1, "end": 2, "provider": "garmin"}):
+        assert (await sim.http.post("/_sim/delete", json=bad)).status == 400, bad
+    assert (await sim.http.post("/_sim/delete", data=b"not json")).status == 400
+    nobody = {"participant_id": "P-nobody", "data_type": "steps", "start": 1, "end": 2}
+    assert (await sim.http.post("/_sim/delete", json=nobody)).status == 404  # no account is made for it
+    assert sim.world.find_account(Provider.GOOGLE_HEALTH, "P-nobody") is None
+    assert sim.world.deletions == {}

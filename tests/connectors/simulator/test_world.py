@@ -1,7 +1,10 @@
 """The vendors' state: accounts made on first consent, single-use refresh tokens, revocation,
-fixed-window quotas, and devices that catch up and re-send a day at most twice."""
+fixed-window quotas, devices that catch up and re-send a day at most twice, who hears of it
+under each Google subscription policy, and samples withdrawn and restored at the vendor."""
 
 from __future__ import annotations
+
+import pytest
 
 from connectors.simulator.cohort import SyntheticCohort
 from connectors.simulator.world import World
@@ -50,3 +53,41 @@ def test_late_devices_catch_up_and_resyncs_are_capped() -> None:
     assert world.stats["burst_syncs"] == 20 and world.stats["duplicate_syncs"] == 40
     assert world.visible_minutes(accounts[0], world.last_day) == 1440
     assert world.visible_minutes(accounts[0], world.first_day.replace(year=2000)) == 0
+
+
+def test_who_hears_of_a_sync_follows_the_subscription_policy() -> None:
+    for policy, heard in (("automatic", True), ("manual", False)):
+        world = World(SyntheticCohort(2, seed=4), days=2, late_share=1.0, duplicate_share=0.0,
+                      subscription_policy=policy)  # type: ignore[arg-type]
+        google, fitbit = (world.account(p, world.cohort.participant_ids[0])
+                          for p in (Provider.GOOGLE_HEALTH, Provider.FITBIT))
+        assert world.notifies(google) is heard and not world.notifies(fitbit)  # Fitbit: only once subscribed
+        changed = [account for _ in range(40) for account, _ in world.sync_tick()]
+        assert changed == ([google] if heard else [])
+        google.subscribed = fitbit.subscribed = True
+        assert world.notifies(google) and world.notifies(fitbit)
+        world.revoke(google)
+        assert not world.notifies(google)  # a revoked grant hears of nothing, whatever the policy
+
+
+def test_withdrawn_samples_are_kept_and_announced_once() -> None:
+    world = World(SyntheticCohort(1, seed=2), days=1)
+    person = world.cohort.participant_ids[0]
+    google, fitbit = world.account(Provider.GOOGLE_HEALTH, person), world.account(Provider.FITBIT, person)
+    world.delete_samples(google, "steps", 100.0, 200.0)
+    world.delete_samples(google, "steps", 300.0, 400.0)
+    world.delete_samples(fitbit, "steps", 100.0, 200.0)  # recorded, but Fitbit sends no deletion notification
+    assert world.deleted(person, "steps") == [(100.0, 200.0), (300.0, 400.0), (100.0, 200.0)]
+    assert world.deleted(person, "sleep") == []
+    assert not world.restore_samples(google, "steps", 100.0, 250.0)  # only an interval that was deleted
+    assert world.restore_samples(google, "steps", 300.0, 400.0)
+    changes = world.take_changes()
+    assert [(c.account, c.operation, c.data_type, c.start, c.end) for c in changes] == [
+        (google, "DELETE", "steps", 100.0, 200.0), (google, "DELETE", "steps", 300.0, 400.0),
+        (google, "UPSERT", "steps", 300.0, 400.0)]
+    assert world.take_changes() == []
+    assert world.stats["deletions"] == 3 and world.stats["restorations"] == 1
+    assert world.find_account(Provider.GOOGLE_HEALTH, person) is google
+    assert world.find_account(Provider.GOOGLE_HEALTH, "nobody") is None
+    with pytest.raises(ValueError, match="end after it starts"):
+        world.delete_samples(google, "steps", 5.0, 5.0)
