@@ -30,6 +30,7 @@ from connectors.linking import link_through_consent
 from connectors.scheduler import Scheduler
 from connectors.simulator.service import RunningSimulator, SimulatorOptions, SimulatorService
 from connectors.vault import open_vault
+from connectors.vendors.google_health_notifications import keyset_url
 from models.daily import DailySummary
 from models.providers import Provider
 from runtime.kafka import make_consumer, make_producer
@@ -114,6 +115,8 @@ async def _processes(run: Settings, bootstrap: str, participants: int, days: int
         simulator = await stack.enter_async_context(SimulatorService(run, options).running())
         sim = simulator.sim
         live = run.with_overrides(vendor_api_base=sim.url, backfill_days=days + 1)
+        # the gateway started before the simulator had an address: verify its notifications now
+        gateway.keysets.retarget(keyset_url(live.gateway, live.vendors))
         scheduler = await stack.enter_async_context(Scheduler(live, bootstrap=bootstrap, vault=vault).running())
         session = await stack.enter_async_context(aiohttp.ClientSession())
         producer = make_producer(run, bootstrap)

@@ -111,7 +111,8 @@ async def run_gateway(settings: Settings, *, port: int | None, metrics_port: int
 
         async def announce() -> None:
             console.print(f"gateway on {gateway.url}: webhooks at {gateway.url}/webhooks/fitbit and "
-                          f"{gateway.url}/webhooks/google_health; metrics on :{metrics_port}")
+                          f"{gateway.url}/webhooks/google_health (Google keyset from {gateway.keysets.url}); "
+                          f"metrics on :{metrics_port}")
 
         await serve(gateway, metrics_port=metrics_port, on_ready=announce)
 

@@ -11,23 +11,40 @@ from aiokafka import AIOKafkaProducer
 
 from connectors.vault import TokenVault
 from connectors.vendors.endpoints import credentials, webhook_secrets
+from connectors.vendors.google_health_notifications import KeysetCache, keyset_url
 from connectors.webhooks import WebhookReceiver
 from models.providers import Provider
+from models.topics import raw_topic_suffix
 from runtime.kafka import make_producer
 from runtime.service import Service
 from runtime.settings import Settings
 
-__all__ = ["GatewayService", "build_gateway_app", "running_gateway"]
+__all__ = ["GatewayService", "build_gateway_app", "google_keysets", "running_gateway"]
 
 
-def build_gateway_app(settings: Settings, vault: TokenVault, producer: AIOKafkaProducer) -> web.Application:
+def google_keysets(settings: Settings) -> KeysetCache:
+    """The cache of Google's webhook keyset, from where the settings say (``keyset_url``)."""
+    return KeysetCache(keyset_url(settings.gateway, settings.vendors))
+
+
+def build_gateway_app(settings: Settings, vault: TokenVault, producer: AIOKafkaProducer,
+                      keysets: KeysetCache | None = None) -> web.Application:
+    """The gateway's routes; ``keysets`` defaults to ``google_keysets(settings)`` and is closed
+    with the app."""
     verify_code, google_token = webhook_secrets(settings.gateway)
+    keysets = google_keysets(settings) if keysets is None else keysets
     receiver = WebhookReceiver(vault, producer, fetch_topic=settings.topic("fetch-requests"),
+                               raw_topic=settings.topic(raw_topic_suffix(Provider.GOOGLE_HEALTH)),
                                fitbit_secret=credentials(settings.vendors, Provider.FITBIT).client_secret,
-                               fitbit_verify_code=verify_code, google_token=google_token,
+                               fitbit_verify_code=verify_code, google_token=google_token, keysets=keysets,
                                repeat_window=settings.gateway.webhook_repeat_window)
     app = web.Application(client_max_size=1 << 20)  # notifications are small; refuse anything large
     app.cleanup_ctx.append(receiver.deferred_publisher)
+
+    async def close_keysets(_: web.Application) -> None:
+        await keysets.aclose()
+
+    app.on_cleanup.append(close_keysets)
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -38,9 +55,11 @@ def build_gateway_app(settings: Settings, vault: TokenVault, producer: AIOKafkaP
 
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings, vault: TokenVault, producer: AIOKafkaProducer, *,
-                          host: str = "127.0.0.1", port: int | None = None) -> AsyncIterator[str]:
+                          host: str = "127.0.0.1", port: int | None = None,
+                          keysets: KeysetCache | None = None) -> AsyncIterator[str]:
     """Serve the gateway; yields its base URL."""
-    runner = web.AppRunner(build_gateway_app(settings, vault, producer), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build_gateway_app(settings, vault, producer, keysets), access_log=None,
+                           handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, settings.gateway.port if port is None else port)
     await site.start()
@@ -55,6 +74,9 @@ class GatewayService(Service):
     """The gateway as a :class:`~runtime.service.Service`: its own producer plus the HTTP app,
     ready once the producer is up and the socket listens.
 
+    ``keysets`` is its cache of Google's webhook keyset; a composition that starts the simulator
+    after the gateway points it there with ``keysets.retarget(...)``.
+
     :param vault: the token vault (webhooks are mapped to participants through it).
     :param port: where to listen; ``WEARABLES_GATEWAY_PORT`` when None, any free port when 0.
     """
@@ -66,6 +88,7 @@ class GatewayService(Service):
         super().__init__()
         self._settings, self._bootstrap, self._vault, self._host, self._port = settings, bootstrap, vault, host, port
         self._stack = contextlib.AsyncExitStack()
+        self.keysets = google_keysets(settings)
         self.url = ""
 
     async def start(self) -> None:
@@ -73,7 +96,8 @@ class GatewayService(Service):
         await producer.start()
         self._stack.push_async_callback(producer.stop)
         self.url = await self._stack.enter_async_context(
-            running_gateway(self._settings, self._vault, producer, host=self._host, port=self._port))
+            running_gateway(self._settings, self._vault, producer, host=self._host, port=self._port,
+                            keysets=self.keysets))
 
     async def stop(self) -> None:
         await self._stack.aclose()

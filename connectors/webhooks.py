@@ -1,14 +1,40 @@
-"""The webhook receiver (served by ``wearables gateway``): vendor notifications → ``fetch-requests``.
+"""The webhook receiver (served by ``wearables gateway``): vendor notifications → ``fetch-requests``
+(and, for Google Health deletions, ``raw.google_health``).
 
 Fitbit: ``GET ?verify=<code>`` answers 204 for our code and 404 for any other; a POST must
 carry ``X-Fitbit-Signature`` = base64(HMAC-SHA1(body, client_secret + "&")) (``fitbit_spec.signature``)
 or it gets 404 (as Fitbit's docs ask); the body is an array of ``{collectionType, date, ownerId, ...}``.
-Google Health: every POST must carry our ``Authorization`` value (else 401); a verification
-POST is answered 201; a notification names a user, a data type and an interval.
+
+Google Health (the wire format: ``vendors/google_health_notifications.py``):
+
+- the subscriber handshake, ``{"type": "verification"}``, is answered 201 when ``Authorization``
+  is exactly our secret and 401 without it or with another value (Google checks both);
+- a notification is refused 401 when it carries an ``Authorization`` other than our secret
+  (one user reports events without the header, so its absence is no reason to refuse), 401
+  without a signature, 403 with one that does not verify under Google's keyset, 503 while the
+  gateway has no usable keyset (never fetched, or older than 7 days: Google retries anything but
+  204, so "try later" is the honest answer), 400 when the body cannot be read;
+- every accepted body is answered **204 at once**, as Google asks. Delivery is at-least-once, so
+  a notification whose (user, data type, interval) was last seen with the same operation within
+  the repeat window is a redelivery: answered 204, counted ``redelivered``, nothing published.
+  Refusing it with a 4xx would only make Google send it again for days. Keying on the last
+  operation keeps DELETE, UPSERT, DELETE of one interval three real changes;
+- UPSERT of a data type our client fetches (``google_health_spec.DATA_TYPES``) becomes one fetch
+  request whose dates cover the UTC dates of the physical interval and the civil dates (steps and
+  heart rate are fetched by UTC day, sleep and daily types by civil date); other types are
+  counted ``ignored_data_type``;
+- DELETE (of any data type) becomes one ``RawPage(provider=google_health, data_type="deletions",
+  date=None, origin="webhook")`` on ``raw.google_health``, keyed by research_id, whose body is
+  exactly ``{"operation": "DELETE", "dataType": <type>, "intervals": [{"physicalTimeInterval":
+  {"startTime": "YYYY-MM-DDTHH:MM:SSZ", "endTime": ...}, "civilIso8601TimeInterval":
+  {"startTime": "YYYY-MM-DDTHH:MM:SS", "endTime": ...}}]}`` (orjson, keys in this order, each
+  interval part present only when the notification had it, whole seconds). The vendor's user
+  id is not in it: nothing we write holds one. The deletions normalizer reads exactly this.
 
 Everything is acknowledged within the vendors' deadline because nothing slow happens here:
-one indexed vault lookup and a Kafka send per notification. Forged and malformed notifications
-are answered 4xx, counted by reason, and publish nothing; so is a replayed Google notification.
+one indexed vault lookup and a Kafka send per notification (the keyset is refreshed in the
+background; only a gateway with no keys at all fetches them while a call waits). Refused
+notifications are counted by reason and publish nothing.
 
 A Fitbit body has no nonce or timestamp, so a byte-identical repeat is either a replay or a
 device syncing the same day again, and nothing can tell them apart. Refusing it would lose the
@@ -24,11 +50,13 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import logging
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -37,16 +65,31 @@ from aiokafka import AIOKafkaProducer
 
 from connectors.vault import TokenVault
 from connectors.vendors import fitbit_spec, google_health_spec
+from connectors.vendors.google_health_notifications import (
+    Interval,
+    KeysetCache,
+    MalformedNotification,
+    Notification,
+    Verdict,
+    is_verification,
+    parse_notifications,
+    signature_values,
+    verify_signature,
+)
 from models.fetch import FetchReason, FetchRequest
 from models.providers import Provider
+from models.raw import RawPage
 from runtime.metrics import counter, histogram
 
-__all__ = ["WebhookReceiver"]
+__all__ = ["WebhookReceiver", "deletion_body"]
 
-NOTIFICATIONS = counter("gateway_webhooks_total", "Webhook calls, by outcome", ["provider", "outcome"])
+logger = logging.getLogger(__name__)
+NOTIFICATIONS = counter("gateway_webhooks_total", "Webhook calls (refused ones) and notifications, by outcome",
+                        ["provider", "outcome"])
 ACK_SECONDS = histogram("gateway_webhook_ack_seconds", "Time to answer a webhook call", ["provider"])
 _REPLAY_MEMORY = 200_000
 _FITBIT_COLLECTIONS = tuple(fitbit_spec.COLLECTIONS)
+_GOOGLE = Provider.GOOGLE_HEALTH
 _Found = list[tuple[str, FetchRequest]]
 
 
@@ -63,32 +106,41 @@ class _Seen:
 
 
 class WebhookReceiver:
-    """The gateway's webhook routes: vendor notifications in, fetch requests onto a topic.
+    """The gateway's webhook routes: vendor notifications in, fetch requests (and Google
+    deletions) onto topics.
 
     ::
 
         receiver = WebhookReceiver(vault, producer, fetch_topic=settings.topic("fetch-requests"),
-                                   fitbit_secret=..., fitbit_verify_code=..., google_token=...)
+                                   raw_topic=settings.topic("raw.google_health"), fitbit_secret=...,
+                                   fitbit_verify_code=..., google_token=..., keysets=KeysetCache(url))
         app.add_routes(receiver.routes())
         app.cleanup_ctx.append(receiver.deferred_publisher)  # repeats' fetches, at their window's end
 
     :param vault: finds the participant of a vendor user id.
-    :param producer: sends the fetch requests.
+    :param producer: sends the fetch requests and deletion pages.
     :param fetch_topic: the ``fetch-requests`` topic's full name.
+    :param raw_topic: the ``raw.google_health`` topic's full name (DELETE notifications).
     :param fitbit_secret: our Fitbit client secret, the key of ``X-Fitbit-Signature``.
     :param fitbit_verify_code: the subscriber verification code Fitbit's handshake presents.
-    :param google_token: the ``Authorization`` value Google's notifications carry.
-    :param repeat_window: seconds a body counts as a repeat (module docstring).
+    :param google_token: our Google subscriber secret, the ``Authorization`` value Google sends.
+    :param keysets: Google's public keyset, which verifies notification signatures.
+    :param repeat_window: seconds a Fitbit body counts as a repeat, and a Google notification as
+        a redelivery (module docstring).
+    :param clock: monotonic seconds, for the windows (injectable for tests).
     """
 
-    def __init__(self, vault: TokenVault, producer: AIOKafkaProducer, *, fetch_topic: str, fitbit_secret: str,
-                 fitbit_verify_code: str, google_token: str, repeat_window: float = 300.0) -> None:
-        self._vault, self._producer, self._topic = vault, producer, fetch_topic
+    def __init__(self, vault: TokenVault, producer: AIOKafkaProducer, *, fetch_topic: str, raw_topic: str,
+                 fitbit_secret: str, fitbit_verify_code: str, google_token: str, keysets: KeysetCache,
+                 repeat_window: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._vault, self._producer, self._topic, self._raw_topic = vault, producer, fetch_topic, raw_topic
         self._fitbit_secret = fitbit_secret
         self._verify_code, self._google_token = fitbit_verify_code, google_token
-        self._window = repeat_window
+        self._keysets = keysets
+        self._window, self._clock = repeat_window, clock
         self._seen: OrderedDict[bytes, _Seen] = OrderedDict()
         self._owed: dict[bytes, _Seen] = {}  # entries with deferred fetches, until published
+        self._delivered: OrderedDict[bytes, tuple[str, float]] = OrderedDict()  # Google: operation, when
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/webhooks/fitbit", self.fitbit_verify), web.post("/webhooks/fitbit", self.fitbit),
@@ -109,7 +161,7 @@ class WebhookReceiver:
     async def _publish_due_forever(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self._window / 4))
-            await self._publish_due(time.monotonic() - self._window)
+            await self._publish_due(self._clock() - self._window)
 
     async def _publish_due(self, opened_before: float) -> None:
         due = [digest for digest, seen in self._owed.items() if seen.at <= opened_before]
@@ -127,7 +179,20 @@ class WebhookReceiver:
         return web.Response(status=204 if good else 404)
 
     async def fitbit(self, request: web.Request) -> web.Response:
-        return await self._handle(Provider.FITBIT, request, self._fitbit_requests)
+        started = time.perf_counter()
+        body = await request.read()
+        try:
+            found = await self._fitbit_requests(request, body)
+            if self._is_repeat(body, found):
+                raise _Rejected(204, "replayed")
+        except _Rejected as rejected:
+            NOTIFICATIONS.labels(Provider.FITBIT.value, rejected.outcome).inc()
+            return web.Response(status=rejected.status)
+        finally:
+            ACK_SECONDS.labels(Provider.FITBIT.value).observe(time.perf_counter() - started)
+        await self._publish(found)
+        NOTIFICATIONS.labels(Provider.FITBIT.value, "accepted" if found else "unknown_user").inc()
+        return web.Response(status=204)
 
     async def _fitbit_requests(self, request: web.Request, body: bytes) -> _Found:
         expected = fitbit_spec.signature(body, self._fitbit_secret).encode()
@@ -149,73 +214,144 @@ class WebhookReceiver:
                                                 FetchReason.WEBHOOK, time.time())))
         return found
 
-    # ------------------------------------------------------------------ Google Health
-    async def google(self, request: web.Request) -> web.Response:
-        return await self._handle(Provider.GOOGLE_HEALTH, request, self._google_requests)
-
-    async def _google_requests(self, request: web.Request, body: bytes) -> _Found:
-        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), self._google_token.encode()):
-            raise _Rejected(401, "bad_authorization")
-        data = _json(body)
-        if isinstance(data, dict) and data.get("type") == "verification":
-            raise _Rejected(201, "verified")  # not an error: the answer Google's verification expects
-        if not isinstance(data, dict) or data.get("type") != "notification":
-            raise _Rejected(400, "malformed")
-        user, data_type, interval = data.get("user"), data.get("dataType"), data.get("interval")
-        if not (isinstance(user, str) and user.startswith("users/") and data_type in google_health_spec.DATA_TYPES
-                and isinstance(interval, dict)):
-            raise _Rejected(400, "malformed")
-        try:
-            start = datetime.fromisoformat(str(interval["startTime"]).replace("Z", "+00:00")).astimezone(UTC)
-            end = datetime.fromisoformat(str(interval["endTime"]).replace("Z", "+00:00")).astimezone(UTC)
-        except (KeyError, ValueError):
-            raise _Rejected(400, "malformed") from None
-        if end < start or end - start > timedelta(days=400):
-            raise _Rejected(400, "malformed")
-        rid = await self._vault.find_vendor_user(Provider.GOOGLE_HEALTH, user.removeprefix("users/"))
-        if rid is None:
-            return []
-        last = (end - timedelta(microseconds=1)).date()
-        return [(rid, FetchRequest(Provider.GOOGLE_HEALTH, str(data_type), start.date().isoformat(),
-                                   max(last, start.date()).isoformat(), FetchReason.WEBHOOK, time.time()))]
-
-    # ------------------------------------------------------------------ shared
-    async def _handle(self, provider: Provider, request: web.Request, parse: Any) -> web.Response:
-        started = time.perf_counter()
-        body = await request.read()
-        try:
-            found = await parse(request, body)
-            if self._is_repeat(provider, body, found):
-                raise _Rejected(204 if provider is Provider.FITBIT else 409, "replayed")
-        except _Rejected as rejected:
-            NOTIFICATIONS.labels(provider.value, rejected.outcome).inc()
-            return web.Response(status=rejected.status)
-        finally:
-            ACK_SECONDS.labels(provider.value).observe(time.perf_counter() - started)
-        await self._publish(found)
-        NOTIFICATIONS.labels(provider.value, "accepted" if found else "unknown_user").inc()
-        return web.Response(status=204)
-
     async def _publish(self, found: _Found) -> None:
         for rid, fetch in found:
             await self._producer.send(self._topic, fetch.to_bytes(), key=rid.encode())
 
-    def _is_repeat(self, provider: Provider, body: bytes, found: _Found) -> bool:
-        """Whether this verified body was seen within the window; a Fitbit repeat owes its
+    def _is_repeat(self, body: bytes, found: _Found) -> bool:
+        """Whether this verified Fitbit body was seen within the window; a repeat owes its
         fetches at the window's end (module docstring)."""
-        now = time.monotonic()
+        now = self._clock()
         while self._seen and (len(self._seen) > _REPLAY_MEMORY
                               or next(iter(self._seen.values())).at < now - self._window):
             self._seen.popitem(last=False)  # an owed entry stays in _owed until it is published
-        digest = hashlib.sha256(provider.value.encode() + b"\x00" + body).digest()
+        digest = hashlib.sha256(body).digest()
         seen = self._seen.get(digest)
         if seen is None:
             self._seen[digest] = _Seen(now)
             return False
-        if provider is Provider.FITBIT and found and seen.deferred is None:
+        if found and seen.deferred is None:
             seen.deferred = found
             self._owed[digest] = seen
         return True
+
+    # ------------------------------------------------------------------ Google Health
+    async def google(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            body = await request.read()
+            try:
+                notifications = await self._google_verified(request, body)
+            except _Rejected as rejected:
+                NOTIFICATIONS.labels(_GOOGLE.value, rejected.outcome).inc()
+                return web.Response(status=rejected.status)
+            for notification in notifications:
+                NOTIFICATIONS.labels(_GOOGLE.value, await self._google_notification(notification)).inc()
+            return web.Response(status=204)
+        finally:
+            ACK_SECONDS.labels(_GOOGLE.value).observe(time.perf_counter() - started)
+
+    async def _google_verified(self, request: web.Request, body: bytes) -> list[Notification]:
+        """The body's notifications once the call proved it is Google's; ``_Rejected`` otherwise
+        (and 201 for the handshake, which is not an error)."""
+        authorization = request.headers.get("Authorization")
+        if is_verification(body):
+            if authorization is not None and self._is_google_secret(authorization):
+                raise _Rejected(201, "verified")
+            raise _Rejected(401, "verify_refused")
+        if authorization is not None and not self._is_google_secret(authorization):
+            raise _Rejected(401, "bad_authorization")
+        signatures = signature_values(request.headers)
+        if not signatures:
+            raise _Rejected(401, "missing_signature")
+        await self._check_signature(body, signatures)
+        try:
+            return parse_notifications(body)
+        except MalformedNotification as error:
+            logger.info("google health notification refused: %s", error.reason)
+            raise _Rejected(400, "malformed") from None
+
+    def _is_google_secret(self, authorization: str) -> bool:
+        return hmac.compare_digest(authorization.encode(), self._google_token.encode())
+
+    async def _check_signature(self, body: bytes, signatures: list[str]) -> None:
+        keyset = await self._keysets.current()
+        if keyset is None:
+            raise _Rejected(503, "no_keys")
+        verdicts = {verify_signature(body, signature, keyset) for signature in signatures}
+        if Verdict.VALID in verdicts:
+            return
+        if Verdict.UNKNOWN_KEY in verdicts:  # signed with a key newer than ours: keys rotate
+            keyset = await self._keysets.after_unknown_key()
+            if keyset is not None and any(verify_signature(body, signature, keyset) is Verdict.VALID
+                                          for signature in signatures):
+                return
+        raise _Rejected(403, "bad_signature")
+
+    async def _google_notification(self, notification: Notification) -> str:
+        """Publish what one verified notification asks for; returns its outcome."""
+        digest = _delivery_key(notification)
+        if self._is_redelivery(digest, notification.operation):
+            return "redelivered"
+        outcome = await self._google_publish(notification)
+        self._remember(digest, notification.operation)  # only once handled: a failed one may come again
+        return outcome
+
+    async def _google_publish(self, notification: Notification) -> str:
+        deleting = notification.operation == "DELETE"
+        if not deleting and notification.data_type not in google_health_spec.DATA_TYPES:
+            return "ignored_data_type"
+        rid = await self._vault.find_vendor_user(_GOOGLE, notification.health_user_id)
+        if rid is None:
+            return "unknown_user"
+        if deleting:
+            page = RawPage(provider=_GOOGLE, data_type="deletions", date=None, body=deletion_body(notification),
+                           fetched_at=time.time(), request_id=uuid.uuid4().hex, origin="webhook")
+            await self._producer.send(self._raw_topic, page.to_bytes(), key=rid.encode())
+            return "deleted"
+        first, last = notification.dates()
+        fetch = FetchRequest(_GOOGLE, notification.data_type, first.isoformat(), last.isoformat(),
+                             FetchReason.WEBHOOK, time.time())
+        await self._producer.send(self._topic, fetch.to_bytes(), key=rid.encode())
+        return "accepted"
+
+    def _is_redelivery(self, digest: bytes, operation: str) -> bool:
+        now = self._clock()
+        while self._delivered and (len(self._delivered) > _REPLAY_MEMORY
+                                   or next(iter(self._delivered.values()))[1] < now - self._window):
+            self._delivered.popitem(last=False)
+        last = self._delivered.get(digest)
+        return last is not None and last[0] == operation
+
+    def _remember(self, digest: bytes, operation: str) -> None:
+        self._delivered[digest] = (operation, self._clock())
+        self._delivered.move_to_end(digest)  # the oldest first, so that expiry pops from the front
+
+
+def deletion_body(notification: Notification) -> bytes:
+    """The ``deletions`` raw page's body for a DELETE notification (module docstring)."""
+    return orjson.dumps({"operation": "DELETE", "dataType": notification.data_type,
+                         "intervals": [_interval_json(interval) for interval in notification.intervals]})
+
+
+def _interval_json(interval: Interval) -> dict[str, dict[str, str]]:
+    part = {}
+    if interval.start is not None and interval.end is not None:
+        part["physicalTimeInterval"] = {"startTime": _instant(interval.start), "endTime": _instant(interval.end)}
+    if interval.civil_start is not None and interval.civil_end is not None:
+        part["civilIso8601TimeInterval"] = {"startTime": f"{interval.civil_start:%Y-%m-%dT%H:%M:%S}",
+                                            "endTime": f"{interval.civil_end:%Y-%m-%dT%H:%M:%S}"}
+    return part
+
+
+def _instant(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"  # aware UTC (the parser's promise)
+
+
+def _delivery_key(notification: Notification) -> bytes:
+    """What makes two notifications the same change, bar the operation: user, data type, intervals."""
+    return hashlib.sha256(repr((notification.health_user_id, notification.data_type,
+                                notification.intervals)).encode()).digest()
 
 
 def _json(body: bytes) -> Any:
