@@ -1,6 +1,6 @@
 """The label vocabulary of labelled samples, written once as code.
 
-Three metrics carry a label per sample (``SampleBatch.labels``); every other metric carries none:
+Four metrics carry a label per sample (``SampleBatch.labels``); every other metric carries none:
 
 - ``Metric.VENDOR_DAILY``: a vendor's own daily figure. One of ``DAILY_FIGURES`` (named as in
   the All of Us ``activity_summary`` table), or a heart-rate zone figure ``hr_zone(name, field)``,
@@ -10,7 +10,12 @@ Three metrics carry a label per sample (``SampleBatch.labels``); every other met
 - ``Metric.SLEEP_STAGE``: the level of each segment, lower case as the vendor names it
   (``wake``, ``light``, ``deep``, ``rem``; classic logs ``asleep``, ``restless``, ``awake``).
   Fitbit's short wakes (``levels.shortData``) are ``short_level(level)``, e.g. ``short:wake``,
-  so that they overlap the long segments without being counted twice.
+  so that they overlap the long segments without being counted twice. Google Health stage
+  types are mapped onto these Fitbit levels by ``google_sleep_level`` (the table
+  ``GOOGLE_SLEEP_LEVELS``), so both vendors fill the same All of Us columns.
+- ``Metric.DEVICE``: the device's keyed pseudonym (``D`` + 16 hex digits, ``DEVICE_LABEL_PATTERN``),
+  so that two devices of one participant syncing in the same second are two samples, not a
+  sample and its revision (sample identity includes the label).
 
 Normalizers write these labels; ``streams.daily.aggregate`` and ``sinks.rows`` read them.
 Labels are plain ``str`` on the wire (orjson refuses enum members as object keys), so the
@@ -26,12 +31,12 @@ from models.samples import Metric
 
 __all__ = [
     "ACTIVITY_CALORIES", "ACTIVITY_FIGURES", "AWAKE_LEVELS", "CALORIES_BMR", "CALORIES_OUT", "DAILY_FIGURES",
-    "DISTANCE", "EFFICIENCY", "ELEVATION", "FAIRLY_ACTIVE_MINUTES", "FLOORS", "HR_ZONE_FIELDS", "HR_ZONE_PATTERN",
-    "LIGHTLY_ACTIVE_MINUTES", "MARGINAL_CALORIES", "MINUTES_AFTER_WAKEUP", "MINUTES_ASLEEP", "MINUTES_AWAKE",
-    "MINUTES_TO_FALL_ASLEEP", "RESTING_HEART_RATE", "SEDENTARY_MINUTES", "SHORT_PREFIX", "SLEEP_FIGURES",
-    "STAGE_MINUTES_PATTERN", "STEPS", "TIME_IN_BED", "VERY_ACTIVE_MINUTES", "ZONE_CALORIES_OUT", "ZONE_MAX",
-    "ZONE_MIN", "ZONE_MINUTES", "hr_zone", "is_valid_label", "parse_hr_zone", "parse_stage_minutes", "short_level",
-    "stage_minutes",
+    "DEVICE_LABEL_PATTERN", "DISTANCE", "EFFICIENCY", "ELEVATION", "FAIRLY_ACTIVE_MINUTES", "FLOORS",
+    "GOOGLE_SLEEP_LEVELS", "HR_ZONE_FIELDS", "HR_ZONE_PATTERN", "LIGHTLY_ACTIVE_MINUTES", "MARGINAL_CALORIES",
+    "MINUTES_AFTER_WAKEUP", "MINUTES_ASLEEP", "MINUTES_AWAKE", "MINUTES_TO_FALL_ASLEEP", "RESTING_HEART_RATE",
+    "SEDENTARY_MINUTES", "SHORT_PREFIX", "SLEEP_FIGURES", "STAGE_MINUTES_PATTERN", "STEPS", "TIME_IN_BED",
+    "VERY_ACTIVE_MINUTES", "ZONE_CALORIES_OUT", "ZONE_MAX", "ZONE_MIN", "ZONE_MINUTES", "google_sleep_level",
+    "hr_zone", "is_valid_label", "parse_hr_zone", "parse_stage_minutes", "short_level", "stage_minutes",
 ]
 
 # ----------------------------------------------------------------------------- daily figures (VENDOR_DAILY)
@@ -113,9 +118,34 @@ SHORT_PREFIX: Final = "short:"
 AWAKE_LEVELS: Final = ("wake", "awake", "restless")
 
 
+#: Google Health sleep stage ``type`` → our level, per session ``type``. Fitbit names the awake
+#: level ``wake`` in stages logs and ``awake`` in classic ones, and All of Us keeps both
+#: (``sleep_daily_summary.minute_wake`` for stages, ``minute_awake`` for classic), so Google's one
+#: ``AWAKE`` maps by the session's type: a Google night lands in the columns a Fitbit night fills.
+GOOGLE_SLEEP_LEVELS: Final = {
+    "STAGES": {"AWAKE": "wake", "LIGHT": "light", "DEEP": "deep", "REM": "rem"},
+    "CLASSIC": {"AWAKE": "awake", "ASLEEP": "asleep", "RESTLESS": "restless"},
+}
+
+
+def google_sleep_level(session_type: str, stage_type: str) -> str:
+    """Our level of a Google stage type in a session of ``session_type`` (``STAGES`` or ``CLASSIC``).
+
+    A type outside the session type's table (``ASLEEP`` in a stages session, a type added
+    later) keeps its own name in lower case, as Fitbit's levels are spelled.
+    """
+    return GOOGLE_SLEEP_LEVELS.get(session_type.upper(), {}).get(stage_type.upper(), stage_type.lower())
+
+
 def short_level(level: object) -> str:
     """The label of a short-wake segment of ``level``: ``short_level("wake")`` is ``short:wake``."""
     return f"{SHORT_PREFIX}{level}"
+
+
+# ----------------------------------------------------------------------------- devices (DEVICE)
+#: A device sample's label: the keyed pseudonym of the device (never the vendor's id).
+DEVICE_LABEL_PATTERN: Final = r"^D[0-9a-f]{16}$"
+_DEVICE_LABEL = re.compile(DEVICE_LABEL_PATTERN)
 
 
 def is_valid_label(metric: Metric, label: str) -> bool:
@@ -126,4 +156,6 @@ def is_valid_label(metric: Metric, label: str) -> bool:
         return label in SLEEP_FIGURES or parse_stage_minutes(label) is not None
     if metric is Metric.SLEEP_STAGE:
         return bool(label.removeprefix(SHORT_PREFIX))
+    if metric is Metric.DEVICE:
+        return _DEVICE_LABEL.match(label) is not None
     return False

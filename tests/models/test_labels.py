@@ -57,3 +57,27 @@ def test_vocabularies_do_not_overlap_and_the_activity_figures_are_daily_figures(
     assert set(labels.ACTIVITY_FIGURES) <= labels.DAILY_FIGURES and labels.STEPS not in labels.ACTIVITY_FIGURES
     assert set(labels.AWAKE_LEVELS) == {"wake", "awake", "restless"}
 
+
+
+@pytest.mark.parametrize(("kind", "stage", "level"), [
+    ("STAGES", "AWAKE", "wake"), ("STAGES", "LIGHT", "light"), ("STAGES", "DEEP", "deep"), ("STAGES", "REM", "rem"),
+    ("CLASSIC", "AWAKE", "awake"), ("CLASSIC", "ASLEEP", "asleep"), ("CLASSIC", "RESTLESS", "restless"),
+    ("stages", "awake", "wake"),  # case as sent does not matter
+    ("STAGES", "ASLEEP", "asleep"), ("CLASSIC", "LIGHT", "light"), ("NEW_KIND", "AWAKE", "awake"),  # outside a table
+])
+def test_google_stage_types_become_the_fitbit_levels_of_the_session_type(kind: str, stage: str, level: str) -> None:
+    assert labels.google_sleep_level(kind, stage) == level
+    assert labels.is_valid_label(Metric.SLEEP_STAGE, level)
+
+
+def test_both_google_tables_land_in_levels_the_awake_set_knows() -> None:
+    awake = {labels.google_sleep_level(kind, "AWAKE") for kind in labels.GOOGLE_SLEEP_LEVELS}
+    assert awake == {"wake", "awake"} and awake <= set(labels.AWAKE_LEVELS)
+
+
+@pytest.mark.parametrize(("label", "valid"), [
+    ("D0123456789abcdef", True), ("D0123456789ABCDEF", False), ("0123456789abcdef", False),
+    ("D0123456789abcde", False), ("D0123456789abcdef0", False), ("", False),
+])
+def test_device_labels_are_pseudonyms(label: str, valid: bool) -> None:
+    assert labels.is_valid_label(Metric.DEVICE, label) is valid
