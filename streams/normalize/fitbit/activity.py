@@ -4,7 +4,9 @@ and the heart-rate zone figures that this page and the heart-rate intraday page 
 Format (docs/vendors.md, "Fitbit Web API"): ``summary`` holds the day's totals in camelCase,
 ``distances`` per activity and ``heartRateZones`` (name, min, max, minutes, caloriesOut). Every
 figure is filed at the local midnight of the requested date, labelled as in ``models/labels.py``
-(the All of Us ``activity_summary`` names).
+(the All of Us ``activity_summary`` names). The body (``activities[]``, ``goals``, ``summary``)
+holds no date of its own, so a page fetched as ``.../date/today.json`` needs nothing resolved:
+its date is the page's (``RawPage.date``: the request's, or the archive file's).
 """
 
 from __future__ import annotations

@@ -168,11 +168,16 @@ def _resolution(intraday: Mapping[str, Any], detail: str | None) -> Resolution:
 
 
 def _day_entry(body: Any, resource: str, page: RawPage) -> tuple[date, Mapping[str, Any]]:
-    """The page's date (``<resource>[0].dateTime``, else the requested date) and its daily entry."""
+    """The page's date (``<resource>[0].dateTime``, else the requested date) and its daily entry.
+
+    A ``dateTime`` of ``"today"`` (pages fetched as ``.../date/today/...``, as some exports hold
+    them) is the page's own date: the date of its request or archive file.
+    """
     entries = body.get(resource) if isinstance(body, Mapping) else None
     entry = entries[0] if isinstance(entries, list) and entries and isinstance(entries[0], Mapping) else {}
-    if entry.get("dateTime") is not None:
-        return parse_iso_date(entry["dateTime"], f"{resource}[0].dateTime"), entry
+    stated = entry.get("dateTime")
+    if stated is not None and stated != "today":
+        return parse_iso_date(stated, f"{resource}[0].dateTime"), entry
     if page.date is not None:
         return date.fromisoformat(page.date), entry
     raise DecodeError("no date: neither the page metadata nor the body has one", reason=Reason.MISSING_FIELD,

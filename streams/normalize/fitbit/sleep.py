@@ -62,8 +62,8 @@ def _sleep_log(log: Any, path: str, page: RawPage, research_id: str, zone: Zone)
         raise DecodeError("expected lists", reason=Reason.BAD_FIELD, field=f"{path}levels.data")
     entries = [*data, *short]
     items = [e if isinstance(e, Mapping) else {} for e in entries]
-    stage_labels = ([str(e.get("level")) for e in items[: len(data)]]
-                    + [labels.short_level(e.get("level")) for e in items[len(data):]])
+    stage_labels = ([_level(e.get("level")) for e in items[: len(data)]]
+                    + [labels.short_level(_level(e.get("level"))) for e in items[len(data):]])
     attributes: dict[str, Attribute] = {"log_id": str(log.get("logId")), "is_main_sleep": bool(log.get("isMainSleep")),
                   "type": str(log.get("type") or "stages"), "sleep_date": ended.isoformat()}
     starts = local_datetimes([e.get("dateTime") for e in items])
@@ -77,6 +77,11 @@ def _sleep_log(log: Any, path: str, page: RawPage, research_id: str, zone: Zone)
     result = cut_page(frame.drop("start"), spec, original=originals_of(entries))
     result.extend(_sleep_summary(log, levels, ended, zone, page, research_id, attributes))
     return result
+
+
+def _level(level: Any) -> str:
+    """A segment's level as Fitbit spells it; ``unknown`` (a level All of Us allows) when it has none."""
+    return level if isinstance(level, str) and level else "unknown"
 
 
 def _sleep_summary(log: Mapping[str, Any], levels: Mapping[str, Any], ended: date, zone: Zone, page: RawPage,

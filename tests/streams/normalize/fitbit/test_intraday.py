@@ -180,3 +180,17 @@ def test_empty_dataset_gives_no_samples_and_no_error() -> None:
     result = normalize(fitbit_page("activities-heart-intraday", fitbit_intraday_body("heart", day, []), day=day),
                        RID, secret=SECRET)
     assert (result.samples, result.rejected, result.input_samples) == (0, 0, 0)
+
+
+def test_a_date_time_of_today_is_the_pages_own_date() -> None:
+    body = orjson.loads(fitbit_intraday_body("heart", date(2026, 5, 1), minute_dataset([70, 71]),
+                                             daily={"restingHeartRate": 60}))
+    body["activities-heart"][0]["dateTime"] = "today"
+    page = fitbit_page("activities-heart-intraday", orjson.dumps(body), day=date(2026, 5, 5))  # the file's date
+    result = normalize(page, RID, secret=SECRET)
+    assert {b.local_date for b in result.batches} == {"2026-05-05"}
+    assert _samples(result, Metric.HEART_RATE) == [(_utc("2026-05-05T04:00:00"), 70.0),
+                                                    (_utc("2026-05-05T04:01:00"), 71.0)]
+    with pytest.raises(DecodeError) as info:  # "today" of a page that has no date of its own
+        normalize(fitbit_page("activities-heart-intraday", orjson.dumps(body)), RID, secret=SECRET)
+    assert (info.value.reason, info.value.field) == (Reason.MISSING_FIELD, "activities-heart[0].dateTime")

@@ -69,3 +69,14 @@ def test_times_that_are_not_strings_are_bad_times_not_a_crash() -> None:
     result = normalize(fitbit_page("sleep", body, day=date(2026, 6, 10), detail=None), RID, secret=SECRET)
     assert [(r.reason, r.count) for r in result.rejects] == [(Reason.BAD_TIME, 1), (Reason.BAD_TIME, 1)]
     assert result.samples == 0 and result.input_samples == 2
+
+
+def test_a_segment_without_a_level_is_unknown() -> None:
+    body = orjson.dumps({"sleep": [{
+        "dateOfSleep": "2026-06-10", "startTime": "2026-06-10T01:00:00.000", "isMainSleep": True, "logId": 9,
+        "levels": {"data": [{"dateTime": "2026-06-10T01:00:00.000", "seconds": 600}],
+                   "shortData": [{"dateTime": "2026-06-10T01:05:00.000", "level": None, "seconds": 30}]},
+    }]})
+    result = normalize(fitbit_page("sleep", body, day=date(2026, 6, 10), detail=None), RID, secret=SECRET)
+    stage = next(b for b in result.batches if b.metric is Metric.SLEEP_STAGE)
+    assert stage.labels == ["unknown", "short:unknown"]  # a level All of Us allows, never "None"
