@@ -15,8 +15,8 @@ import polars as pl
 
 from models.errors import DecodeError, Reason
 
-__all__ = ["LOCAL_DATETIME", "as_list", "as_mapping", "as_number", "json_object", "load_json", "local_datetimes",
-           "numbers", "parse_duration_s", "parse_iso_date"]
+__all__ = ["LOCAL_DATETIME", "as_list", "as_mapping", "as_number", "as_text", "json_object", "load_json",
+           "local_datetimes", "numbers", "parse_duration_s", "parse_iso_date"]
 
 #: A vendor's local wall-clock datetime without offset (Fitbit ``2026-11-02T23:30:00.000``).
 LOCAL_DATETIME = "%Y-%m-%dT%H:%M:%S%.f"
@@ -44,6 +44,12 @@ def as_mapping(value: Any) -> Mapping[str, Any]:
 def as_list(value: Any) -> list[Any]:
     """``value`` if it is a JSON list, else an empty one."""
     return value if isinstance(value, list) else []
+
+
+def as_text(value: Any) -> str | None:
+    """A vendor word (a model name, a battery status) as text; None when absent or not a scalar,
+    so that no ``"None"`` string reaches the output."""
+    return None if value is None or isinstance(value, Mapping | list) else str(value)
 
 
 def local_datetimes(values: Sequence[Any]) -> pl.Series:

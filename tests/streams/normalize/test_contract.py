@@ -30,7 +30,7 @@ from models.samples import Metric, Resolution, SampleBatch, Unit
 from streams.normalize import REGISTRY, Normalized, normalize, normalize_pages
 from streams.normalize.stage import RawRecord, StageOutput, normalize_records
 from tests.builders import SECRET
-from tests.streams.normalize.samples import SAMPLE_PAGES
+from tests.streams.normalize.samples import EMPTY_GOOGLE_BODIES, SAMPLE_PAGES
 
 RID = "R0123456789abcdef0123"
 KEYS = sorted(REGISTRY, key=lambda k: (k[0].value, k[1]))
@@ -41,7 +41,7 @@ _RESOLUTIONS = {Metric.HEART_RATE: {Resolution.SECOND, Resolution.MINUTE},
                 Metric.STEPS: {Resolution.MINUTE, Resolution.SEGMENT}, Metric.SLEEP_STAGE: {Resolution.SEGMENT},
                 Metric.VENDOR_DAILY: {Resolution.DAY}, Metric.VENDOR_SLEEP: {Resolution.EVENT},
                 Metric.DEVICE: {Resolution.EVENT}}
-_LABELLED = {Metric.VENDOR_DAILY, Metric.VENDOR_SLEEP, Metric.SLEEP_STAGE}
+_LABELLED = {Metric.VENDOR_DAILY, Metric.VENDOR_SLEEP, Metric.SLEEP_STAGE, Metric.DEVICE}
 _FILED_BY_END = {Metric.SLEEP_STAGE, Metric.VENDOR_SLEEP}  # a sleep log is filed under the date it ended
 _YEAR_2000, _YEAR_2100 = 946_684_800, 4_102_444_800
 _NOT_JSON = [b"", b"not json", b"{", b"\xff\xfe", b'{"dataPoints": [1, 2']
@@ -93,13 +93,24 @@ def test_sample_pages_give_batches_of_the_canonical_shape(key: tuple[Provider, s
             _check_shape(batch, key[0])
 
 
+@pytest.mark.parametrize("body", EMPTY_GOOGLE_BODIES)
+def test_google_pages_without_points_are_empty_not_errors(body: bytes) -> None:
+    for key in KEYS:
+        if key[0] is Provider.GOOGLE_HEALTH:
+            page = RawPage(provider=key[0], data_type=key[1], date=None, body=body)
+            result = normalize(page, RID, secret=SECRET)
+            assert (result.batches, result.rejects, result.input_samples) == ([], [], 0), key
+
+
 def _check_shape(batch: SampleBatch, provider: Provider) -> None:
     assert (batch.research_id, batch.source) == (RID, provider)
     assert batch.unit is _UNITS[batch.metric] and batch.resolution in _RESOLUTIONS[batch.metric]
     assert len(batch) > 0 or batch.rejected_timestamps, "an empty batch only carries a date's rejects"
     assert all(type(t) is int and _YEAR_2000 <= t < _YEAR_2100 for t in batch.timestamps)
     assert batch.timestamps == sorted(batch.timestamps)
-    assert all(type(v) is float and math.isfinite(v) for v in batch.values)
+    # A device that reports no battery level is still a device: the one value that may be null.
+    assert all((type(v) is float and math.isfinite(v)) or (v is None and batch.metric is Metric.DEVICE)
+               for v in batch.values)
     assert abs(batch.utc_offset_s) <= 18 * 3600 and batch.utc_offset_s % 60 == 0
     local_date = date.fromisoformat(batch.local_date)
     for ts in batch.timestamps:
@@ -228,6 +239,31 @@ def test_every_label_the_normalizers_write_is_in_the_vocabulary() -> None:
     assert labels.hr_zone("Fat Burn", labels.ZONE_MIN) in written[Metric.VENDOR_DAILY]
     assert {labels.MINUTES_ASLEEP, labels.TIME_IN_BED} <= written[Metric.VENDOR_SLEEP]
     assert labels.short_level("wake") in written[Metric.SLEEP_STAGE]
+    assert all(labels.is_valid_label(Metric.DEVICE, x) for x in written[Metric.DEVICE])
+
+
+# Fitbit's levels by log type (docs/vendors.md, "Sleep log v1.2"), all of them All of Us sleep_level values.
+_FITBIT_LEVELS = {"stages": {"wake", "light", "deep", "rem"}, "classic": {"asleep", "restless", "awake"}}
+
+
+def test_both_vendors_write_the_fitbit_sleep_levels_of_each_log_type() -> None:
+    """So that ``sleep_level.level`` and ``sleep_daily_summary.minute_<level>`` fill alike for both."""
+    seen: dict[tuple[Provider, str], set[str]] = {}
+    for (provider, _), build in SAMPLE_PAGES.items():
+        for page in build():
+            for batch in normalize(page, RID, secret=SECRET).batches:
+                if batch.metric is Metric.SLEEP_STAGE:
+                    levels = {x.removeprefix(labels.SHORT_PREFIX) for x in batch.labels or []}
+                elif batch.metric is Metric.VENDOR_SLEEP:
+                    levels = {lv for x in batch.labels or [] if (lv := labels.parse_stage_minutes(x))}
+                else:
+                    continue
+                seen.setdefault((provider, str(batch.attributes["type"])), set()).update(levels)
+    assert {kind for _, kind in seen} == set(_FITBIT_LEVELS)
+    for (provider, kind), levels in seen.items():
+        assert levels <= _FITBIT_LEVELS[kind], (provider, kind)
+    assert seen[(Provider.GOOGLE_HEALTH, "stages")] == _FITBIT_LEVELS["stages"]  # AWAKE became wake
+    assert seen[(Provider.GOOGLE_HEALTH, "classic")] == _FITBIT_LEVELS["classic"]
 
 
 # ----------------------------------------------------------------------------- both vendors, one day

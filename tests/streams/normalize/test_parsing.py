@@ -11,6 +11,7 @@ from streams.normalize.parsing import (
     as_list,
     as_mapping,
     as_number,
+    as_text,
     json_object,
     load_json,
     local_datetimes,
@@ -50,3 +51,7 @@ def test_durations_dates_and_local_datetimes() -> None:
 def test_optional_parts_of_the_wrong_type_count_as_absent() -> None:
     assert (as_mapping({"a": 1}), as_mapping([1]), as_mapping(None)) == ({"a": 1}, {}, {})
     assert (as_list([1]), as_list({"a": 1}), as_list("x")) == ([1], [], [])
+
+
+def test_as_text_keeps_vendor_words_and_never_writes_none() -> None:
+    assert [as_text(v) for v in ("High", 7, None, [], {"a": 1}, True)] == ["High", "7", None, None, None, "True"]

@@ -25,3 +25,26 @@ def test_a_sync_time_that_is_not_a_string_is_a_bad_time_not_a_crash() -> None:
     body = orjson.dumps([{"id": "1", "batteryLevel": 90, "lastSyncTime": 1781053200}])
     result = normalize(fitbit_page("devices", body, detail=None), RID, secret=SECRET)
     assert [(r.reason, r.count) for r in result.rejects] == [(Reason.BAD_TIME, 1)] and result.samples == 0
+
+
+def test_a_device_without_a_battery_level_is_a_device_not_a_reject() -> None:
+    body = orjson.dumps([
+        {"id": "1", "deviceVersion": "Charge 6", "battery": "High", "batteryLevel": 90,
+         "lastSyncTime": "2026-11-20T08:15:00.000", "type": "TRACKER"},
+        {"id": "2", "battery": "Empty", "batteryLevel": None, "lastSyncTime": "2026-11-20T08:15:00.000"},
+        {"id": "3", "deviceVersion": "Aria", "lastSyncTime": "2026-11-20T08:15:00.000", "type": "SCALE"},
+        {"id": "4", "batteryLevel": -3, "lastSyncTime": "2026-11-20T08:15:00.000"}])
+    result = normalize(fitbit_page("devices", body, detail=None), RID, secret=SECRET)
+    assert (result.input_samples, result.samples, result.rejects) == (4, 4, [])
+    assert [b.values for b in result.batches] == [[90.0], [None], [None], [None]]
+    second = result.batches[1].attributes
+    assert (second["battery"], second["device_version"], second["device_type"]) == ("Empty", None, None)
+    # four devices in one second: four labels, so four sample identities
+    assert len({tuple(b.labels or []) for b in result.batches}) == 4
+    assert all(b.labels == [b.attributes["device_id"]] for b in result.batches)
+
+
+def test_a_sync_time_in_the_spring_forward_gap_does_not_exist() -> None:
+    body = orjson.dumps([{"id": "1", "batteryLevel": 90, "lastSyncTime": "2026-03-08T02:30:00.000"}])
+    result = normalize(fitbit_page("devices", body, detail=None), RID, secret=SECRET)
+    assert [(r.reason, r.count) for r in result.rejects] == [(Reason.NONEXISTENT_LOCAL_TIME, 1)]
