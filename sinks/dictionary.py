@@ -25,8 +25,9 @@ _INTRO = f"""\
      a test fails when this file and the table definitions differ. -->
 
 The researcher dataset written by `wearables sink` / `wearables replay` and exported by
-`wearables export`. The six All of Us tables keep the column names and types of the All of Us
-Fitbit curation schemas; `daily_summary` holds our own derived daily figures.
+`wearables export`. The seven All of Us tables keep the column names and types of the All of Us
+Fitbit curation schemas (one exception: `device.battery_level` is an integer percentage, a string
+in All of Us); `daily_summary` holds our own derived daily figures.
 
 **Layout.** `<dataset>/<table>/date=YYYY-MM-DD/data.parquet`: one Parquet file per table and
 date (the participant's local date), so there are never more small files than table-days. A

@@ -1,10 +1,11 @@
 """Pure, vectorised: topic records → rows of the researcher tables.
 
 ``intraday`` batches (deduplicated new or changed samples) become rows of the sample-level
-tables and of two staging tables that keep the vendor's labelled figures long
-(``_staging/vendor_daily``, ``_staging/vendor_sleep``); the All of Us day tables
-(``activity_summary``, ``heart_rate_summary``, ``sleep_daily_summary``) are recomputed from
-those for every date that changed, because one page may revise only some figures of a day.
+tables (``device`` among them: one row per device sync) and of two staging tables that keep
+the vendor's labelled figures long (``_staging/vendor_daily``, ``_staging/vendor_sleep``); the
+All of Us day tables (``activity_summary``, ``heart_rate_summary``, ``sleep_daily_summary``)
+are recomputed from those for every date that changed, because one page may revise only some
+figures of a day.
 ``daily`` records become ``daily_summary`` rows.
 """
 
@@ -20,6 +21,7 @@ from models.samples import Metric, SampleBatch
 from sinks.tables import (
     ACTIVITY_SUMMARY,
     DAILY_SUMMARY,
+    DEVICE,
     HEART_RATE_MINUTE_LEVEL,
     HEART_RATE_SUMMARY,
     SLEEP_DAILY_SUMMARY,
@@ -59,6 +61,10 @@ def intraday_rows(batches: Sequence[SampleBatch]) -> dict[Table, pl.DataFrame]:
                         & ~pl.col("label").str.starts_with(labels.SHORT_PREFIX))
         .select("person_id", sleep_date=date, is_main_sleep="is_main_sleep", level="label", start_datetime=local,
                 duration_in_min=pl.col("duration").cast(pl.Float64).fill_null(pl.col("value")) / 60, src_id="src_id"),
+        DEVICE: of(pl.col("metric") == Metric.DEVICE.value).select(
+            "person_id", device_id="label", device_date=date, battery=_attribute("battery"),
+            battery_level=pl.col("value").round().cast(pl.Int64), device_version=_attribute("device_version"),
+            device_type=_attribute("device_type"), last_sync_time=local, src_id="src_id"),
         VENDOR_DAILY: of(pl.col("metric") == Metric.VENDOR_DAILY.value).select(
             "person_id", date=date, label="label", value="value", src_id="src_id"),
         VENDOR_SLEEP: of(pl.col("metric") == Metric.VENDOR_SLEEP.value).select(
@@ -76,6 +82,11 @@ def _long(batches: Sequence[SampleBatch]) -> pl.DataFrame:
         is_main_sleep=pl.col("attrs").str.json_path_match("$.is_main_sleep"),
         log_id=pl.col("attrs").str.json_path_match("$.log_id").fill_null(""),
     )
+
+
+def _attribute(name: str) -> pl.Expr:
+    """A batch attribute's text (null when the batch has none, or sent it as null)."""
+    return pl.col("attrs").str.json_path_match(f"$.{name}")
 
 
 def daily_summary_rows(summaries: Sequence[DailySummary]) -> pl.DataFrame:

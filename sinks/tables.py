@@ -5,8 +5,10 @@ One definition per table feeds the Parquet writer, the tests and ``docs/data_dic
 (docs/vendors.md, "All of Us tables"), BigQuery types mapped to Polars: integer → Int64,
 float and numeric → Float64, string → String, date → Date, datetime → Datetime
 (microseconds, no time zone: the participant's local wall-clock time, as Fitbit reports
-it). One deliberate difference: ``person_id`` holds our pseudonymous research_id (a string,
-``R`` + 20 hex digits), not an All of Us integer person id.
+it). Two deliberate differences: ``person_id`` holds our pseudonymous research_id (a string,
+``R`` + 20 hex digits), not an All of Us integer person id; and ``device.battery_level`` is an
+integer percentage (All of Us types it a string holding one), so that researchers and the
+compliance metrics need no cast.
 """
 
 from __future__ import annotations
@@ -158,6 +160,28 @@ SLEEP_LEVEL = make_table(
         _SRC,
     ], ("person_id", "start_datetime"), "sleep_date")
 
+_SYNC = ("Fitbit `devices[].lastSyncTime` (local); Google Health `pairedDevices[].lastSyncTime` (UTC) in the "
+         "participant's time zone")
+DEVICE = make_table(
+    "device", "One row per participant, device and sync seen: the device's battery at its last sync (a device "
+    "that syncs again gets a row per sync).", [
+        _PERSON,
+        ("device_id", pl.String(), "", "the device's keyed pseudonym (`D` + 16 hex digits, stable per participant "
+         "and device); never the vendor's device id", "keyed HMAC of Fitbit `id`; Google Health `name`, else "
+         "`deviceType` + `deviceVersion`"),
+        ("device_date", pl.Date(), "", "the participant's local date of the sync", _SYNC),
+        ("battery", pl.String(), "", "the vendor's battery word: High, Medium, Low or Empty (Fitbit); Google "
+         "Health's battery status as it sends it", "Fitbit `battery`; Google Health `batteryStatus`"),
+        ("battery_level", pl.Int64(), "%", "battery charge in percent; null when the vendor sent none (an INTEGER "
+         "here, a STRING in All of Us)", "`batteryLevel`"),
+        ("device_version", pl.String(), "", "the product name (e.g. Charge 6)", "`deviceVersion`"),
+        ("device_type", pl.String(), "", "TRACKER or SCALE (Fitbit); Google Health's device type as it sends it",
+         "Fitbit `type`; Google Health `deviceType`"),
+        ("last_sync_time", pl.Datetime("us"), "", "local wall-clock time of the device's last sync with the "
+         "vendor's app (a DATETIME as in All of Us: no time zone, like every datetime of these tables)", _SYNC),
+        _SRC,
+    ], ("person_id", "device_id", "last_sync_time"), "device_date")
+
 _DERIVED = "derived by the daily agent from the deduplicated samples"
 DAILY_SUMMARY = make_table(
     "daily_summary", "One row per participant-day: our derived daily figures (latest revision of the `daily` topic; "
@@ -209,6 +233,6 @@ VENDOR_SLEEP = make_table("_staging/vendor_sleep", "The vendor's per-log sleep f
 
 TABLES: dict[str, Table] = {t.name: t for t in (
     ACTIVITY_SUMMARY, HEART_RATE_SUMMARY, HEART_RATE_MINUTE_LEVEL, STEPS_INTRADAY, SLEEP_DAILY_SUMMARY, SLEEP_LEVEL,
-    DAILY_SUMMARY)}
+    DEVICE, DAILY_SUMMARY)}
 
 STAGING: tuple[Table, ...] = (VENDOR_DAILY, VENDOR_SLEEP)

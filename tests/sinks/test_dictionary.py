@@ -46,6 +46,9 @@ def test_every_column_is_documented_with_type_unit_meaning_and_provenance() -> N
     assert _column_rows(text, "heart_rate_minute_level")["datetime"][0] == "DATETIME"
     assert _column_rows(text, "daily_summary")["first_sample_at"][0] == "TIMESTAMP (UTC)"
     assert _column_rows(text, "activity_summary")["calories_out"][1] == "kcal"
+    device = _column_rows(text, "device")
+    assert (device["last_sync_time"][0], device["device_date"][0]) == ("DATETIME", "DATE")
+    assert device["battery_level"][:2] == ["INTEGER", "%"]  # a documented difference from All of Us (a string)
 
 
 def test_valid_day_rule_states_the_configured_defaults() -> None:
