@@ -105,6 +105,14 @@ def test_dates_are_the_union_of_utc_and_civil_dates() -> None:
     west = Interval(datetime(2026, 10, 2, 4, tzinfo=UTC), datetime(2026, 10, 3, 4, tzinfo=UTC),
                     datetime(2026, 10, 2), datetime(2026, 10, 3))
     assert west.dates() == (date(2026, 10, 2), date(2026, 10, 3))
+    night = Interval(datetime(2026, 10, 1, 14, tzinfo=UTC), datetime(2026, 10, 1, 20, tzinfo=UTC),
+                     datetime(2026, 10, 2), datetime(2026, 10, 2, 6))  # all of it on Oct 1 in UTC, Oct 2 locally
+    assert night.dates() == (date(2026, 10, 1), date(2026, 10, 2))
+    evening = Interval(datetime(2026, 10, 2, 1, tzinfo=UTC), datetime(2026, 10, 2, 3, tzinfo=UTC),
+                       datetime(2026, 10, 1, 21), datetime(2026, 10, 1, 23))  # UTC-4: Oct 2 in UTC, Oct 1 locally
+    assert evening.dates() == (date(2026, 10, 1), date(2026, 10, 2))
+    assert Interval(None, None, datetime(2026, 10, 1, 21), datetime(2026, 10, 1, 23)).dates() == (
+        date(2026, 10, 1), date(2026, 10, 1))
 
 
 @pytest.mark.parametrize(("body", "reason"), [
