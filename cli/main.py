@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import zoneinfo
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +22,24 @@ from runtime.kafka import check_reachable, resolve_bootstrap
 from runtime.settings import Settings
 
 __all__ = ["main"]
+
+
+def _iana_zone(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--default-timezone must name an IANA zone; anything else is a one-line error, before any work."""
+    del ctx, param
+    if value is not None:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            fail(f"--default-timezone {value!r} is not an IANA time zone: give one such as America/Chicago")
+    return value
+
+
+_default_timezone_option = click.option(
+    "--default-timezone", metavar="ZONE", default=None, callback=_iana_zone,
+    help="IANA time zone of participants without FITBIT/profile/<id>/profile.json (e.g. America/Chicago); "
+         "others keep their profile's. Default: WEARABLES_DEFAULT_TIMEZONE; without either such an archive "
+         "is refused.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -207,16 +226,19 @@ def dictionary(out: Path | None, check: Path | None) -> None:
               help="The dataset directory to write (created if missing; rows upserted if it exists).")
 @click.option("--timeout", type=float, default=1800.0, show_default=True,
               help="Seconds to wait for the worker to process every page.")
-def replay(path: Path, out: Path, timeout: float) -> None:
+@_default_timezone_option
+def replay(path: Path, out: Path, timeout: float, default_timezone: str | None) -> None:
     """Import a cohort's Fitbit archive (PATH holds FITBIT/), run every agent until all topics
     are drained, and write the Parquet dataset to --out.
 
     Uses KAFKA_BOOTSTRAP_SERVERS when set, else starts an embedded broker for the run.
-    Running it twice on the same archive and --out changes nothing.
+    Running it twice on the same archive and --out changes nothing. Ends with the dataset's
+    figures and the run's dead letters by reason; exits 2 when pages were published but no
+    day was summarized.
     """
     from cli.replay import run_replay
 
-    settings = settings_from_env()
+    settings = _settings_with_zone(default_timezone)
     run_async(run_replay)(settings, path, out, timeout=timeout)
 
 
@@ -306,18 +328,24 @@ def link(participants: tuple[str, ...], provider: str) -> None:
 @main.command("import")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Publish files again even if the import ledger has them.")
-def import_(path: Path, force: bool) -> None:
+@_default_timezone_option
+def import_(path: Path, force: bool, default_timezone: str | None) -> None:
     """Publish a cohort's Fitbit JSON archive (PATH/.../FITBIT/<resource>/<participant>/*.json).
 
     Every file goes to the raw.fitbit topic keyed by the participant's research ID, with the
-    time zone from FITBIT/profile/<participant>/profile.json. Files whose place in the layout
-    is not understood are skipped and reported. Running it twice publishes nothing new
-    (a ledger in WEARABLES_DATA_DIR remembers what was published).
+    time zone from FITBIT/profile/<participant>/profile.json, else --default-timezone. Files
+    whose place in the layout is not understood are skipped and reported. Running it twice
+    publishes nothing new (a ledger in WEARABLES_DATA_DIR remembers what was published).
     """
     from cli.importer import run_import
 
-    settings = settings_from_env()
+    settings = _settings_with_zone(default_timezone)
     run_async(run_import)(settings, path, force=force)
+
+
+def _settings_with_zone(default_timezone: str | None) -> Settings:
+    """The settings, with --default-timezone (when given) in place of WEARABLES_DEFAULT_TIMEZONE."""
+    return settings_from_env(**({"default_timezone": default_timezone} if default_timezone else {}))
 
 
 # --------------------------------------------------------------------------- demo

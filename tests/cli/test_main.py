@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from cli.main import _settings_with_zone, main
 from runtime.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SUBCOMMANDS = ["broker", "demo", "import", "topics", "worker", "simulator", "gateway", "scheduler", "link",
+SUBCOMMANDS = ["broker", "demo", "import", "replay", "topics", "worker", "simulator", "gateway", "scheduler", "link",
                "dictionary"]
 
 
@@ -83,6 +83,61 @@ def test_broker_refuses_when_a_cluster_is_configured() -> None:
     result = _wearables("broker", env={"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"})
     assert result.returncode == 2
     assert "unset it to run the embedded broker" in result.stderr
+
+
+def _profileless_archive(root: Path) -> Path:
+    """Two participants with a page each and no FITBIT/profile/ at all."""
+    for person in ("P1234567890", "P2345678901"):
+        folder = root / "FITBIT" / "activities-steps-intraday" / person
+        folder.mkdir(parents=True)
+        (folder / "activities_steps_date_2021-11-10_1d_1min.json").write_text("{}")
+    return root
+
+
+@pytest.mark.parametrize("command", ["import", "replay"])
+def test_an_archive_without_profiles_is_refused_in_one_line_before_kafka(command: str, tmp_path: Path) -> None:
+    archive = _profileless_archive(tmp_path / "archive")
+    out = ["--out", str(tmp_path / "dataset")] if command == "replay" else []
+    result = _wearables(command, str(archive), *out, env={"WEARABLES_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "wearables: error: 2 participants have no FITBIT/profile/<id>/profile.json (their time zone), so nothing was "
+        "published: give --default-timezone ZONE or set WEARABLES_DEFAULT_TIMEZONE to the cohort's IANA zone "
+        "(e.g. America/Chicago)"]
+    assert "P1234567890" not in result.stdout + result.stderr and result.stdout == ""
+    assert not (tmp_path / "data" / "imports.sqlite").exists() and not (tmp_path / "dataset").exists()
+
+
+@pytest.mark.parametrize("command", ["import", "replay"])
+def test_a_default_zone_lets_the_command_go_on_to_kafka(command: str, tmp_path: Path) -> None:
+    """Given by the variable, or by the option over a bad variable: the next thing is Kafka (unreachable here)."""
+    archive = _profileless_archive(tmp_path / "archive")
+    out = ["--out", str(tmp_path / "dataset")] if command == "replay" else []
+    kafka = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", "WEARABLES_KAFKA_CONNECT_TIMEOUT": "1",
+             "WEARABLES_DATA_DIR": str(tmp_path / "data"), "WEARABLES_ENV": "demo"}
+    for zone_env, option in (({"WEARABLES_DEFAULT_TIMEZONE": "America/Chicago"}, []),
+                             ({"WEARABLES_DEFAULT_TIMEZONE": "Mars/Base"}, ["--default-timezone", "UTC"])):
+        result = _wearables(command, str(archive), *out, *option, env={**kafka, **zone_env})
+        assert result.returncode == 2
+        assert "cannot reach Kafka" in result.stderr and "profile.json" not in result.stderr
+
+
+def test_the_option_overrides_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEARABLES_DEFAULT_TIMEZONE", "America/Chicago")
+    monkeypatch.setattr("cli.console.setup_logging", lambda level: None)  # the test process keeps its logging
+    assert _settings_with_zone("Europe/Berlin").default_timezone == "Europe/Berlin"
+    assert _settings_with_zone(None).default_timezone == "America/Chicago"
+
+
+@pytest.mark.parametrize("command", ["import", "replay"])
+def test_a_default_zone_that_is_not_iana_is_a_one_line_error(command: str, tmp_path: Path) -> None:
+    out = ["--out", str(tmp_path / "dataset")] if command == "replay" else []
+    result = _wearables(command, str(tmp_path), *out, "--default-timezone", "Mars/Base")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "wearables: error: --default-timezone 'Mars/Base' is not an IANA time zone: give one such as America/Chicago"]
+    help_text = CliRunner().invoke(main, [command, "--help"]).output
+    assert "--default-timezone ZONE" in help_text and "WEARABLES_DEFAULT_TIMEZONE" in help_text
 
 
 @pytest.mark.integration
