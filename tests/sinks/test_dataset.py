@@ -111,3 +111,21 @@ def test_an_object_store_url_holds_the_same_rows_as_a_path(tmp_path: Path) -> No
     assert remote.dates("readings") == local.dates("readings") == [DAY1, DAY2]
     assert remote.read_all(READINGS).equals(local.read_all(READINGS))
     assert remote.path("readings", DAY1).endswith("/readings/date=2026-11-01/data.parquet")
+
+
+def test_remove_takes_out_the_keys_given_and_rewrites_only_what_changed(tmp_path: Path) -> None:
+    dataset = Dataset(str(tmp_path))
+    dataset.upsert(READINGS, _rows(("a", datetime(2026, 11, 1, 8), 1), ("a", datetime(2026, 11, 1, 9), 2),
+                                   ("b", datetime(2026, 11, 1, 9), 3), ("a", datetime(2026, 11, 2, 9), 4)))
+    before = _files(tmp_path)
+    # the value does not matter, the key does; a key that is not there removes nothing
+    removed = dataset.remove(READINGS, _rows(("a", datetime(2026, 11, 1, 9), 99), ("a", datetime(2026, 11, 2, 7), 0)))
+    assert removed == {DAY1: 1}
+    assert dataset.read(READINGS, DAY1).rows() == [("a", datetime(2026, 11, 1, 8), 1),
+                                                   ("b", datetime(2026, 11, 1, 9), 3)]
+    after = _files(tmp_path)
+    day2 = next(name for name in before if "2026-11-02" in name)
+    assert after[day2] == before[day2]  # a partition that held none of the keys is not rewritten
+    assert dataset.remove(READINGS, _rows(("a", datetime(2026, 11, 1, 8), 1), ("b", datetime(2026, 11, 1, 9), 3))
+                          ) == {DAY1: 2}
+    assert dataset.dates(READINGS.name) == [DAY2]  # emptied: the file is gone
