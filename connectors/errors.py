@@ -7,7 +7,11 @@ The scheduler decides per class:
         ├── RateLimited        429: wait for the reset the headers give (.retry_after), then try again
         ├── TokenExpired       401 expired_token: refresh (once, under the participant's lock) and retry
         ├── AccessRevoked      invalid_grant / invalid_token: the participant is ``revoked``; stop fetching
-        ├── VendorUnavailable  5xx, timeouts, broken connections: retry with jittered backoff
+        ├── VendorUnavailable  5xx (Google: 503 UNAVAILABLE, 504 DEADLINE_EXCEEDED), timeouts, broken
+        │                      connections: retry with jittered backoff
+        ├── ScopeMissing       403 for a scope the participant did not grant (Google
+        │                      ACCESS_TOKEN_SCOPE_INSUFFICIENT, Fitbit insufficient_scope): skip that
+        │                      data type until they consent again; not retried
         └── VendorRejected     any other 4xx: a bug or a bad request; not retried
 
 ``error_for`` turns a non-2xx answer of either vendor into the most specific class;
@@ -22,13 +26,15 @@ from typing import Any
 
 import orjson
 
-from connectors.vendors.fitbit_spec import RATE_LIMIT_REMAINING, RATE_LIMIT_RESET
+from connectors.vendors.fitbit_spec import INSUFFICIENT_SCOPE, RATE_LIMIT_REMAINING, RATE_LIMIT_RESET
+from connectors.vendors.google_health_spec import INSUFFICIENT_SCOPE_REASON
 from models.errors import WearablesError
 from models.providers import Provider
 
 __all__ = [
     "AccessRevoked",
     "RateLimited",
+    "ScopeMissing",
     "TokenExpired",
     "VendorError",
     "VendorRejected",
@@ -68,6 +74,17 @@ class VendorRejected(VendorError):
     pass
 
 
+class ScopeMissing(VendorError):
+    """The grant lacks the scope this call needs: the participant unticked it at consent. Asking
+    again gets the same answer until they consent anew, so the data type is set aside, not retried."""
+
+
+_SCOPE_PROBLEMS = frozenset({INSUFFICIENT_SCOPE, INSUFFICIENT_SCOPE_REASON})
+# Fitbit's errorType, and the ErrorInfo reason Google gives an expired access token
+# (https://cloud.google.com/dotnet/docs/reference/Google.Api.CommonProtos/latest/Google.Api.ErrorReason)
+_EXPIRED_PROBLEMS = frozenset({"expired_token", "ACCESS_TOKEN_EXPIRED"})
+
+
 _RESET_HEADERS = (RATE_LIMIT_RESET, "Retry-After")
 
 
@@ -87,7 +104,9 @@ def quota_remaining(headers: Mapping[str, str]) -> int | None:
 
 
 def _problem(body: bytes) -> str:
-    """The OAuth / API error code in either vendor's error body."""
+    """The OAuth / API error code in either vendor's error body: Fitbit's ``errorType``, an
+    OAuth ``error``, or in a Google error object its ``google.rpc.ErrorInfo`` reason, else its
+    message."""
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -100,7 +119,14 @@ def _problem(body: bytes) -> str:
         if isinstance(error, str):
             return error
         if isinstance(error, dict):
-            return str(error.get("message", ""))
+            return _reason(error.get("details")) or str(error.get("message", ""))
+    return ""
+
+
+def _reason(details: Any) -> str:
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
+            return str(detail.get("reason", ""))
     return ""
 
 
@@ -116,7 +142,9 @@ def error_for(provider: Provider, status: int, headers: Mapping[str, str], body:
         return VendorUnavailable(message, provider=provider, status=status)
     if problem == "invalid_client":  # our client credentials are wrong: configuration, not the participant
         return VendorRejected(message + " (check the client id and secret)", provider=provider, status=status)
-    if problem == "expired_token":
+    if problem in _SCOPE_PROBLEMS and status in (401, 403):
+        return ScopeMissing(message, provider=provider, status=status)
+    if problem in _EXPIRED_PROBLEMS:
         return TokenExpired(message, provider=provider, status=status)
     if problem in ("invalid_grant", "invalid_token") or status == 401:
         return AccessRevoked(message, provider=provider, status=status)

@@ -134,11 +134,16 @@ class VendorClient(ABC):
         page = await client.fetch_day(tokens.access_token, "steps", day)
 
     :cvar provider: the vendor this client speaks to.
-    :cvar data_types: the raw data types it fetches (``RawPage.data_type``), a day at a time.
+    :cvar data_types: the raw data types it fetches (``RawPage.data_type``), a day at a time
+        except the ``undated_types`` among them.
+    :cvar undated_types: the data types that are a snapshot, not a day (the account's devices):
+        a fetch request asks for them once, whatever its days, and files the page under its last
+        day; ``fetch_day`` ignores ``day`` for them.
     """
 
     provider: ClassVar[Provider]
     data_types: ClassVar[tuple[str, ...]]
+    undated_types: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     @abstractmethod
@@ -167,10 +172,20 @@ class VendorClient(ABC):
         """The data types a grant of ``scope`` (the token response's, space-separated) lets us read.
 
         A participant may untick scopes on the consent page; a data type they did not grant is
-        not fetched (asking would be refused with 403 on every poll). This default grants all.
+        not fetched (asking would be refused with 403 on every poll). This default grants all;
+        a vendor with scopes per data type overrides it (``_granted_by``).
         """
         del scope
         return self.data_types
+
+    def _granted_by(self, scope: str, scope_of: Mapping[str, str]) -> tuple[str, ...]:
+        """``granted`` for a vendor whose data types each need one scope (``scope_of``).
+
+        A token response without a scope grants what was asked (RFC 6749 §5.1: the field may be
+        left out when it is identical to the request), so an empty ``scope`` grants every type.
+        """
+        given = set(scope.split())
+        return tuple(t for t in self.data_types if not given or scope_of[t] in given)
 
     @abstractmethod
     async def refresh(self, refresh_token: str) -> TokenSet:
@@ -187,7 +202,8 @@ class VendorClient(ABC):
     @abstractmethod
     async def fetch_day(self, access_token: str, data_type: str, day: date, *,
                         page_token: str | None = None) -> VendorPage:
-        """One page of ``data_type`` on ``day``; ``next_token`` on the page says whether more follow."""
+        """One page of ``data_type`` on ``day`` (of the whole snapshot for an undated type);
+        ``next_token`` on the page says whether more follow."""
 
     async def aclose(self) -> None:  # noqa: B027 - a default: most clients hold nothing of their own
         """Release what the client holds (threads, sessions it made); the shared session is the caller's."""

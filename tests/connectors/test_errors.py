@@ -9,6 +9,7 @@ from multidict import CIMultiDict
 from connectors.errors import (
     AccessRevoked,
     RateLimited,
+    ScopeMissing,
     TokenExpired,
     VendorError,
     VendorRejected,
@@ -21,6 +22,14 @@ from models.providers import Provider
 
 def _fitbit(error: str) -> bytes:
     return orjson.dumps({"errors": [{"errorType": error, "message": "m"}], "success": False})
+
+
+def _google(code: int, status: str, reason: str | None = None) -> bytes:
+    error: dict[str, object] = {"code": code, "status": status, "message": "m"}
+    if reason:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+                             "domain": "googleapis.com", "metadata": {"service": "health.googleapis.com"}}]
+    return orjson.dumps({"error": error})
 
 
 @pytest.mark.parametrize(("status", "body", "expected"), [
@@ -36,6 +45,18 @@ def _fitbit(error: str) -> bytes:
     (401, orjson.dumps({"error": "invalid_client"}), VendorRejected),
     (400, _fitbit("validation"), VendorRejected),
     (404, b"", VendorRejected),
+    # Google's transient errors, retried like every 5xx (docs/vendors.md, "Rate limits")
+    (503, _google(503, "UNAVAILABLE"), VendorUnavailable),
+    (504, _google(504, "DEADLINE_EXCEEDED"), VendorUnavailable),
+    (429, _google(429, "RESOURCE_EXHAUSTED", "RATE_LIMIT_EXCEEDED"), RateLimited),
+    # a scope the participant did not grant: Google's ErrorInfo reason, Fitbit's errorType
+    (403, _google(403, "PERMISSION_DENIED", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"), ScopeMissing),
+    (403, _fitbit("insufficient_scope"), ScopeMissing),
+    (401, _fitbit("insufficient_scope"), ScopeMissing),
+    (403, _google(403, "PERMISSION_DENIED"), VendorRejected),  # forbidden for another reason: not a scope
+    (403, _fitbit("insufficient_permissions"), VendorRejected),  # an app not allowed intraday: not the participant
+    (401, _google(401, "UNAUTHENTICATED", "ACCESS_TOKEN_EXPIRED"), TokenExpired),
+    (400, _google(400, "INVALID_ARGUMENT", "INVALID_DATA_POINT_FILTER_DATA_TYPE_MEMBER"), VendorRejected),
 ])
 def test_error_for(status: int, body: bytes, expected: type[VendorError] | None) -> None:
     error = error_for(Provider.FITBIT, status, {}, body)

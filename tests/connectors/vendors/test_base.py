@@ -90,3 +90,15 @@ def test_every_registered_client_is_a_complete_vendor_client() -> None:
         assert issubclass(client, VendorClient) and client.provider is provider
         assert not getattr(client, "__abstractmethods__", None), f"{client.__name__} leaves methods abstract"
         assert client.data_types and all(isinstance(t, str) for t in client.data_types)
+        assert set(client.undated_types) <= set(client.data_types)
+
+
+def test_a_grant_reads_the_data_types_whose_scope_it_holds_and_one_without_a_scope_all() -> None:
+    for client in VENDOR_CLIENTS.values():
+        every = client.data_types
+        assert VendorClient.granted(client.__new__(client), "") == every  # the default: everything
+    fitbit = VENDOR_CLIENTS[Provider.FITBIT].__new__(VENDOR_CLIENTS[Provider.FITBIT])
+    scope_of = {t: ("sleep" if t == "sleep" else "activity") for t in fitbit.data_types}
+    assert fitbit._granted_by("activity profile", scope_of) == tuple(t for t in fitbit.data_types if t != "sleep")
+    assert fitbit._granted_by("profile", scope_of) == ()
+    assert fitbit._granted_by("", scope_of) == fitbit.data_types  # RFC 6749 §5.1: left out, as asked
