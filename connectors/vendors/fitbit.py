@@ -13,6 +13,11 @@ gaps here rather than letting them leak into behaviour (docs/vendors.md, Fitbit 
 - Sleep is v1.2 (with stages), not the library's v1 (``sleep`` there has no stages); no revoke
   in the library: we add one.
 
+Besides the intraday days and sleep, a day's activity summary (``activities-summary``) and the
+account's devices (``devices``: a snapshot, fetched once per request). The consent page asks for
+the scope of every data type we read (``SCOPE_OF``) and ``profile``; ``granted`` says which types a
+participant's grant reads.
+
 Every request goes through a ``requests`` transport adapter mounted on the library's session:
 the default one (the network), or one a test passes in (canned answers, no server).
 """
@@ -44,8 +49,11 @@ from connectors.vendors.fitbit_spec import (
     DAY_PATHS,
     PROFILE_PATH,
     PROVIDER,
+    SCOPE_OF,
     SCOPES,
     SUBSCRIPTION_PATH,
+    UNDATED_PATHS,
+    UNDATED_TYPES,
 )
 
 __all__ = ["FitbitWebClient"]
@@ -76,7 +84,8 @@ class FitbitWebClient(VendorClient):
     """
 
     provider = _P
-    data_types = DATA_TYPES
+    data_types = (*DATA_TYPES, *UNDATED_TYPES)
+    undated_types = UNDATED_TYPES
 
     def __init__(self, *, endpoints: Endpoints, credentials: Credentials, timeout: float,
                  transport: BaseAdapter | None = None, insecure_transport: bool = False, threads: int = 16) -> None:
@@ -99,8 +108,11 @@ class FitbitWebClient(VendorClient):
 
     def expand(self, data_type: str) -> tuple[str, ...]:
         if data_type in ("all", ""):
-            return DATA_TYPES
+            return self.data_types
         return COLLECTIONS.get(data_type, (data_type,))
+
+    def granted(self, scope: str) -> tuple[str, ...]:
+        return self._granted_by(scope, SCOPE_OF)
 
     async def _run(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, partial(call, *args, **kwargs))
@@ -197,7 +209,7 @@ class FitbitWebClient(VendorClient):
 
     async def fetch_day(self, access_token: str, data_type: str, day: date, *, page_token: str | None = None
                         ) -> VendorPage:
-        path, detail = DAY_PATHS[data_type]
+        path, detail = DAY_PATHS[data_type] if data_type in DAY_PATHS else (UNDATED_PATHS[data_type], None)
         page: VendorPage = await self._run(self._get, TokenSet(access_token, "-", 0.0),
                                            self._urls.api + path.format(day=day.isoformat()))
         return replace(page, detail=detail)

@@ -3,10 +3,16 @@
 A day of steps or heart rate is fetched as its UTC window ``[day 00:00Z, day+1 00:00Z)`` with a
 physical-time filter, following ``nextPageToken``; each response page is kept verbatim. The
 normalizer takes every sample's local date from its own UTC offset, so UTC windows need no time
-zone and, put together, cover every sample exactly. Sleep can only be filtered by its civil end
-time: a day of sleep is the sessions that ended on that local date (the date a night is filed
-under, docs/vendors.md, Google Health API), again a partition. Paths, scopes and the filter
-grammar are in ``google_health_spec.py``.
+zone and, put together, cover every sample exactly. The daily resting heart rate is filtered on
+its civil ``date``. Sleep is filtered by its civil end time: a day of sleep is the sessions that
+ended on that local date (the date a night is filed under, docs/vendors.md, Google Health API),
+again a partition. The paired devices are a snapshot, listed once per request.
+
+Pages come newest first (the API lists by interval start time, descending) and nothing here
+relies on their order; a page may be empty and still carry a ``nextPageToken``, so tokens are
+followed until a page has none. The consent page asks for the scope of every data type we read
+(``SCOPE_OF``); a participant may untick some, and ``granted`` says which types their grant
+reads. Paths, scopes, page sizes and the filter grammar are in ``google_health_spec.py``.
 """
 
 from __future__ import annotations
@@ -31,9 +37,14 @@ from connectors.vendors.google_health_spec import (
     DATA_TYPES,
     FILTER_FIELDS,
     IDENTITY_PATH,
+    PAGE_SIZES,
+    PAIRED_DEVICES,
+    PAIRED_DEVICES_PATH,
     PROVIDER,
+    SCOPE_OF,
     SCOPES,
     SUBSCRIPTIONS_PATH,
+    UNDATED_TYPES,
 )
 
 __all__ = ["GoogleHealthClient", "next_page_token"]
@@ -56,19 +67,23 @@ class GoogleHealthClient(VendorClient):
     :param credentials: our OAuth client at Google.
     :param timeout: seconds per call, answer included.
     :param session: the process's aiohttp session (connection pool and DNS cache shared).
-    :param page_size: data points asked for per page.
+    :param page_size: data points asked for per page (at most each data type's maximum).
     """
 
     provider = _P
-    data_types = DATA_TYPES
+    data_types = (*DATA_TYPES, *UNDATED_TYPES)
+    undated_types = UNDATED_TYPES
 
     def __init__(self, *, endpoints: Endpoints, credentials: Credentials, timeout: float,
                  session: aiohttp.ClientSession, page_size: int = 1000) -> None:
         self._urls, self._client = endpoints, credentials
-        self._session, self._page_size = session, page_size
+        self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._project = "wearables"
         self._points = {t: endpoints.api + DATA_POINTS_PATH.format(data_type=t) for t in DATA_TYPES}
+        self._devices = endpoints.api + PAIRED_DEVICES_PATH
+        # the most each type's list takes: a sleep page holds 25 sessions at most, a devices page 100
+        self._page_sizes = {t: str(min(page_size, PAGE_SIZES[t][1])) for t in self.data_types}
 
     @classmethod
     def build(cls, *, endpoints: Endpoints, credentials: Credentials, timeout: float,
@@ -99,6 +114,9 @@ class GoogleHealthClient(VendorClient):
         return await self._token_call({"grant_type": "authorization_code", "code": code,
                                        "code_verifier": verifier, "redirect_uri": redirect_uri})
 
+    def granted(self, scope: str) -> tuple[str, ...]:
+        return self._granted_by(scope, SCOPE_OF)
+
     async def whoami(self, access_token: str) -> Identity:
         """healthUserId and legacyUserId; the identity call gives no zone (samples carry their offsets)."""
         body, _ = await self._call("GET", self._urls.api + IDENTITY_PATH,
@@ -121,16 +139,22 @@ class GoogleHealthClient(VendorClient):
 
     async def fetch_day(self, access_token: str, data_type: str, day: date, *, page_token: str | None = None
                         ) -> VendorPage:
-        """One page of ``data_type`` in ``day`` (its UTC window; for sleep, the sessions whose local
-        end falls on it); ``next_token`` says whether more follow."""
-        start = datetime.combine(day, datetime.min.time(), UTC)
-        field, form = FILTER_FIELDS[data_type], BOUND_FORMATS[data_type]
-        query = {"filter": f'{field} >= "{start:{form}}" AND {field} < "{start + timedelta(days=1):{form}}"',
-                 "page_size": str(self._page_size)}
-        if page_token:
-            query["page_token"] = page_token
-        body, headers = await self._call("GET", self._points[data_type], params=query,
-                                         headers={"Authorization": f"Bearer {access_token}"})
+        """One page of ``data_type`` in ``day`` (its UTC window; for the resting heart rate its
+        date; for sleep, the sessions whose local end falls on it; the paired devices whatever
+        the day); ``next_token`` says whether more follow."""
+        if data_type == PAIRED_DEVICES:
+            url, query = self._devices, {"pageSize": self._page_sizes[data_type]}
+            if page_token:
+                query["pageToken"] = page_token
+        else:
+            start = datetime.combine(day, datetime.min.time(), UTC)
+            field, form = FILTER_FIELDS[data_type], BOUND_FORMATS[data_type]
+            url, query = self._points[data_type], {
+                "filter": f'{field} >= "{start:{form}}" AND {field} < "{start + timedelta(days=1):{form}}"',
+                "page_size": self._page_sizes[data_type]}
+            if page_token:
+                query["page_token"] = page_token
+        body, headers = await self._call("GET", url, params=query, headers={"Authorization": f"Bearer {access_token}"})
         return VendorPage(body=body, page_token=page_token, next_token=next_page_token(body), headers=headers)
 
 

@@ -17,7 +17,7 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from connectors.errors import AccessRevoked, RateLimited, TokenExpired, VendorUnavailable, quota_remaining
+from connectors.errors import AccessRevoked, RateLimited, ScopeMissing, TokenExpired, VendorUnavailable, quota_remaining
 from connectors.vendors import fitbit_spec
 from connectors.vendors.base import Identity
 from connectors.vendors.endpoints import Credentials, Endpoints
@@ -103,7 +103,7 @@ def test_the_authorize_url_asks_for_our_scopes_with_pkce() -> None:
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     assert url.startswith(fitbit_spec.AUTHORIZE_URL + "?")
     assert query == {"response_type": "code", "client_id": "client-1", "redirect_uri": "https://example.org/cb",
-                     "scope": " ".join(fitbit_spec.SCOPES), "state": "st", "code_challenge": "c" * 43,
+                     "scope": "activity heartrate sleep settings profile", "state": "st", "code_challenge": "c" * 43,
                      "code_challenge_method": "S256"}
 
 
@@ -203,8 +203,34 @@ async def test_no_answer_is_vendor_unavailable_on_every_call(fitbit: Any, broken
         assert raised.value.status is None
 
 
+async def test_the_devices_are_one_get_whatever_the_day(fitbit: Any) -> None:
+    body = b'[{"battery": "High", "id": "1", "type": "TRACKER"}]'
+    client, transport = fitbit(lambda request: (200, {}, body))
+    page = await client.fetch_day("access-1", "devices", DAY)
+    assert [r.url for r in transport.seen] == [fitbit_spec.API + "/1/user/-/devices.json"]
+    assert page.body == body and page.detail is None and page.next_token is None
+    assert client.undated_types == ("devices",) and set(client.data_types) == {*fitbit_spec.DATA_TYPES, "devices"}
+
+
+async def test_a_403_for_a_scope_not_granted_is_scope_missing(fitbit: Any) -> None:
+    client, _ = fitbit(lambda request: _error(403, "insufficient_scope"))
+    with pytest.raises(ScopeMissing) as raised:
+        await client.fetch_day("access-1", "sleep", DAY)
+    assert raised.value.status == 403
+
+
+def test_a_grant_reads_the_types_of_its_scopes() -> None:
+    client = FitbitWebClient(endpoints=ENDPOINTS, credentials=CLIENT, timeout=5.0)
+    assert client.granted(" ".join(fitbit_spec.SCOPES)) == client.data_types
+    assert client.granted("activity profile") == ("activities-steps-intraday", "activities-summary")
+    assert client.granted("heartrate sleep settings") == ("activities-heart-intraday", "sleep", "devices")
+    assert client.granted("") == client.data_types  # a token response without a scope grants what was asked
+
+
 def test_expand_follows_the_webhook_collections() -> None:
     client = FitbitWebClient(endpoints=ENDPOINTS, credentials=CLIENT, timeout=5.0)
-    assert client.expand("activities") == ("activities-steps-intraday", "activities-heart-intraday")
-    assert client.expand("sleep") == ("sleep",) and client.expand("all") == fitbit_spec.DATA_TYPES
+    assert client.expand("activities") == ("activities-steps-intraday", "activities-heart-intraday",
+                                           "activities-summary")
+    assert client.expand("sleep") == ("sleep",) and client.expand("all") == client.data_types
     assert client.expand("activities-heart-intraday") == ("activities-heart-intraday",)
+    assert client.expand("devices") == ("devices",)
