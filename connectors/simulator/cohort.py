@@ -127,11 +127,23 @@ class SyntheticCohort:
         per_minute: list[int] = np.where(idle, 0, steps).tolist()  # numpy's tolist() is typed Any
         return per_minute
 
+    def resting_heart_rate(self, participant_id: str, day: date) -> int:
+        """The day's resting heart rate, the base of its minute series (the vendors' daily figure)."""
+        return self._resting(self._rng(participant_id, day, "hr"))
+
+    @staticmethod
+    def _resting(rng: np.random.Generator) -> int:
+        return int(rng.integers(52, 73))  # the first draw of the day's heart-rate stream
+
+    def basal_calories(self, participant_id: str) -> int:
+        """The participant's basal metabolic rate, kcal a day (Fitbit's ``caloriesBMR`` of a whole day)."""
+        return random.Random(f"{self.seed}|{participant_id}|bmr").randrange(1350, 1951)
+
     def minute_heart_rate(self, participant_id: str, day: date, steps: list[int] | None = None) -> list[int | None]:
         """Heart rate per local minute (None: off-wrist, 3%): resting + diurnal swing + effort + noise.
         ``steps`` is that day's ``minute_steps`` when the caller has it already."""
         rng = self._rng(participant_id, day, "hr")
-        resting = int(rng.integers(52, 73))
+        resting = self._resting(rng)
         walked = np.asarray(self.minute_steps(participant_id, day) if steps is None else steps)
         off_wrist = rng.random(_MINUTES) < 0.03
         rates = np.rint(resting + _DIURNAL + walked * 0.45 + rng.normal(0.0, 2.5, _MINUTES)).astype(np.int64)

@@ -1,11 +1,12 @@
 """What every data call of either vendor goes through before it is answered: the bearer token,
-the vendor's rate limit (with its headers and 429), and injected faults; and the subscribe
-answer both vendors share."""
+the scope the call needs (403 in the vendor's shape when the grant lacks it), the vendor's rate
+limit (with its headers and 429), and injected faults; and the subscribe answer both vendors
+share."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from aiohttp import web
 
@@ -16,15 +17,23 @@ from connectors.simulator.world import Grant, World
 from models.providers import Provider
 from runtime.metrics import counter
 
-__all__ = ["data_call", "subscribe"]
+__all__ = ["Needs", "data_call", "subscribe"]
 
 REQUESTS = counter("simulator_requests_total", "Vendor API requests the simulator answered", ["provider", "status"])
 VIOLATIONS = counter("simulator_rate_limit_violations_total", "Requests over a vendor rate limit (answered 429)",
                      ["provider"])
 
+#: The scopes a request may be answered under (any one of them will do); none: no scope needed.
+Needs = Callable[[web.Request], Collection[str]]
 
-def data_call(provider: Provider, inner: Callable[[web.Request, Grant], Awaitable[web.StreamResponse]]) -> Handler:
-    """Authenticate, count against the rate limits, inject faults, then answer."""
+
+def _nothing(request: web.Request) -> Collection[str]:
+    return ()
+
+
+def data_call(provider: Provider, inner: Callable[[web.Request, Grant], Awaitable[web.StreamResponse]],
+              needs: Needs = _nothing) -> Handler:
+    """Authenticate, check the grant's scope, count against the rate limits, inject faults, then answer."""
     dialect = DIALECTS[provider]
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -33,6 +42,11 @@ def data_call(provider: Provider, inner: Callable[[web.Request, Grant], Awaitabl
         if grant is None:
             REQUESTS.labels(provider.value, "401").inc()
             return web.json_response(dialect.unauthorized(problem), status=401)
+        missing = _missing_scope(grant, needs(request))
+        if missing is not None:
+            REQUESTS.labels(provider.value, "403").inc()
+            world.stats[f"scope_refusals_{provider.value}"] += 1
+            return web.json_response(dialect.insufficient_scope(missing), status=403)
         now = time.time()
         allowed, limit, reset, remaining = world.quota.take(provider, grant.account.user_id, now)
         headers = dialect.limit_headers(limit, remaining, reset)
@@ -50,6 +64,13 @@ def data_call(provider: Provider, inner: Callable[[web.Request, Grant], Awaitabl
         world.stats[f"requests_{provider.value}"] += 1
         return response
     return handler
+
+
+def _missing_scope(grant: Grant, needed: Collection[str]) -> str | None:
+    """The scope to name in a 403 when the grant holds none of ``needed``; None when it may go on."""
+    if not needed or not set(grant.scope.split()).isdisjoint(needed):
+        return None
+    return next(iter(needed))
 
 
 def _authenticate(world: World, provider: Provider, header: str) -> tuple[Grant | None, str]:

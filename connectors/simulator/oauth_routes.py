@@ -1,5 +1,14 @@
 """The simulated vendors' OAuth 2.0: consent page (PKCE S256 required), code exchange,
-single-use refresh tokens, revoke; one set of routes per vendor, its differences in its dialect."""
+single-use refresh tokens, revoke; one set of routes per vendor, its differences in its dialect.
+
+The consent page lists what is asked in plain words, one line per scope with the data types it
+covers, each a ticked checkbox (``scope``) the participant may untick, as both vendors' pages
+let them (https://developers.google.com/health/scopes: "The access token issued will only contain
+the scopes the consenting user has authorized"). The code remembers the scopes left ticked; the
+token response's ``scope``, and every refresh after it, grants exactly those. A form may also
+carry them as one space-separated ``scope`` value, as the authorize URL does (``give_consent``
+posts the URL's fields back); nothing ticked is a refusal, like Deny.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +30,28 @@ from connectors.vendors.endpoints import Credentials
 __all__ = ["routes"]
 
 
+class _Consents:
+    """The scopes each issued code was consented with, until its exchange (codes live 10 minutes)."""
+
+    def __init__(self) -> None:
+        self._scopes: dict[str, str] = {}
+
+    def remember(self, world: World, code: str, scope: str) -> None:
+        for stale in [c for c in self._scopes if c not in world.codes]:  # expired or never exchanged
+            del self._scopes[stale]
+        self._scopes[code] = scope
+
+    def take(self, code: str, default: str) -> str:
+        return self._scopes.pop(code, default)
+
+
 def routes() -> list[web.RouteDef]:
     """Every vendor's consent page, token and revoke endpoints, at the paths its dialect gives."""
+    consents = _Consents()
     return [route for dialect in DIALECTS.values() for route in (
         web.get(dialect.authorize_path, _consent_page(dialect)),
-        web.post(dialect.authorize_path, _consent(dialect)),
-        web.post(dialect.token_path, _token(dialect)),
+        web.post(dialect.authorize_path, _consent(dialect, consents)),
+        web.post(dialect.token_path, _token(dialect, consents)),
         web.post(dialect.revoke_path, _revoke()),
     )]
 
@@ -37,12 +62,17 @@ def _consent_page(dialect: VendorDialect) -> Handler:
         problem = _authorize_problem(request, dialect, query)
         if problem:
             return web.Response(status=400, text=problem)
+        scopes = dialect.grantable(query.getall("scope", []))
+        if not scopes:
+            return web.Response(status=400, text=f"invalid_scope: ask for some of {dialect.scope}")
         fields = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-                         for k, v in query.items())
+                         for k, v in query.items() if k != "scope")
+        asked = "".join(f'<li><label><input type="checkbox" name="scope" value="{html.escape(scope)}" checked> '
+                        f"{html.escape(dialect.consent_line(scope))}</label></li>" for scope in scopes)
         vendor = dialect.name
         page = (f"<!doctype html><title>{vendor}: allow access?</title><h1>{vendor} (simulated)</h1>"
-                f"<p>The research study <b>{html.escape(query['client_id'])}</b> asks to read: "
-                f"{html.escape(query.get('scope', ''))}</p><form method=post>{fields}"
+                f"<form method=post>{fields}<p>The research study <b>{html.escape(query['client_id'])}</b> "
+                f"asks to read (untick what you do not want to share):</p><ul>{asked}</ul>"
                 '<label>Signed in as participant <input name="participant" required></label> '
                 '<button name="decision" value="allow">Allow</button> '
                 '<button name="decision" value="deny">Deny</button></form>')
@@ -61,19 +91,23 @@ def _authorize_problem(request: web.Request, dialect: VendorDialect, query: Any)
     return dialect.authorize_problem(query)
 
 
-def _consent(dialect: VendorDialect) -> Handler:
+def _consent(dialect: VendorDialect, consents: _Consents) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         form = await request.post()
         problem = _authorize_problem(request, dialect, form)
         if problem:
             return web.Response(status=400, text=problem)
         redirect, state = str(form["redirect_uri"]), str(form.get("state", ""))
-        if form.get("decision") != "allow" or not form.get("participant"):
+        granted = dialect.grantable(form.getall("scope", []))
+        if form.get("decision") != "allow" or not form.get("participant") or not granted:
             raise web.HTTPFound(f"{redirect}?{urlencode({'error': 'access_denied', 'state': state})}")
         world = request.app[WORLD]
         account = world.account(dialect.provider, str(form["participant"]))
         code = world.issue_code(account, str(form["client_id"]), redirect, str(form["code_challenge"]))
-        request.app[WORLD].stats["consents"] += 1
+        consents.remember(world, code, " ".join(granted))
+        world.stats["consents"] += 1
+        if len(granted) < len(dialect.scope.split()):
+            world.stats["partial_consents"] += 1
         raise web.HTTPFound(f"{redirect}?{urlencode({'code': code, 'state': state})}")
     return handler
 
@@ -90,7 +124,7 @@ def _oauth_error(dialect: VendorDialect, error: str, status: int = 400) -> web.R
     return web.json_response(dialect.oauth_error(error), status=status, dumps=lambda o: orjson.dumps(o).decode())
 
 
-def _token(dialect: VendorDialect) -> Handler:
+def _token(dialect: VendorDialect, consents: _Consents) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         form = await request.post()
         world: World = request.app[WORLD]
@@ -102,6 +136,7 @@ def _token(dialect: VendorDialect) -> Handler:
             issued = world.codes.pop(str(form.get("code", "")), None)
             if issued is None or issued[4] < time.time() or issued[2] != form.get("redirect_uri"):
                 return _oauth_error(dialect, "invalid_grant")
+            scope = consents.take(str(form.get("code", "")), dialect.scope)  # a code is spent either way
             if pkce_challenge(str(form.get("code_verifier", ""))) != issued[3]:
                 return _oauth_error(dialect, "invalid_grant")  # PKCE: the verifier does not match
             account = issued[0]
@@ -110,13 +145,13 @@ def _token(dialect: VendorDialect) -> Handler:
             if grant is None or grant.account.revoked:
                 world.stats["refresh_rejected"] += 1
                 return _oauth_error(dialect, "invalid_grant")
-            account = grant.account
+            account, scope = grant.account, grant.scope  # a refresh grants what the consent did
             world.stats["refreshes"] += 1
         else:
             return _oauth_error(dialect, "unsupported_grant_type")
-        access, refresh, lifetime = world.issue_tokens(account, dialect.scope)
+        access, refresh, lifetime = world.issue_tokens(account, scope)
         body: dict[str, Any] = {"access_token": access, "expires_in": lifetime, "refresh_token": refresh,
-                                "scope": dialect.scope, "token_type": "Bearer", **dialect.token_extras(account)}
+                                "scope": scope, "token_type": "Bearer", **dialect.token_extras(account)}
         return web.json_response(body)
     return handler
 

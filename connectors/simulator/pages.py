@@ -1,4 +1,6 @@
-"""Response bodies in the vendors' JSON shapes, cut to what each device has synced."""
+"""Response bodies in the vendors' JSON shapes, cut to what each device has synced: Fitbit's
+intraday days, daily activity summary and sleep logs; Google's steps, heart-rate, daily
+resting heart rate and sleep data points (the devices: ``devices.py``)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import orjson
 from connectors.simulator.cohort import SleepNight, utc_offset_s
 from connectors.simulator.world import Account, World
 
-__all__ = ["fitbit_day", "fitbit_sleep", "google_page", "google_points", "google_sleep"]
+__all__ = ["SleepSession", "fitbit_activity_summary", "fitbit_day", "fitbit_sleep", "google_page", "google_points",
+           "google_resting", "google_sleep", "google_sleep_sessions"]
 
 
 def _clock(minute: int) -> str:
@@ -37,6 +40,59 @@ def fitbit_day(world: World, account: Account, resource: str, day: date) -> byte
         "activities-heart-intraday": {"dataset": dataset, "datasetInterval": 1, "datasetType": "minute"}})
 
 
+# --------------------------------------------------------------------------- Fitbit activity summary
+# Fitbit's default zones at a maximum heart rate of 180 (name, lowest bpm, kcal a minute in it)
+_ZONES = (("Out of Range", 30, 1.2), ("Fat Burn", 90, 5.0), ("Cardio", 126, 8.5), ("Peak", 153, 11.0))
+_ZONE_TOP = 220
+_KCAL_PER_STEP, _KM_PER_STEP = 0.045, 0.00075
+_GOALS = {"activeMinutes": 30, "caloriesOut": 2500, "distance": 8.05, "floors": 10, "steps": 10000,
+          "activeZoneMinutes": 22}
+
+
+def fitbit_activity_summary(world: World, account: Account, day: date) -> bytes:
+    """``/1/user/-/activities/date/{day}.json``: the day's totals as far as the device has synced,
+    computed from the same minutes the intraday pages serve (steps = their sum).
+
+    How the figures follow the minutes (inference; the API only names them): very active ≥ 100
+    steps a minute, fairly 60-99, lightly 1-59, every other synced minute sedentary; calories are
+    the basal rate over the synced minutes plus 0.045 kcal a step; 0.75 m a step; a floor per 15
+    very active minutes; zones from the synced heart-rate minutes.
+    """
+    visible = world.visible_minutes(account, day)
+    steps, rates = world.series(account.participant_id, day)
+    walked, beats = steps[:visible], [r for r in rates[:visible] if r is not None]
+    very = sum(1 for s in walked if s >= 100)
+    fairly = sum(1 for s in walked if 60 <= s < 100)
+    lightly = sum(1 for s in walked if 0 < s < 60)
+    total = sum(walked)
+    basal = round(world.cohort.basal_calories(account.participant_id) * visible / 1440)
+    active = round(total * _KCAL_PER_STEP)
+    distance = round(total * _KM_PER_STEP, 2)
+    floors = very // 15
+    summary: dict[str, Any] = {
+        "activeScore": -1, "activityCalories": active, "caloriesBMR": basal, "caloriesOut": basal + active,
+        "distances": [{"activity": "total", "distance": distance}, {"activity": "tracker", "distance": distance},
+                      {"activity": "loggedActivities", "distance": 0}],
+        "elevation": round(floors * 3.048, 2), "fairlyActiveMinutes": fairly, "floors": floors,
+        "heartRateZones": _zones(beats), "lightlyActiveMinutes": lightly, "marginalCalories": round(active * 0.55),
+        "sedentaryMinutes": visible - very - fairly - lightly, "steps": total, "veryActiveMinutes": very,
+    }
+    if beats:  # Fitbit leaves the resting rate out of a day it has no heart rate for
+        summary["restingHeartRate"] = world.cohort.resting_heart_rate(account.participant_id, day)
+    return orjson.dumps({"activities": [], "goals": _GOALS, "summary": summary})
+
+
+def _zones(beats: list[int]) -> list[dict[str, Any]]:
+    zones = []
+    for i, (name, low, kcal) in enumerate(_ZONES):
+        high = _ZONES[i + 1][1] if i + 1 < len(_ZONES) else _ZONE_TOP
+        minutes = sum(1 for b in beats if low <= b < high) + (sum(1 for b in beats if b < low) if i == 0 else 0)
+        zones.append({"caloriesOut": round(minutes * kcal, 4), "max": high, "min": low, "minutes": minutes,
+                      "name": name})
+    return zones
+
+
+# --------------------------------------------------------------------------- Google data points
 def google_points(world: World, account: Account, data_type: str, start: float, end: float
                   ) -> list[tuple[int, int, int]]:
     """Every synced ``steps`` / ``heart-rate`` sample with a physical time in [start, end), as
@@ -80,11 +136,14 @@ _HEART = '{"heartRate":{"beatsPerMinute":"%d","sampleTime":{"physicalTime":"%s",
 
 
 def google_page(data_type: str, points: list[tuple[int, int, int]], next_token: str | None = None) -> bytes:
-    """A ``dataPoints`` list response in the Google Health v4 JSON shape (int64 values as strings).
+    """A ``dataPoints`` list response in the Google Health v4 JSON shape (int64 values as strings);
+    an empty list is left out, as proto3 JSON does (``{}``, or just the token).
 
     Rendered from string templates, not dicts: the simulator has to outpace the scheduler in the
     connector benchmark, and the shape is fixed.
     """
+    if not points:
+        return f'{{"nextPageToken":"{next_token}"}}'.encode() if next_token else b"{}"
     if data_type == "steps":
         rendered = [_STEPS % (stamp, value, _utc(stamp), _utc(stamp + 60), offset, offset)
                     for stamp, value, offset in points]
@@ -144,6 +203,21 @@ def _local(stamp: float, zone: zoneinfo.ZoneInfo) -> str:
     return datetime.fromtimestamp(stamp, zone).strftime("%Y-%m-%dT%H:%M:%S.000")
 
 
+def google_resting(world: World, account: Account) -> list[tuple[date, dict[str, Any]]]:
+    """Every ``dailyRestingHeartRate`` point of the account: one per local day the device has
+    synced any of (the value is the day's resting rate, as the Fitbit summary gives it)."""
+    points = []
+    day = world.first_day
+    while day <= world.last_day:
+        if world.visible_minutes(account, day):
+            points.append((day, {"dailyRestingHeartRate": {
+                "date": {"year": day.year, "month": day.month, "day": day.day},
+                "beatsPerMinute": str(world.cohort.resting_heart_rate(account.participant_id, day)),
+                "dailyRestingHeartRateMetadata": {"calculationMethod": "WITH_SLEEP"}}}))
+        day += timedelta(days=1)
+    return points
+
+
 def fitbit_sleep(world: World, account: Account, day: date) -> bytes:
     """``/1.2/user/-/sleep/date/{day}.json``: the stages log that ended that day (local times)."""
     found = _synced_night(world, account, day)
@@ -177,16 +251,32 @@ def fitbit_sleep(world: World, account: Account, day: date) -> bytes:
 _GOOGLE_STAGE = {"wake": "AWAKE", "light": "LIGHT", "deep": "DEEP", "rem": "REM"}
 
 
-def google_sleep(world: World, account: Account, first: date, end: date) -> list[dict[str, Any]]:
-    """Google Health ``sleep`` points whose civil end date is in [first, end): one per night."""
-    zone, points = zoneinfo.ZoneInfo(account.timezone), []
-    day = first
-    while day < end:
+@dataclass(frozen=True, slots=True)
+class SleepSession:
+    """A served sleep point and the times a filter can select it by."""
+
+    start: float  # epoch seconds
+    end: float
+    civil_end: datetime  # the local (zone-less) end time
+    point: dict[str, Any]
+
+
+def google_sleep_sessions(world: World, account: Account) -> list[SleepSession]:
+    """Every synced night of the account as a Google Health ``sleep`` point, oldest first."""
+    zone, sessions = zoneinfo.ZoneInfo(account.timezone), []
+    day = world.first_day
+    while day <= world.last_day:
         found = _synced_night(world, account, day)
         if found is not None:
-            points.append(_google_session(found, zone))
+            civil_end = datetime.fromtimestamp(found.end, zone).replace(tzinfo=None)
+            sessions.append(SleepSession(found.start, found.end, civil_end, _google_session(found, zone)))
         day += timedelta(days=1)
-    return points
+    return sessions
+
+
+def google_sleep(world: World, account: Account, first: date, end: date) -> list[dict[str, Any]]:
+    """Google Health ``sleep`` points whose civil end date is in [first, end): one per night."""
+    return [s.point for s in google_sleep_sessions(world, account) if first <= s.civil_end.date() < end]
 
 
 def _google_session(found: _Night, zone: zoneinfo.ZoneInfo) -> dict[str, Any]:

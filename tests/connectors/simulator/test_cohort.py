@@ -40,3 +40,17 @@ def test_the_same_seed_gives_the_same_people_and_minutes() -> None:
     assert len(steps) == 1440 and steps == two.minute_steps(person, FIRST)
     assert one.minute_heart_rate(person, FIRST, steps) == two.minute_heart_rate(person, FIRST)
     assert one.timezone(person) == two.timezone(person)
+
+
+def test_the_resting_rate_is_the_base_of_the_days_heart_rate_and_the_basal_rate_a_persons_own() -> None:
+    cohort = SyntheticCohort(20, seed=4)
+    for person in cohort.participant_ids:
+        for day in _days():
+            resting = cohort.resting_heart_rate(person, day)
+            steps = cohort.minute_steps(person, day)
+            still = [r for r, s in zip(cohort.minute_heart_rate(person, day, steps), steps, strict=True)
+                     if r is not None and s == 0]
+            median_still = sorted(still)[len(still) // 2]  # minutes without steps sit near the resting rate
+            assert 52 <= resting <= 72 and abs(median_still - resting) <= 7
+        assert cohort.basal_calories(person) == SyntheticCohort(20, seed=4).basal_calories(person)
+        assert 1350 <= cohort.basal_calories(person) <= 1950

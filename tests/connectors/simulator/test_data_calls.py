@@ -1,23 +1,29 @@
-"""Every data call passes the token check, the vendor's quota (headers, 429) and the faults,
-in the vendor's own shapes, and is counted."""
+"""Every data call passes the token check, the grant's scope (403), the vendor's quota (headers,
+429) and the faults, in the vendor's own shapes, and is counted."""
 
 from __future__ import annotations
 
 import asyncio
 
+from connectors.simulator.dialects import DIALECTS
 from connectors.vendors import fitbit_spec, google_health_spec
 from models.providers import Provider
 from tests.connectors.simulator.conftest import Sim
 
 
+def _bearer(sim: Sim, provider: Provider, scope: str | None = None) -> dict[str, str]:
+    access, _, _ = sim.world.issue_tokens(sim.account(provider), DIALECTS[provider].scope if scope is None else scope)
+    return {"Authorization": f"Bearer {access}"}
+
+
 async def test_tokens_are_checked_per_vendor(sim: Sim) -> None:
     assert (await sim.http.get(fitbit_spec.PROFILE_PATH)).status == 401
-    google_token = sim.bearer(Provider.GOOGLE_HEALTH)
+    google_token = _bearer(sim, Provider.GOOGLE_HEALTH)
     wrong_vendor = await sim.http.get(fitbit_spec.PROFILE_PATH, headers=google_token)
     assert wrong_vendor.status == 401
     assert (await wrong_vendor.json())["errors"][0]["errorType"] == "invalid_token"
     sim.world.token_lifetime_s = 0.01
-    expired = sim.bearer(Provider.GOOGLE_HEALTH)
+    expired = _bearer(sim, Provider.GOOGLE_HEALTH)
     await asyncio.sleep(0.02)
     answer = await sim.http.get(google_health_spec.IDENTITY_PATH, headers=expired)
     assert answer.status == 401 and (await answer.json())["error"]["message"] == "expired_token"
@@ -25,7 +31,7 @@ async def test_tokens_are_checked_per_vendor(sim: Sim) -> None:
 
 
 async def test_quota_headers_and_429s(sim: Sim) -> None:
-    auth = sim.bearer(Provider.FITBIT)
+    auth = _bearer(sim, Provider.FITBIT)
     first = await sim.http.get(fitbit_spec.PROFILE_PATH, headers=auth)
     assert first.headers[fitbit_spec.RATE_LIMIT_LIMIT] == "150"
     assert first.headers[fitbit_spec.RATE_LIMIT_REMAINING] == "149"
@@ -35,19 +41,29 @@ async def test_quota_headers_and_429s(sim: Sim) -> None:
     assert (await over.json())["errors"][0]["message"] == "Too Many Requests"
     assert sim.world.stats["violations_fitbit"] == 1 and sim.world.stats["requests_fitbit"] == 1
     sim.world.quota.google_per_minute = 0
-    google = await sim.http.get(google_health_spec.IDENTITY_PATH, headers=sim.bearer(Provider.GOOGLE_HEALTH))
+    google = await sim.http.get(google_health_spec.IDENTITY_PATH, headers=_bearer(sim, Provider.GOOGLE_HEALTH))
     assert google.status == 429 and "Retry-After" in google.headers
     assert (await google.json())["error"]["status"] == "RESOURCE_EXHAUSTED"
 
 
 async def test_faults_are_injected_after_the_checks(sim: Sim) -> None:
     sim.world.faults.error_rate = 1.0
-    answer = await sim.http.get(fitbit_spec.PROFILE_PATH, headers=sim.bearer(Provider.FITBIT))
+    answer = await sim.http.get(fitbit_spec.PROFILE_PATH, headers=_bearer(sim, Provider.FITBIT))
     assert answer.status in (500, 502, 503) and fitbit_spec.RATE_LIMIT_REMAINING in answer.headers
     assert (await sim.http.get(fitbit_spec.PROFILE_PATH)).status == 401  # no token: refused before any fault
 
 
 async def test_subscribing_marks_the_account(sim: Sim) -> None:
     path = google_health_spec.SUBSCRIPTIONS_PATH.format(project="p", subscriber="s")
-    answer = await sim.http.post(path, headers=sim.bearer(Provider.GOOGLE_HEALTH), json={})
+    answer = await sim.http.post(path, headers=_bearer(sim, Provider.GOOGLE_HEALTH), json={})
     assert answer.status == 201 and sim.account(Provider.GOOGLE_HEALTH).subscribed
+
+
+async def test_a_grant_without_the_scope_is_refused_before_it_counts_against_the_quota(sim: Sim) -> None:
+    refused = await sim.http.get(fitbit_spec.PROFILE_PATH, headers=_bearer(sim, Provider.FITBIT, "activity"))
+    assert refused.status == 403 and (await refused.json())["errors"][0]["errorType"] == "insufficient_scope"
+    assert fitbit_spec.RATE_LIMIT_REMAINING not in refused.headers and sim.world.stats["scope_refusals_fitbit"] == 1
+    answer = await sim.http.get(fitbit_spec.PROFILE_PATH, headers=_bearer(sim, Provider.FITBIT, "profile"))
+    assert answer.status == 200 and answer.headers[fitbit_spec.RATE_LIMIT_REMAINING] == "149"
+    assert (await sim.http.get(google_health_spec.IDENTITY_PATH,
+                               headers=_bearer(sim, Provider.GOOGLE_HEALTH, "openid"))).status == 403

@@ -7,9 +7,18 @@ import orjson
 import pytest
 from multidict import CIMultiDict
 
-from connectors.errors import AccessRevoked, RateLimited, TokenExpired, VendorRejected, error_for, quota_remaining
+from connectors.errors import (
+    AccessRevoked,
+    RateLimited,
+    ScopeMissing,
+    TokenExpired,
+    VendorRejected,
+    error_for,
+    quota_remaining,
+)
 from connectors.simulator.dialects import DIALECTS, VendorDialect
 from connectors.simulator.world import Account
+from connectors.vendors import fitbit_spec, google_health_spec
 from models.providers import Provider
 
 
@@ -57,3 +66,22 @@ def test_google_insists_on_offline_access() -> None:
     assert google.authorize_problem({}) == "access_type=offline is required for a refresh token"
     assert google.authorize_problem({"access_type": "offline"}) is None
     assert fitbit.authorize_problem({}) is None
+
+
+def test_a_403_for_a_missing_scope_is_scope_missing(dialect: VendorDialect) -> None:
+    scope = dialect.scope.split()[0]
+    missing = error_for(dialect.provider, 403, {}, orjson.dumps(dialect.insufficient_scope(scope)))
+    assert isinstance(missing, ScopeMissing) and missing.status == 403
+
+
+def test_the_consent_page_names_each_scope_with_what_it_covers() -> None:
+    google, fitbit = DIALECTS[Provider.GOOGLE_HEALTH], DIALECTS[Provider.FITBIT]
+    assert google.scope.split() == list(google_health_spec.SCOPES) and fitbit.scope.split() == list(fitbit_spec.SCOPES)
+    assert google.consent_line(google_health_spec.METRICS_SCOPE) == (
+        "See your Google Health health metrics and measurement data (heart-rate, daily-resting-heart-rate)")
+    assert google.consent_line(google_health_spec.SLEEP_SCOPE) == "See your Google Health sleep data (sleep)"
+    assert fitbit.consent_line("settings").endswith("(devices)") and "(" not in fitbit.consent_line("profile")
+    assert all(dialect.consent_line(s) != s for dialect in DIALECTS.values() for s in dialect.scope.split())
+    # a form's scope values: one space-separated value (the authorize URL's) or one per checkbox
+    assert fitbit.grantable(["sleep activity", "unknown"]) == ["activity", "sleep"]
+    assert fitbit.grantable(["profile", "heartrate"]) == ["heartrate", "profile"] and fitbit.grantable([]) == []

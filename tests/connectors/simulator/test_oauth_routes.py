@@ -1,14 +1,17 @@
-"""The simulated OAuth: the consent page's demands, PKCE at the code exchange, client
-authentication, single-use codes and refresh tokens, revoke; each vendor's error shape."""
+"""The simulated OAuth: the consent page's demands and its scope checkboxes, PKCE at the code
+exchange, client authentication, single-use codes and refresh tokens, revoke; each vendor's error
+shape; a grant is the scopes left ticked, at the exchange and every refresh after it."""
 
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from connectors.oauth import pkce_pair
 from connectors.simulator.dialects import DIALECTS
+from connectors.vendors import google_health_spec
 from models.providers import Provider
 from tests.connectors.simulator.conftest import CLIENTS, Sim
 
@@ -17,15 +20,18 @@ REDIRECT = "http://127.0.0.1:1/cb"
 
 def _authorize(provider: Provider, challenge: str, **extra: str) -> dict[str, str]:
     query = {"client_id": CLIENTS[provider].client_id, "response_type": "code", "redirect_uri": REDIRECT,
-             "code_challenge": challenge, "code_challenge_method": "S256", "state": "st", "scope": "s"}
+             "code_challenge": challenge, "code_challenge_method": "S256", "state": "st",
+             "scope": DIALECTS[provider].scope}
     if provider is Provider.GOOGLE_HEALTH:
         query["access_type"] = "offline"
     return {**query, **extra}
 
 
-async def _code(sim: Sim, provider: Provider, challenge: str) -> str:
+async def _code(sim: Sim, provider: Provider, challenge: str, scopes: list[str] | None = None) -> str:
+    """Press Allow as the participant: the URL's fields back, or ``scopes`` as the ticked boxes."""
     participant = sim.account(provider).participant_id
-    form = {**_authorize(provider, challenge), "participant": participant, "decision": "allow"}
+    form = [(k, v) for k, v in _authorize(provider, challenge).items() if scopes is None or k != "scope"]
+    form += [("scope", s) for s in scopes or []] + [("participant", participant), ("decision", "allow")]
     answer = await sim.http.post(DIALECTS[provider].authorize_path, data=form, allow_redirects=False)
     assert answer.status == 302
     return parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
@@ -95,3 +101,35 @@ async def test_refresh_tokens_are_single_use_and_revoke_ends_the_grant(sim: Sim)
     status, _ = await _token(sim, Provider.GOOGLE_HEALTH, {"grant_type": "refresh_token",
                                                            "refresh_token": second["refresh_token"]})
     assert status == 400 and sim.world.stats["refresh_rejected"] == 2
+
+
+async def test_the_consent_page_lists_each_scope_ticked_and_a_grant_is_what_stayed_ticked(sim: Sim) -> None:
+    provider, (verifier, challenge) = Provider.GOOGLE_HEALTH, pkce_pair()
+    dialect = DIALECTS[provider]
+    page = await (await sim.http.get(dialect.authorize_path, params=_authorize(provider, challenge))).text()
+    boxes = re.findall(r'<input type="checkbox" name="scope" value="([^"]+)" checked> ([^<]+)</label>', page)
+    assert [value for value, _ in boxes] == list(google_health_spec.SCOPES)
+    assert [line for _, line in boxes] == [dialect.consent_line(s) for s in google_health_spec.SCOPES]
+    assert "See your Google Health sleep data (sleep)" in page and 'type="hidden" name="scope"' not in page
+    ticked = [s for s in google_health_spec.SCOPES if s != google_health_spec.SLEEP_SCOPE]
+    code = await _code(sim, provider, challenge, scopes=ticked)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+    status, body = await _token(sim, provider, form)
+    assert status == 200 and body["scope"] == " ".join(ticked)
+    assert sim.world.access[body["access_token"]].scope == " ".join(ticked)
+    status, again = await _token(sim, provider, {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]})
+    assert status == 200 and again["scope"] == " ".join(ticked)  # a refresh grants no more than the consent
+    assert sim.world.stats["partial_consents"] == 1
+    whole = await _code(sim, provider, challenge)  # the URL's one space-separated scope value: all of them
+    _, full = await _token(sim, provider, {**form, "code": whole})
+    assert full["scope"] == dialect.scope
+
+
+async def test_nothing_ticked_is_a_refusal_and_a_request_for_no_known_scope_a_bad_one(sim: Sim) -> None:
+    provider, (_, challenge) = Provider.FITBIT, pkce_pair()
+    form = {k: v for k, v in _authorize(provider, challenge).items() if k != "scope"}
+    answer = await sim.http.post(DIALECTS[provider].authorize_path, allow_redirects=False,
+                                 data={**form, "participant": "P1", "decision": "allow"})
+    assert parse_qs(urlsplit(answer.headers["Location"]).query)["error"] == ["access_denied"]
+    page = await sim.http.get(DIALECTS[provider].authorize_path, params={**form, "scope": "nutrition"})
+    assert page.status == 400 and "invalid_scope" in await page.text()
