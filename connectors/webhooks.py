@@ -31,6 +31,11 @@ Google Health (the wire format: ``vendors/google_health_notifications.py``):
   interval part present only when the notification had it, whole seconds). The vendor's user
   id is not in it: nothing we write holds one. The deletions normalizer reads exactly this.
 
+Google outcomes (``gateway_webhooks_total{provider="google_health"}``): per call ``verified``,
+``verify_refused``, ``bad_authorization``, ``missing_signature``, ``bad_signature``, ``no_keys``,
+``malformed``; per accepted notification ``accepted``, ``deleted``, ``redelivered``,
+``ignored_data_type``, ``unknown_user``.
+
 Everything is acknowledged within the vendors' deadline because nothing slow happens here:
 one indexed vault lookup and a Kafka send per notification (the keyset is refreshed in the
 background; only a gateway with no keys at all fetches them while a call waits). Refused
@@ -268,7 +273,8 @@ class WebhookReceiver:
         try:
             return parse_notifications(body)
         except MalformedNotification as error:
-            logger.info("google health notification refused: %s", error.reason)
+            # signed by Google yet unreadable: the format changed again, which someone must hear of
+            logger.warning("a signed Google Health notification could not be read: %s", error.reason)
             raise _Rejected(400, "malformed") from None
 
     def _is_google_secret(self, authorization: str) -> bool:

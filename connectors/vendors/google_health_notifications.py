@@ -52,6 +52,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import logging
 import math
 import re
 import time
@@ -107,12 +108,14 @@ Operation = Literal["UPSERT", "DELETE"]
 _OPERATIONS: frozenset[str] = frozenset({"UPSERT", "DELETE"})
 _DATA_TYPE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 _MAX_KEYSET_BYTES = 1 << 20
+logger = logging.getLogger(__name__)
 
 FETCHES = counter("gateway_google_keyset_fetches_total",
                   "Google Health keyset fetches by outcome (ok, http_error, unreachable, malformed), and "
                   "cached keysets dropped as too old (expired)", ["outcome"])
 KEYSET_AGE = gauge("gateway_google_keyset_age_seconds",
                    "Seconds since the Google Health keyset in use was fetched (+Inf: none yet)")
+KEYSET_AGE.set(math.inf)  # until a cache exists and has fetched: no keyset is infinitely old
 
 
 # ====================================================================== notification bodies
@@ -620,19 +623,25 @@ class KeysetCache:
             async with self._session.get(self._url, allow_redirects=False) as answer:
                 body = await answer.content.read(_MAX_KEYSET_BYTES + 1)
                 status = answer.status
-        except (aiohttp.ClientError, TimeoutError):
-            FETCHES.labels("unreachable").inc()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self._failed("unreachable", type(error).__name__)
             return
         if status != 200 or len(body) > _MAX_KEYSET_BYTES:
-            FETCHES.labels("http_error").inc()
+            self._failed("http_error", f"HTTP {status}" if status != 200 else "larger than 1 MiB")
             return
         try:
             keyset = parse_keyset(body)
-        except MalformedKeyset:
-            FETCHES.labels("malformed").inc()
+        except MalformedKeyset as error:
+            self._failed("malformed", str(error))
             return
         self._keyset, self._fetched_at = keyset, self._clock()
         FETCHES.labels("ok").inc()
+
+    def _failed(self, outcome: str, why: str) -> None:
+        """Count and say it (at most once per ``retry_interval_s``: attempts are spaced so)."""
+        FETCHES.labels(outcome).inc()
+        usable = "no keys" if self._keyset is None else f"using keys {self.age_s():.0f} s old"
+        logger.warning("the Google Health keyset fetch from %s failed (%s): %s", self._url, why, usable)
 
 
 def _checked(url: str) -> str:
