@@ -3,6 +3,8 @@ import of a vendor client (it is what the clients are tested against)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import grimp
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -24,18 +26,24 @@ def test_the_simulator_imports_no_vendor_client() -> None:
 
 
 async def test_every_day_path_of_the_specs_is_served(sim: Sim) -> None:
-    day = sim.world.last_day.isoformat()
-    fitbit = sim.bearer(Provider.FITBIT)
+    day = sim.world.last_day
+    fitbit = _bearer(sim, Provider.FITBIT, fitbit_spec.SCOPES)
     for path, _ in fitbit_spec.DAY_PATHS.values():
-        assert (await sim.http.get(path.format(day=day), headers=fitbit)).status == 200, path
-    google = sim.bearer(Provider.GOOGLE_HEALTH)
+        assert (await sim.http.get(path.format(day=day.isoformat()), headers=fitbit)).status == 200, path
+    google = _bearer(sim, Provider.GOOGLE_HEALTH, google_health_spec.SCOPES)
+    start = datetime.combine(day, datetime.min.time())
     for data_type, field in google_health_spec.FILTER_FIELDS.items():
-        bounds = f'{field} >= "{day}T00:00:00Z" AND {field} < "{day}T23:59:59Z"'
-        if data_type == "sleep":
-            bounds = bounds.replace("Z", "")
+        bound = google_health_spec.BOUND_FORMATS[data_type]
+        bounds = f'{field} >= "{start:{bound}}" AND {field} < "{start + timedelta(days=1):{bound}}"'
         answer = await sim.http.get(google_health_spec.DATA_POINTS_PATH.format(data_type=data_type),
                                     headers=google, params={"filter": bounds})
         assert answer.status == 200, data_type
+
+
+def _bearer(sim: Sim, provider: Provider, scopes: tuple[str, ...]) -> dict[str, str]:
+    """A token with every read scope the consent page asks for."""
+    access, _, _ = sim.world.issue_tokens(sim.account(provider), " ".join(scopes))
+    return {"Authorization": f"Bearer {access}"}
 
 
 async def test_the_signing_key_given_is_the_one_published(sim: Sim) -> None:
