@@ -4,7 +4,14 @@ Per call: wait for the rate limiter, take a fresh access token, call; on 429 wai
 vendor's reset, on an expired token refresh once, on 5xx/timeouts retry with jittered
 exponential backoff, on a revoked grant stop. A day counts as done only when all its pages
 are acknowledged by Kafka, and the participant's cursor moves only over done days, in order:
-it never passes data that failed to publish.
+it never passes data that failed to publish. An undated type (the account's devices) is one
+snapshot per request, filed under the request's last day.
+
+A data type the participant did not grant is not asked for (``Link.denied_data_types``). One the
+vendor refuses for a missing scope (``ScopeMissing``: they unticked it at consent, or took it back)
+is set aside for the rest of the request, not retried, and denied in the vault, so that neither
+this scheduler's polls nor anyone's webhooks ask for it again until they consent anew; the
+changed link goes to the ``participants`` topic. The request's other data types go on.
 """
 
 from __future__ import annotations
@@ -17,7 +24,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from connectors.errors import AccessRevoked, RateLimited, TokenExpired, VendorError, VendorUnavailable, quota_remaining
+from connectors.errors import (
+    AccessRevoked,
+    RateLimited,
+    ScopeMissing,
+    TokenExpired,
+    VendorError,
+    VendorUnavailable,
+    quota_remaining,
+)
 from connectors.ratelimit import RateLimiter
 from connectors.tokens import TokenManager
 from connectors.vault import TokenVault
@@ -36,8 +51,18 @@ CALL_SECONDS = histogram("connector_request_seconds", "Vendor API call latency",
 PAGES = counter("connector_pages_published_total", "Raw pages published", ["provider", "data_type"])
 FETCHES = counter("connector_fetches_total", "Fetch requests carried out, by outcome", ["provider", "reason",
                                                                                        "outcome"])
+SCOPE_MISSING = counter("connector_scope_missing_total",
+                        "Data types a vendor refused for a scope the participant did not grant (then denied in the "
+                        "vault)", ["provider", "data_type"])
 
 Publish = Callable[[str, RawPage], Awaitable["asyncio.Future[object]"]]
+LinkChanged = Callable[[str], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Tally:
+    pages: int = 0
+    size: int = 0  # bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +87,16 @@ class Fetcher:
     :param clients: the vendor client of each provider.
     :param limiter: waits each call out under the vendors' limits.
     :param publish: sends one raw page onto its topic; returns the future of Kafka's ack.
+    :param link_changed: awaited with the research_id once a data type was denied in the vault
+        (the scheduler publishes the participant's link); None: nobody is told.
     """
 
     def __init__(self, *, retry: SchedulerSettings, vault: TokenVault, tokens: TokenManager,
-                 clients: Mapping[Provider, VendorClient], limiter: RateLimiter, publish: Publish) -> None:
+                 clients: Mapping[Provider, VendorClient], limiter: RateLimiter, publish: Publish,
+                 link_changed: LinkChanged | None = None) -> None:
         self._retry, self._vault, self._tokens = retry, vault, tokens
         self._clients, self._limiter, self._publish = clients, limiter, publish
+        self._link_changed = link_changed
         # request ids: unique per process run and call, cheaper than a uuid4 per page
         self._run_id, self._calls = secrets.token_hex(6), itertools.count()
 
@@ -76,27 +105,48 @@ class Fetcher:
         if link is None or link.status is not LinkStatus.LINKED or link.provider is not request.provider:
             return self._count(request, FetchOutcome("not_linked"))
         client = self._clients[request.provider]
-        pages = size = 0
+        tally = _Tally()
         try:
             for data_type in client.expand(request.data_type):
-                for day in _days(request.start_date, request.end_date):
-                    try:
-                        done, got = await self._day(research_id, client, data_type, day, link.timezone)
-                    except BaseException:
-                        await self._advance(research_id, request, data_type, day - timedelta(days=1))
-                        raise
-                    pages, size = pages + done, size + got
-                await self._advance(research_id, request, data_type, date.fromisoformat(request.end_date))
+                if data_type in link.denied_data_types:
+                    continue  # not granted: asked again only after a new consent
+                try:
+                    await self._data_type(research_id, client, request, data_type, link.timezone, tally)
+                except ScopeMissing:
+                    await self._deny(research_id, client.provider, data_type)  # the other types go on
         except AccessRevoked:
-            return self._count(request, FetchOutcome("revoked", pages, size))
+            return self._count(request, FetchOutcome("revoked", tally.pages, tally.size))
         except VendorError:
-            return self._count(request, FetchOutcome("failed", pages, size))
-        return self._count(request, FetchOutcome("done", pages, size))
+            return self._count(request, FetchOutcome("failed", tally.pages, tally.size))
+        return self._count(request, FetchOutcome("done", tally.pages, tally.size))
+
+    async def _data_type(self, research_id: str, client: VendorClient, request: FetchRequest, data_type: str,
+                         timezone: str | None, tally: _Tally) -> None:
+        """Every day of ``data_type`` asked for (an undated type once, under the last day), then
+        the cursor over them; a failed day leaves the cursor just before it."""
+        undated = data_type in client.undated_types
+        days = [date.fromisoformat(request.end_date)] if undated else _days(request.start_date, request.end_date)
+        for day in days:
+            try:
+                done, got = await self._day(research_id, client, data_type, day, timezone)
+            except BaseException:
+                if not undated:
+                    await self._advance(research_id, request, data_type, day - timedelta(days=1))
+                raise
+            tally.pages, tally.size = tally.pages + done, tally.size + got
+        await self._advance(research_id, request, data_type, days[-1])
 
     async def _advance(self, research_id: str, request: FetchRequest, data_type: str, through: date) -> None:
         """Move the cursor over the days done, in order (webhook fetches are not part of the sweep)."""
         if request.reason is not FetchReason.WEBHOOK and through >= date.fromisoformat(request.start_date):
             await self._vault.advance_cursor(research_id, data_type, through.isoformat())
+
+    async def _deny(self, research_id: str, provider: Provider, data_type: str) -> None:
+        """The vendor refused ``data_type`` for a missing scope: stop asking until a new consent."""
+        SCOPE_MISSING.labels(provider.value, data_type).inc()
+        await self._vault.deny_data_type(research_id, data_type)
+        if self._link_changed is not None:
+            await self._link_changed(research_id)
 
     @staticmethod
     def _count(request: FetchRequest, outcome: FetchOutcome) -> FetchOutcome:
@@ -150,6 +200,9 @@ class Fetcher:
             except AccessRevoked:
                 CALLS.labels(provider.value, "revoked").inc()
                 await self._tokens.revoked(research_id, provider)
+                raise
+            except ScopeMissing:  # asking again gets the same answer: the caller sets the type aside
+                CALLS.labels(provider.value, "scope_missing").inc()
                 raise
             except VendorUnavailable:
                 CALLS.labels(provider.value, "unavailable").inc()

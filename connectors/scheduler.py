@@ -1,7 +1,8 @@
 """``wearables scheduler``: fetch requests in, vendor pages out onto ``raw.<provider>``.
 
 Fetch requests come from webhooks (the gateway), from linking (backfill) and from this
-process's own reconciliation poll, all through the ``fetch-requests`` topic, so several
+process's own reconciliation poll (every linked participant's every data type not denied,
+the undated ones, their devices, included), all through the ``fetch-requests`` topic, so several
 schedulers can share the work by partition. Each request runs as its own task; a partition's
 offset is committed only up to its oldest unfinished request, so a crash re-runs what was in
 flight (re-fetched pages are deduplicated downstream). A failed request leaves its cursor
@@ -82,12 +83,18 @@ def fetch_window(days_back: int, *, now: datetime | None = None) -> tuple[str, s
 
 async def poll_requests(vault: TokenVault, clients: dict[Provider, VendorClient], backfill_days: int
                         ) -> list[tuple[str, FetchRequest]]:
-    """One reconciliation round: every linked participant and data type, from its cursor on."""
+    """One reconciliation round: every linked participant and data type, from its cursor on.
+
+    A data type the participant's grant lacks (``Link.denied_data_types``) is not asked for: the
+    vendor would refuse it with 403 every round. Undated types are asked for every round too.
+    """
     requests = []
     now, cursors = time.time(), await vault.cursors()
     for link in await vault.links():
         client = clients[link.provider]
         for data_type in client.data_types:
+            if data_type in link.denied_data_types:
+                continue
             cursor = cursors.get((link.research_id, data_type))
             if cursor is None:
                 start, end = fetch_window(backfill_days)
@@ -170,7 +177,9 @@ class Scheduler(TaskService):
             self.settings.topic(raw_topic_suffix(page.provider)), page.to_bytes(), key=research_id.encode())
         return future
 
-    async def _publish_revoked(self, research_id: str, provider: Provider) -> None:
+    async def _publish_link(self, research_id: str) -> None:
+        """The participant's link as the vault has it now onto ``participants``: after a revoked
+        grant (its status) or a data type denied for a missing scope (``denied_data_types``)."""
         assert self._producer is not None
         link = await self.vault.get(research_id)
         if link is not None:
@@ -189,10 +198,10 @@ class Scheduler(TaskService):
         connector = aiohttp.TCPConnector(limit=settings.scheduler.fetch_concurrency, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector) as session:
             clients = build_clients(settings.vendors, session)
-            tokens = TokenManager(self.vault, clients, on_revoked=self._publish_revoked)
+            tokens = TokenManager(self.vault, clients, on_revoked=self._publish_link)
             limiter = RateLimiter(google_project_limit=settings.scheduler.google_project_limit)
             fetcher = Fetcher(retry=settings.scheduler, vault=self.vault, tokens=tokens, clients=clients,
-                              limiter=limiter, publish=self._publish_page)
+                              limiter=limiter, publish=self._publish_page, link_changed=self._publish_link)
             await self._producer.start()
             await consumer.start()
             self._consumer = consumer

@@ -30,36 +30,37 @@ class TokenManager:
 
     ::
 
-        tokens = TokenManager(vault, clients, on_revoked=publish_revoked)
+        tokens = TokenManager(vault, clients, on_revoked=publish_link)
         access = await tokens.access_token(research_id, Provider.FITBIT)
         # the vendor answered expired_token after all:
         access = await tokens.refresh(research_id, Provider.FITBIT, stale=access)
 
     :param vault: where the tokens are kept (rotated refresh tokens are stored before use).
     :param clients: the vendor client of each provider, whose ``refresh`` is called.
-    :param on_revoked: awaited with (research_id, provider) once a grant turned out revoked,
-        after the participant was marked ``revoked`` (the scheduler publishes the change).
+    :param on_revoked: awaited with the research_id once a grant turned out revoked, after the
+        participant was marked ``revoked`` (the scheduler publishes the changed link).
     """
 
     def __init__(self, vault: TokenVault, clients: Mapping[Provider, VendorClient],
-                 on_revoked: Callable[[str, Provider], Awaitable[None]]) -> None:
+                 on_revoked: Callable[[str], Awaitable[None]]) -> None:
         self._vault, self._clients, self._on_revoked = vault, clients, on_revoked
         self._locks: dict[str, asyncio.Lock] = {}
         # access tokens in memory: one vault read per token lifetime, not per call (a revoked one
-        # is refused by the vendor, which sends us through ``revoked``)
-        self._cache: dict[str, TokenSet] = {}
+        # is refused by the vendor, which sends us through ``revoked``). Keyed by provider too:
+        # a participant who moved from Fitbit to Google must not be sent with a Fitbit token.
+        self._cache: dict[tuple[str, Provider], TokenSet] = {}
 
     async def access_token(self, research_id: str, provider: Provider) -> str:
-        cached = self._cache.get(research_id)
+        cached = self._cache.get((research_id, provider))
         if cached is not None and not cached.expires_within(_EARLY_S):
             return cached.access_token
         async with self._lock(research_id):  # the participant's concurrent first calls share one vault read
-            tokens = self._cache.get(research_id)
+            tokens = self._cache.get((research_id, provider))
             if tokens is None or tokens.expires_within(_EARLY_S):
                 current = await self._vault.tokens(research_id)
                 if current is None:
                     raise AccessRevoked("the participant is not linked", provider=provider)
-                tokens = self._cache[research_id] = current[0]
+                tokens = self._cache[research_id, provider] = current[0]
         if tokens.expires_within(_EARLY_S):
             return await self.refresh(research_id, provider, stale=tokens.access_token)
         return tokens.access_token
@@ -73,7 +74,7 @@ class TokenManager:
             tokens, version = current
             if tokens.access_token != stale and not tokens.expires_within(_EARLY_S):
                 REFRESHES.labels(provider.value, "already_refreshed").inc()
-                self._cache[research_id] = tokens
+                self._cache[research_id, provider] = tokens
                 return tokens.access_token
             try:
                 fresh = await self._clients[provider].refresh(tokens.refresh_token)
@@ -87,10 +88,10 @@ class TokenManager:
                 again = await self._vault.tokens(research_id)
                 if again is None:
                     raise AccessRevoked("the participant was unlinked", provider=provider)
-                self._cache[research_id] = again[0]
+                self._cache[research_id, provider] = again[0]
                 return again[0].access_token
             REFRESHES.labels(provider.value, "refreshed").inc()
-            self._cache[research_id] = fresh
+            self._cache[research_id, provider] = fresh
             return fresh.access_token
 
     def _lock(self, research_id: str) -> asyncio.Lock:
@@ -98,6 +99,6 @@ class TokenManager:
 
     async def revoked(self, research_id: str, provider: Provider) -> None:
         """The vendor refused the grant: delete the tokens, mark the participant, tell the topic."""
-        self._cache.pop(research_id, None)
+        self._cache.pop((research_id, provider), None)
         await self._vault.set_status(research_id, LinkStatus.REVOKED)
-        await self._on_revoked(research_id, provider)
+        await self._on_revoked(research_id)

@@ -1,17 +1,21 @@
 """The fetcher with stand-ins for the vault, tokens and the vendor (no server, no Kafka): every
-page of every day, what counts as an attempt, when it gives up, and where the cursor stops."""
+page of every day, what counts as an attempt, when it gives up, and where the cursor stops; a data
+type not granted is set aside (denied in the vault, the link announced), the others go on; an
+undated type is one snapshot a request."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Self
 
 import aiohttp
+from prometheus_client import REGISTRY
 
-from connectors.errors import AccessRevoked, RateLimited, TokenExpired, VendorUnavailable
+from connectors.errors import AccessRevoked, RateLimited, ScopeMissing, TokenExpired, VendorUnavailable
 from connectors.fetcher import Fetcher
 from connectors.oauth import TokenSet
 from connectors.ratelimit import RateLimiter
@@ -32,7 +36,8 @@ class ScriptedClient(VendorClient):
     """A vendor whose ``fetch_day`` answers from a script: (access, data type, day, page token)."""
 
     provider = P
-    data_types = ("steps", "sleep")
+    data_types = ("steps", "sleep", "paired-devices")
+    undated_types = ("paired-devices",)
 
     def __init__(self, script: Script) -> None:
         self.script, self.calls = script, list[tuple[str, str, date, str | None]]()
@@ -77,6 +82,11 @@ class Vault:
     async def advance_cursor(self, research_id: str, data_type: str, through_date: str) -> None:
         self.cursors.append((data_type, through_date))
 
+    async def deny_data_type(self, research_id: str, data_type: str) -> Link | None:
+        if data_type not in self.link.denied_data_types:
+            self.link = replace(self.link, denied_data_types=(*self.link.denied_data_types, data_type))
+        return self.link
+
 
 class Tokens:
     def __init__(self) -> None:
@@ -93,9 +103,13 @@ class Tokens:
         self.revoked_for.append(research_id)
 
 
-def _fetcher(tmp_path: Path, script: Script, **settings: Any) -> tuple[Fetcher, ScriptedClient, Vault, Tokens,
-                                                                       list[RawPage]]:
+def _fetcher(tmp_path: Path, script: Script, announced: list[str] | None = None,
+             **settings: Any) -> tuple[Fetcher, ScriptedClient, Vault, Tokens, list[RawPage]]:
     client, vault, tokens, published = ScriptedClient(script), Vault(), Tokens(), list[RawPage]()
+
+    async def link_changed(research_id: str) -> None:
+        assert announced is not None
+        announced.append(research_id)
 
     async def publish(research_id: str, page: RawPage) -> asyncio.Future[object]:
         published.append(page)
@@ -104,8 +118,9 @@ def _fetcher(tmp_path: Path, script: Script, **settings: Any) -> tuple[Fetcher, 
         return done
 
     config = Settings.model_validate({"data_dir": tmp_path, "retry_base_delay": 0.001, **settings})
+    changed = link_changed if announced is not None else None
     fetcher = Fetcher(retry=config.scheduler, vault=vault, tokens=tokens, clients={P: client},  # type: ignore[arg-type]
-                      limiter=RateLimiter(), publish=publish)
+                      limiter=RateLimiter(), publish=publish, link_changed=changed)
     return fetcher, client, vault, tokens, published
 
 
@@ -118,15 +133,17 @@ async def test_every_page_of_every_day_is_published_and_the_cursor_follows(tmp_p
         following = {None: "p2", "p2": None}[token] if data_type == "steps" else None
         return VendorPage(body=b'{"dataPoints": []}', page_token=token, next_token=following)
 
-    fetcher, _, vault, _, published = _fetcher(tmp_path, script)
+    fetcher, client, vault, _, published = _fetcher(tmp_path, script)
     outcome = await fetcher.fetch("R1", _request())
-    assert (outcome.outcome, outcome.pages) == ("done", 6)  # steps: 2 days x 2 pages; sleep: 2 days x 1
+    assert (outcome.outcome, outcome.pages) == ("done", 7)  # steps: 2 days x 2 pages; sleep: 2 x 1; devices: 1
     assert [(p.data_type, p.date, p.page_token) for p in published] == [
         ("steps", "2026-11-01", None), ("steps", "2026-11-01", "p2"), ("steps", "2026-11-02", None),
-        ("steps", "2026-11-02", "p2"), ("sleep", "2026-11-01", None), ("sleep", "2026-11-02", None)]
+        ("steps", "2026-11-02", "p2"), ("sleep", "2026-11-01", None), ("sleep", "2026-11-02", None),
+        ("paired-devices", "2026-11-02", None)]  # undated: once a request, under its last day
     assert all(p.timezone == "Europe/Berlin" and p.origin == "api" for p in published)
-    assert len({p.request_id for p in published}) == 6
-    assert vault.cursors == [("steps", "2026-11-02"), ("sleep", "2026-11-02")]
+    assert len({p.request_id for p in published}) == 7
+    assert vault.cursors == [("steps", "2026-11-02"), ("sleep", "2026-11-02"), ("paired-devices", "2026-11-02")]
+    assert [c[1:3] for c in client.calls if c[1] == "paired-devices"] == [("paired-devices", date(2026, 11, 2))]
 
 
 async def test_429s_and_expired_tokens_are_not_attempts_but_5xx_are(tmp_path: Path) -> None:
@@ -175,4 +192,50 @@ async def test_webhook_fetches_leave_the_cursor_alone(tmp_path: Path) -> None:
     fetcher, _, vault, _, published = _fetcher(tmp_path, lambda *_: VendorPage(body=b"{}"))
     request = FetchRequest(P, "sleep", "2026-11-01", "2026-11-01", FetchReason.WEBHOOK, 0.0)
     assert (await fetcher.fetch("R1", request)).outcome == "done" and len(published) == 1
+    assert vault.cursors == []
+
+
+async def test_pages_that_are_empty_but_carry_a_token_are_followed_to_the_last(tmp_path: Path) -> None:
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        following = {None: "e1", "e1": "e2", "e2": "p3", "p3": None}[token]
+        body = b'{"dataPoints": [{"x": 1}]}' if token == "p3" else b'{"nextPageToken": "x"}'
+        return VendorPage(body=body, page_token=token, next_token=following)
+
+    fetcher, _, _, _, published = _fetcher(tmp_path, script)
+    assert (await fetcher.fetch("R1", _request("2026-11-01", "2026-11-01", "steps"))).pages == 4
+    assert [p.page_token for p in published] == [None, "e1", "e2", "p3"]
+
+
+async def test_a_type_the_grant_lacks_is_set_aside_denied_and_announced_while_the_others_go_on(tmp_path: Path) -> None:
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        if data_type == "sleep":
+            raise ScopeMissing("403 ACCESS_TOKEN_SCOPE_INSUFFICIENT", provider=P, status=403)
+        return VendorPage(body=b"{}")
+
+    def missing() -> float:
+        return REGISTRY.get_sample_value("wearables_connector_scope_missing_total",
+                                         {"provider": P.value, "data_type": "sleep"}) or 0.0
+
+    announced: list[str] = []
+    before = missing()
+    fetcher, client, vault, _, published = _fetcher(tmp_path, script, announced, fetch_max_attempts=5)
+    outcome = await fetcher.fetch("R1", _request("2026-11-01", "2026-11-03"))
+    assert outcome.outcome == "done" and outcome.pages == 4  # steps: 3 days; devices: 1; no sleep
+    assert [c[1] for c in client.calls].count("sleep") == 1  # refused once: neither retried nor asked for the next day
+    assert vault.link.denied_data_types == ("sleep",) and announced == ["R1"] and missing() == before + 1
+    assert {p.data_type for p in published} == {"steps", "paired-devices"}
+    assert ("sleep", "2026-11-03") not in vault.cursors and ("steps", "2026-11-03") in vault.cursors
+
+    client.calls.clear()  # a denied type is not asked for again, by any request, until a new consent
+    for request in (_request("2026-11-04", "2026-11-04"), _request("2026-11-04", "2026-11-04", "sleep")):
+        assert (await fetcher.fetch("R1", request)).outcome == "done"
+    assert "sleep" not in {c[1] for c in client.calls} and announced == ["R1"]
+
+
+async def test_an_undated_type_that_fails_leaves_no_cursor(tmp_path: Path) -> None:
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        raise VendorUnavailable("503", provider=P, status=503)
+
+    fetcher, _, vault, _, _ = _fetcher(tmp_path, script, fetch_max_attempts=1)
+    assert (await fetcher.fetch("R1", _request(data_type="paired-devices"))).outcome == "failed"
     assert vault.cursors == []

@@ -36,7 +36,7 @@ async def test_twenty_concurrent_refreshes_make_one_refresh_call(settings_factor
         assert before is not None
         revoked: list[str] = []
 
-        async def on_revoked(rid_: str, _: Provider) -> None:
+        async def on_revoked(rid_: str) -> None:
             revoked.append(rid_)
 
         manager = TokenManager(stack.vault, {provider: stack.clients[provider]}, on_revoked)
@@ -70,7 +70,7 @@ async def test_revoked_grant_marks_participant_revoked_and_stops_fetching(
 
         revoked_records: list[str] = []
 
-        async def record_revoked(rid_: str, provider: Provider) -> None:
+        async def record_revoked(rid_: str) -> None:
             revoked_records.append(rid_)
             link = await stack.vault.get(rid_)
             assert link is not None
