@@ -172,7 +172,10 @@ class FitbitWebClient(VendorClient):
                               orjson.dumps({"errors": [{"errorType": getattr(refused, "error", "invalid_grant")}]}))
             assert error is not None, "an oauthlib error's status_code is 4xx/5xx: error_for never returns None"
             raise error from None
-        return TokenSet.from_response(rotated[-1])
+        token = rotated[-1]
+        if isinstance(token.get("scope"), list):  # oauthlib hands the granted scope back as a list
+            token = {**token, "scope": " ".join(token["scope"])}
+        return TokenSet.from_response(token)
 
     def _get(self, tokens: TokenSet, url: str, method: str = "GET") -> VendorPage:
         with translate_errors(_P):

@@ -1,5 +1,8 @@
 """The scheduler's loop: a fetch that hits a bug is counted and logged (without identifiers), not lost
-silently; at its in-flight cap it pauses its consumer and resumes as fetches finish."""
+silently; at its in-flight cap it pauses its consumer and resumes as fetches finish. Its poll asks
+for every data type a participant granted (the undated ones too) and none they did not; a Google
+grant without sleep: sleep is skipped, reported on the participant's record, never asked again,
+and the other types flow."""
 
 from __future__ import annotations
 
@@ -15,11 +18,20 @@ import pytest
 from cli.topics import create_all_topics
 from connectors import scheduler as scheduler_module
 from connectors.fetcher import FetchOutcome
-from connectors.scheduler import Scheduler
+from connectors.linking import complete_link
+from connectors.scheduler import Scheduler, poll_requests
+from connectors.simulator.service import SimulatorOptions
+from connectors.vault import Link
+from connectors.vendors import google_health_spec
 from models.fetch import FetchReason, FetchRequest
+from models.ids import research_id
+from models.participants import ApiGeneration, LinkStatus, ParticipantLink
 from models.providers import Provider
+from models.raw import RawPage
 from runtime.kafka import make_consumer, make_producer
 from runtime.settings import Settings
+from tests.connectors.stack import Stack, connector_stack
+from tests.connectors.vendors.test_contract import consent_without
 
 
 class _BrokenFetcher:
@@ -98,3 +110,124 @@ async def test_at_the_in_flight_cap_it_stops_taking_requests_and_resumes_when_th
         fetcher.release.set()
         await consumer.stop()
         await producer.stop()
+
+
+class _Types:
+    """A vendor client as the poll reads it: its data types."""
+
+    def __init__(self, *data_types: str) -> None:
+        self.data_types = data_types
+
+
+class _PollVault:
+    def __init__(self, links: list[Link], cursors: dict[tuple[str, str], str]) -> None:
+        self._links, self._cursors = links, cursors
+
+    async def links(self) -> list[Link]:
+        return self._links
+
+    async def cursors(self) -> dict[tuple[str, str], str]:
+        return self._cursors
+
+
+async def test_a_poll_asks_for_every_granted_type_undated_ones_included_and_none_denied() -> None:
+    g = Provider.GOOGLE_HEALTH
+    links = [Link("R1", g, ApiGeneration.GOOGLE_HEALTH_V4, LinkStatus.LINKED, None, 0.0, None),
+             Link("R2", g, ApiGeneration.GOOGLE_HEALTH_V4, LinkStatus.LINKED, None, 0.0, None, ("sleep",))]
+    vault = _PollVault(links, {("R1", "steps"): "2026-11-20", ("R1", "paired-devices"): "2026-11-20"})
+    clients = {g: _Types("steps", "sleep", "paired-devices")}
+    asked = [(rid, r.data_type, r.reason) for rid, r in await poll_requests(vault, clients, 5)]  # type: ignore[arg-type]  # the two reads the poll makes
+    assert asked == [("R1", "steps", FetchReason.POLL), ("R1", "sleep", FetchReason.BACKFILL),
+                     ("R1", "paired-devices", FetchReason.POLL),
+                     ("R2", "steps", FetchReason.BACKFILL), ("R2", "paired-devices", FetchReason.BACKFILL)]
+
+
+async def _keyed(settings: Settings, topic: str, *, until: Callable[[list[tuple[bytes, bytes]]], bool],
+                 timeout: float = 60) -> list[tuple[bytes, bytes]]:
+    """(key, value) of a topic's records from its start, until ``until`` says enough."""
+    consumer = make_consumer(settings, settings.topic(topic), group_id=f"check-{topic}-{time.monotonic_ns()}")
+    await consumer.start()
+    seen: list[tuple[bytes, bytes]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(seen) and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            seen += [(m.key, m.value) for messages in batch.values() for m in messages]
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def _until(condition: Callable[[], Any], timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def _link_without_sleep(stack: Stack, participant: str, *, told: bool) -> str:
+    """Consent with the sleep box unticked; ``told``: linked as linking does (the vault denies sleep
+    from the start), else stored as a link from before the vault kept denied types."""
+    client, redirect = stack.clients[Provider.GOOGLE_HEALTH], stack.settings.vendors.redirect_uri
+    consent = await consent_without(client, stack.session, participant, [google_health_spec.SLEEP_SCOPE],
+                                    redirect_uri=redirect)
+    if told:
+        link = await complete_link(stack.settings, stack.vault, stack.producer, client, participant, consent.code,
+                                   consent.verifier)
+        return link.research_id
+    tokens = await client.exchange_code(consent.code, consent.verifier, redirect)
+    identity = await client.whoami(tokens.access_token)
+    rid = research_id(stack.settings.require_secret_key(), participant)
+    await stack.vault.link(rid, Provider.GOOGLE_HEALTH, identity.user_id, tokens)
+    return rid
+
+
+@pytest.mark.integration
+async def test_a_google_grant_without_sleep_skips_sleep_reports_it_and_stops_asking(
+        settings_factory: Callable[..., Settings]) -> None:
+    options = SimulatorOptions(participants=2, days=2, late_share=0.0, duplicate_share=0.0)
+    async with connector_stack(settings_factory, options, backfill_days=2, poll_interval=3600,
+                               retry_base_delay=0.05) as stack:
+        first, second = stack.sim.world.cohort.participant_ids
+        told = await _link_without_sleep(stack, first, told=True)  # its backfill goes out: every type but sleep
+        unaware = await _link_without_sleep(stack, second, told=False)
+        start, end = scheduler_module.fetch_window(2)
+        await stack.scheduler.publish_request(unaware, FetchRequest(Provider.GOOGLE_HEALTH, "all", start, end,
+                                                                    FetchReason.BACKFILL, time.time()))
+
+        async def denied() -> bool:
+            link = await stack.vault.get(unaware)
+            return link is not None and link.denied_data_types == ("sleep",)
+
+        await _until(denied)  # the vendor's 403 on sleep denied it in the vault
+        refusals = stack.sim.world.stats["scope_refusals_google_health"]
+        assert refusals == 1  # once: neither retried nor asked for the next day
+        granted = set(stack.clients[Provider.GOOGLE_HEALTH].data_types) - {"sleep"}
+
+        def announced(records: list[tuple[bytes, bytes]]) -> bool:
+            denying = {k.decode() for k, v in records if ParticipantLink.from_bytes(v).denied_data_types}
+            return denying == {told, unaware}
+
+        records = await _keyed(stack.settings, "participants", until=announced)
+        assert announced(records), "each participant's record says sleep is not read"
+        for key, value in records:
+            assert ParticipantLink.from_bytes(value).denied_data_types in ((), ("sleep",)), key
+
+        def every_type(pages: list[tuple[bytes, bytes]]) -> bool:
+            kinds = {(k.decode(), RawPage.from_bytes(v).data_type) for k, v in pages}
+            return kinds >= {(rid, t) for rid in (told, unaware) for t in granted}
+
+        raw = await _keyed(stack.settings, "raw.google_health", until=every_type)
+        assert every_type(raw) and all(RawPage.from_bytes(v).data_type != "sleep" for _, v in raw)
+
+        again = await poll_requests(stack.vault, stack.clients, 2)  # the next poll round
+        assert {(rid, r.data_type) for rid, r in again} == {(rid, t) for rid in (told, unaware) for t in granted}
+        consumed = stack.scheduler.progress.consumed + len(again)
+        for rid, request in again:
+            await stack.scheduler.publish_request(rid, request)
+
+        async def finished() -> bool:
+            return stack.scheduler.progress.consumed >= consumed and stack.scheduler.progress.in_flight == 0
+
+        await _until(finished)
+        assert stack.sim.world.stats["scope_refusals_google_health"] == refusals  # sleep was not asked again

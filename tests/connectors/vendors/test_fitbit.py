@@ -160,6 +160,7 @@ async def test_refresh_rotates_and_a_used_refresh_token_is_revoked(fitbit: Any) 
     client, transport = fitbit(answer)
     fresh = await client.refresh("refresh-1")
     assert (fresh.access_token, fresh.refresh_token) == ("access-2", "refresh-2")
+    assert fresh.scope == "activity heartrate sleep profile"  # as the token response spells it (oauthlib: a list)
     with pytest.raises(AccessRevoked):
         await client.refresh("refresh-1")
     assert {r.url for r in transport.seen} == {ENDPOINTS.token}
