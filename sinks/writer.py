@@ -19,6 +19,7 @@ import polars as pl
 
 from models.daily import DailySummary
 from models.samples import SampleBatch, deletion_runs
+from sinks.compliance import observe_devices
 from sinks.dataset import Dataset
 from sinks.rows import (
     activity_summary,
@@ -55,6 +56,7 @@ class DatasetWriter:
 
     def apply(self, summaries: Sequence[DailySummary], batches: Sequence[SampleBatch]) -> WriteReport:
         report = WriteReport()
+        observe_devices(batches)  # compliance metrics: each participant's last sync and battery
         vendor_days: set[date] = set()
         sleep_days: set[date] = set()
         for deleting, positions in deletion_runs(batches):

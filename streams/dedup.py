@@ -83,7 +83,9 @@ def classify(stored: pl.DataFrame, arrivals: pl.DataFrame) -> Deduplicated:
     prior_exists = pl.when(first).then(pl.col("stored_").fill_null(False)).otherwise(pl.lit(True))
     classified = ordered.with_columns(
         status=pl.when(~prior_exists).then(pl.lit("new"))
-        .when((pl.col("value") == prior_value) & pl.col("duration").eq_missing(prior_duration)).then(pl.lit("dup"))
+        # eq_missing: a device without a battery level has a null value, and null is equal to null
+        .when(pl.col("value").eq_missing(prior_value) & pl.col("duration").eq_missing(prior_duration))
+        .then(pl.lit("dup"))
         .otherwise(pl.lit("rev")),
     )
     counts = classified.group_by("key").agg(
@@ -93,7 +95,7 @@ def classify(stored: pl.DataFrame, arrivals: pl.DataFrame) -> Deduplicated:
     last = classified.filter(pl.col("seq") == pl.col("seq").max().over(IDENTITY))
     changed = last.filter(
         pl.col("stored_").is_null()
-        | (pl.col("value") != pl.col("stored_value"))
+        | ~pl.col("value").eq_missing(pl.col("stored_value"))
         | ~pl.col("duration").eq_missing(pl.col("stored_duration"))
     ).sort("seq").select(*columns, "seq")
     rows = pl.concat([stored.join(changed.select(IDENTITY), on=IDENTITY, how="anti", nulls_equal=True),

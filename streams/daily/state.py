@@ -175,7 +175,8 @@ def unpack_states(blobs: Mapping[str, bytes]) -> tuple[pl.DataFrame, dict[str, D
         "metric": pl.Series([m for m, _ in stream_names], dtype=pl.String).gather(streams_idx),
         "label": pl.Series([lab for _, lab in stream_names], dtype=pl.String).gather(streams_idx),
         "ts": np.concatenate(columns["ts"]),
-        "value": np.concatenate(columns["value"]),
+        # a null value (a device without a battery level) is packed as NaN; no valid value is NaN
+        "value": pl.Series(np.concatenate(columns["value"]), dtype=pl.Float64, nan_to_null=True),
         "duration": pl.Series(durations, dtype=pl.Int64).replace(-1, None),
         "offset": np.concatenate(columns["offset"]),
         "attrs": pl.Series(attr_names, dtype=pl.String).gather(np.concatenate(columns["attr"])),

@@ -15,13 +15,14 @@ from collections.abc import Sequence
 
 from models.errors import DecodeError
 from models.raw import RawPage
-from streams.normalize import fitbit, google_devices, google_health
+from streams.normalize import fitbit, google_deletions, google_devices, google_health
 from streams.normalize.base import Normalized, Normalizer, Registry, Rejected
 
 __all__ = ["REGISTRY", "Normalized", "Normalizer", "Rejected", "normalize", "normalize_pages"]
 
 #: Every normalizer of this package, by ``(provider, data_type)``.
-REGISTRY = Registry([*fitbit.NORMALIZERS, *google_health.NORMALIZERS, google_devices.GooglePairedDevices()])
+REGISTRY = Registry([*fitbit.NORMALIZERS, *google_health.NORMALIZERS, google_devices.GooglePairedDevices(),
+                     google_deletions.GoogleDeletions()])
 
 
 def normalize(page: RawPage, research_id: str, *, secret: bytes) -> Normalized:

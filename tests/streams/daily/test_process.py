@@ -269,3 +269,17 @@ def test_a_day_whose_sleep_is_still_processing_stays_open_past_the_grace_period(
     assert [s.final for s in final] == [True]
     store.apply([stage], watermark=_watermark(DAY))  # still processing, but twice the grace has passed
     assert len(finalize_due(store.days, policy=policy, watermark=_watermark(DAY, 3.5)).summaries) == 1
+
+
+def test_a_device_without_a_battery_level_sent_again_is_a_duplicate() -> None:
+    rid = _window()[0]
+    device = SampleBatch(research_id=rid, metric=Metric.DEVICE, unit=Unit.PERCENT, resolution=Resolution.EVENT,
+                         source=Provider.FITBIT, utc_offset_s=3600, local_date=DAY.isoformat(),
+                         timestamps=[_watermark(DAY, 0.5)], values=[None], labels=["Dabc"],  # type: ignore[list-item]  # a null battery level
+                         attributes={"device_type": "TRACKER"})
+    store = Store()
+    store.apply([device], watermark=_watermark(DAY))
+    store.apply([device], watermark=_watermark(DAY))
+    summary = store.daily[f"{rid}|{DAY.isoformat()}"]
+    assert (summary.samples, summary.duplicates, summary.revisions) == (1, 1, 0)
+    assert [b.values for b in store.intraday] == [[None]]  # sent on once, still without a level

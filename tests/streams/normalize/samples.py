@@ -299,6 +299,19 @@ def _google_paired_devices() -> list[RawPage]:
             page({"devices": [watch]}, None)]
 
 
+def _google_deletions() -> list[RawPage]:
+    """DELETE notifications as the gateway publishes them: physical and civil, or civil only."""
+    def page(body: dict[str, Any]) -> RawPage:
+        return RawPage(provider=Provider.GOOGLE_HEALTH, data_type="deletions", date=None, body=orjson.dumps(body),
+                       origin="webhook", fetched_at=1.0, request_id="t")
+
+    return [page({"operation": "DELETE", "dataType": "heart-rate", "intervals": [{
+                 "physicalTimeInterval": {"startTime": "2026-10-01T10:00:00Z", "endTime": "2026-10-01T11:00:00.5Z"},
+                 "civilIso8601TimeInterval": {"startTime": "2026-10-01T06:00:00", "endTime": "2026-10-01T07:00:00"}}]}),
+            page({"operation": "DELETE", "dataType": "sleep", "intervals": [{
+                 "civilIso8601TimeInterval": {"startTime": "2026-09-30T23:00:00", "endTime": "2026-10-01T07:00:00"}}]})]
+
+
 #: The sample pages of every registered format.
 SAMPLE_PAGES: dict[tuple[Provider, str], Callable[[], list[RawPage]]] = {
     (Provider.FITBIT, "activities-heart-intraday"): _heart_intraday,
@@ -311,6 +324,7 @@ SAMPLE_PAGES: dict[tuple[Provider, str], Callable[[], list[RawPage]]] = {
     (Provider.GOOGLE_HEALTH, "daily-resting-heart-rate"): _google_resting,
     (Provider.GOOGLE_HEALTH, "sleep"): _google_sleep,
     (Provider.GOOGLE_HEALTH, "paired-devices"): _google_paired_devices,
+    (Provider.GOOGLE_HEALTH, "deletions"): _google_deletions,
 }
 
 #: Pages of each Google data type with no data points: empty, or only a page token (the API

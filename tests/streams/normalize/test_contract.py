@@ -87,7 +87,8 @@ def test_each_normalizer_claims_its_keys(key: tuple[Provider, str]) -> None:
 def test_sample_pages_give_batches_of_the_canonical_shape(key: tuple[Provider, str], pages: list[RawPage]) -> None:
     for page in pages:
         result = normalize(page, RID, secret=SECRET)
-        assert result.samples > 0 and result.rejects == [], "a sample page is well formed"
+        deletion = bool(result.batches) and all(b.deleted for b in result.batches)  # no samples of its own
+        assert (result.samples > 0 or deletion) and result.rejects == [], "a sample page is well formed"
         assert result.samples + result.rejected == result.input_samples
         for batch in result.batches:
             _check_shape(batch, key[0])
@@ -96,7 +97,7 @@ def test_sample_pages_give_batches_of_the_canonical_shape(key: tuple[Provider, s
 @pytest.mark.parametrize("body", EMPTY_GOOGLE_BODIES)
 def test_google_pages_without_points_are_empty_not_errors(body: bytes) -> None:
     for key in KEYS:
-        if key[0] is Provider.GOOGLE_HEALTH:
+        if key[0] is Provider.GOOGLE_HEALTH and key[1] != "deletions":  # a notification, not a list page
             page = RawPage(provider=key[0], data_type=key[1], date=None, body=body)
             result = normalize(page, RID, secret=SECRET)
             assert (result.batches, result.rejects, result.input_samples) == ([], [], 0), key
@@ -105,7 +106,8 @@ def test_google_pages_without_points_are_empty_not_errors(body: bytes) -> None:
 def _check_shape(batch: SampleBatch, provider: Provider) -> None:
     assert (batch.research_id, batch.source) == (RID, provider)
     assert batch.unit is _UNITS[batch.metric] and batch.resolution in _RESOLUTIONS[batch.metric]
-    assert len(batch) > 0 or batch.rejected_timestamps, "an empty batch only carries a date's rejects"
+    assert len(batch) > 0 or batch.rejected_timestamps or batch.deleted, \
+        "an empty batch only carries a date's rejects or a vendor's deletion"
     assert all(type(t) is int and _YEAR_2000 <= t < _YEAR_2100 for t in batch.timestamps)
     assert batch.timestamps == sorted(batch.timestamps)
     # A device that reports no battery level is still a device: the one value that may be null.
@@ -252,6 +254,8 @@ def test_both_vendors_write_the_fitbit_sleep_levels_of_each_log_type() -> None:
     for (provider, _), build in SAMPLE_PAGES.items():
         for page in build():
             for batch in normalize(page, RID, secret=SECRET).batches:
+                if batch.deleted:  # a vendor's deletion: no samples, no levels
+                    continue
                 if batch.metric is Metric.SLEEP_STAGE:
                     levels = {x.removeprefix(labels.SHORT_PREFIX) for x in batch.labels or []}
                 elif batch.metric is Metric.VENDOR_SLEEP:
