@@ -51,7 +51,7 @@ class RawPage:
     :param utc_offset_ms: the participant's UTC offset when known (Fitbit profile ``offsetFromUTCMillis``).
     :param fetched_at: when the page was fetched (epoch seconds, UTC).
     :param request_id: an opaque id of the request (for tracing; not an identifier of a person).
-    :param origin: ``api``, ``archive`` or ``simulator``.
+    :param origin: ``api``, ``archive``, ``simulator`` or ``webhook`` (a notification's content).
     :param page_token: the page token that produced this page (paginated APIs).
     """
 

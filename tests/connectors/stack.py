@@ -17,6 +17,7 @@ from connectors.scheduler import Scheduler
 from connectors.simulator.service import RunningSimulator, SimulatorOptions, SimulatorService
 from connectors.vault import TokenVault, open_vault
 from connectors.vendors.base import VendorClient
+from connectors.vendors.google_health_notifications import keyset_url
 from connectors.vendors.registry import aclose_all, build_clients
 from models.providers import Provider
 from runtime.kafka import make_producer
@@ -58,6 +59,8 @@ async def connector_stack(settings_factory: Callable[..., Settings], options: Si
             SimulatorService(base, _with_webhooks(options, gateway.url)).running())
         session = await stack.enter_async_context(aiohttp.ClientSession())
         settings = base.with_overrides(vendor_api_base=simulator.sim.url)
+        # the gateway started before the simulator had an address: point it at the simulator's keyset
+        gateway.keysets.retarget(keyset_url(settings.gateway, settings.vendors))
         scheduler = Scheduler(settings, bootstrap=bootstrap, vault=vault)
         if run_scheduler:
             await stack.enter_async_context(scheduler.running())
