@@ -7,9 +7,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -18,6 +19,8 @@ from connectors.simulator.world import Account, World
 
 __all__ = ["SleepSession", "fitbit_activity_summary", "fitbit_day", "fitbit_sleep", "google_page", "google_points",
            "google_resting", "google_sleep", "google_sleep_sessions"]
+
+_Kept = TypeVar("_Kept")  # a sample tuple or a sleep session
 
 
 def _clock(minute: int) -> str:
@@ -109,7 +112,7 @@ def google_points(world: World, account: Account, data_type: str, start: float, 
             values = steps if data_type == "steps" else rates
             points.extend(p for p in _day_times(day, zone, values) if start <= p[0] < limit)
         day += timedelta(days=1)
-    return points
+    return _kept(points, world.deleted(account.participant_id, data_type), lambda point: point[0])
 
 
 def _day_times(day: date, zone: zoneinfo.ZoneInfo, values: list[int] | list[int | None]
@@ -271,7 +274,16 @@ def google_sleep_sessions(world: World, account: Account) -> list[SleepSession]:
             civil_end = datetime.fromtimestamp(found.end, zone).replace(tzinfo=None)
             sessions.append(SleepSession(found.start, found.end, civil_end, _google_session(found, zone)))
         day += timedelta(days=1)
-    return sessions
+    return _kept(sessions, world.deleted(account.participant_id, "sleep"), lambda session: session.start)
+
+
+def _kept(points: list[_Kept], withdrawn: list[tuple[float, float]], start_of: Callable[[_Kept], float]
+          ) -> list[_Kept]:
+    """The points whose start is in no withdrawn interval (``World.delete_samples``: the
+    participant deleted them at the vendor; a DELETE notification told the subscriber)."""
+    if not withdrawn:
+        return points
+    return [p for p in points if not any(a <= start_of(p) < b for a, b in withdrawn)]
 
 
 def google_sleep(world: World, account: Account, first: date, end: date) -> list[dict[str, Any]]:
