@@ -9,9 +9,9 @@ snapshot per request, filed under the request's last day.
 
 A data type the participant did not grant is not asked for (``Link.denied_data_types``). One the
 vendor refuses for a missing scope (``ScopeMissing``: they unticked it at consent, or took it back)
-is set aside for the rest of the request, not retried, and denied in the vault, so that neither
-this scheduler's polls nor anyone's webhooks ask for it again until they consent anew; the
-changed link goes to the ``participants`` topic. The request's other data types go on.
+is set aside for the rest of the request, not retried, and denied in the vault, so that no later
+request (a poll's, a webhook's) asks for it again until they consent anew; the changed link goes
+to the ``participants`` topic. The request's other data types go on.
 """
 
 from __future__ import annotations
