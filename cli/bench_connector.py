@@ -37,7 +37,13 @@ from connectors.linking import link_through_consent
 from connectors.scheduler import Scheduler, SchedulerProgress, fetch_window
 from connectors.vault import TokenVault, open_vault
 from connectors.vendors.google_health import next_page_token
-from connectors.vendors.google_health_spec import BOUND_FORMATS, DATA_POINTS_PATH, FILTER_FIELDS, PER_PROJECT_LIMIT
+from connectors.vendors.google_health_spec import (
+    BOUND_FORMATS,
+    DATA_POINTS_PATH,
+    FILTER_FIELDS,
+    PER_PROJECT_LIMIT,
+    UNDATED_TYPES,
+)
 from connectors.vendors.google_health_spec import DATA_TYPES as GOOGLE_DATA_TYPES
 from connectors.vendors.registry import build_clients
 from models.providers import Provider
@@ -69,7 +75,8 @@ async def run_connector_bench(settings: Settings, *, participants: int, days: in
                     await _link_all(live, vault, session, participants, link_concurrency)
                     before = await _stats(session, url)
                     cpu_before = simulator.cpu_seconds(), time.process_time()
-                    expected = participants * len(GOOGLE_DATA_TYPES)  # one backfill request per data type
+                    # one backfill request per data type, the devices' snapshot included
+                    expected = participants * (len(GOOGLE_DATA_TYPES) + len(UNDATED_TYPES))
                     elapsed, done = await _fetch_all(live, bootstrap, vault, expected=expected)
                     after = await _stats(session, url)
                     cpu = simulator.cpu_seconds() - cpu_before[0], time.process_time() - cpu_before[1]

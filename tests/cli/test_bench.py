@@ -10,6 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from connectors.vendors import google_health_spec
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"end_to_end_samples_per_s", "baseline_samples_per_s", "baseline_ratio", "limit_samples_per_s", "limit_ratio",
@@ -56,7 +58,9 @@ def test_bench_connector_writes_its_figures(tmp_path: Path) -> None:
     assert abs(figures["limit_ratio"] - figures["requests_per_s"] / figures["limit_requests_per_s"]) < 0.01
     assert figures["scheduler_cpu_s_per_1000_requests"] > 0 and figures["simulator_cpu_s_per_1000_requests"] > 0
     # every participant: 3 data types x (2 days + today) of backfill, each day one page at least
-    assert figures["fetch_requests"] == 30 * 3 and figures["fetch_outcomes"] == {"done": 90}
+    per_participant = len(google_health_spec.DATA_TYPES) + len(google_health_spec.UNDATED_TYPES)  # a request each
+    assert figures["fetch_requests"] == 30 * per_participant
+    assert figures["fetch_outcomes"] == {"done": 30 * per_participant}
     assert figures["requests"] >= 30 * 3 * 3 and figures["pages_published"] == figures["requests"]
     assert figures["requests_per_s"] > 0 and figures["samples_per_s"] > figures["requests_per_s"]
     assert "requests_per_s" in result.stdout
