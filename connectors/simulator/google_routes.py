@@ -21,6 +21,7 @@ import calendar
 import hashlib
 import re
 import time
+import zoneinfo
 from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -65,8 +66,17 @@ def routes() -> list[web.RouteDef]:
         web.get(spec.DATA_POINTS_PATH.replace("{data_type}", f"{{data_type:{listed}}}"),
                 data_call(_P, _list, _data_type_scope)),
         web.get(spec.PAIRED_DEVICES_PATH, data_call(_P, _paired_devices, lambda _: (spec.SETTINGS_SCOPE,))),
+        web.get(spec.SETTINGS_PATH, data_call(_P, _settings, lambda _: (spec.SETTINGS_SCOPE,))),
         web.post(spec.SUBSCRIPTIONS_PATH, data_call(_P, subscribe)),
     ]
+
+
+async def _settings(request: web.Request, grant: Grant) -> web.StreamResponse:
+    """``users.getSettings``: the account's IANA zone and its current offset (a Duration)."""
+    zone = zoneinfo.ZoneInfo(grant.account.timezone)
+    offset = int(datetime.now(zone).utcoffset().total_seconds())  # type: ignore[union-attr]  # a ZoneInfo always has one
+    return web.json_response({"name": "users/me/settings", "timeZone": grant.account.timezone,
+                              "utcOffset": f"{offset}s", "distanceUnit": "KILOMETERS"})
 
 
 async def _identity(request: web.Request, grant: Grant) -> web.StreamResponse:

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 
-from connectors.errors import error_for
+from connectors.errors import ScopeMissing, error_for
 from connectors.oauth import TokenSet
 from connectors.vendors.base import Identity, VendorClient, VendorPage, translate_errors
 from connectors.vendors.endpoints import Credentials, Endpoints
@@ -43,6 +43,7 @@ from connectors.vendors.google_health_spec import (
     PROVIDER,
     SCOPE_OF,
     SCOPES,
+    SETTINGS_PATH,
     SUBSCRIPTIONS_PATH,
     UNDATED_TYPES,
 )
@@ -118,12 +119,22 @@ class GoogleHealthClient(VendorClient):
         return self._granted_by(scope, SCOPE_OF)
 
     async def whoami(self, access_token: str) -> Identity:
-        """healthUserId and legacyUserId; the identity call gives no zone (samples carry their offsets)."""
-        body, _ = await self._call("GET", self._urls.api + IDENTITY_PATH,
-                                   headers={"Authorization": f"Bearer {access_token}"})
+        """healthUserId and legacyUserId, and the time zone from the user's settings.
+
+        Samples carry their own UTC offsets, but a device's last sync is a bare UTC instant: its
+        local time needs the zone. Without the settings scope (a participant may untick it) the
+        zone stays unknown and such times are kept in UTC.
+        """
+        headers = {"Authorization": f"Bearer {access_token}"}
+        body, _ = await self._call("GET", self._urls.api + IDENTITY_PATH, headers=headers)
         identity = orjson.loads(body)
         legacy = identity.get("legacyUserId")
-        return Identity(str(identity["healthUserId"]), None, str(legacy) if legacy else None)
+        try:
+            settings, _ = await self._call("GET", self._urls.api + SETTINGS_PATH, headers=headers)
+            zone = orjson.loads(settings).get("timeZone")
+        except ScopeMissing:
+            zone = None
+        return Identity(str(identity["healthUserId"]), str(zone) if zone else None, str(legacy) if legacy else None)
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         return await self._token_call({"grant_type": "refresh_token", "refresh_token": refresh_token},

@@ -53,6 +53,7 @@ __all__ = [
     "REVOKE_URL",
     "SCOPES",
     "SCOPE_OF",
+    "SETTINGS_PATH",
     "SETTINGS_SCOPE",
     "SLEEP_SCOPE",
     "SUBSCRIPTIONS_PATH",
@@ -76,6 +77,9 @@ AUTHORIZE_EXTRAS = {"access_type": "offline", "prompt": "consent"}
 IDENTITY_PATH = "/v4/users/me/identity"  # healthUserId (and legacyUserId: the old Fitbit id); any read scope
 DATA_POINTS_PATH = "/v4/users/me/dataTypes/{data_type}/dataPoints"  # list: filter, page_size, page_token
 PAIRED_DEVICES_PATH = "/v4/users/me/pairedDevices"  # pairedDevices.list: pageSize, pageToken
+# users.getSettings: ``timeZone`` (IANA) and ``utcOffset``, with the settings scope
+# (https://developers.google.com/health/reference/rest/v4/users/getSettings)
+SETTINGS_PATH = "/v4/users/me/settings"
 SUBSCRIPTIONS_PATH = "/v4/projects/{project}/subscribers/{subscriber}/subscriptions"
 
 # --------------------------------------------------------------------------- data types and scopes

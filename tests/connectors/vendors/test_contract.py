@@ -155,7 +155,7 @@ async def test_consent_exchange_identity_and_subscription(vendor: Vendor) -> Non
 
     identity = await vendor.client.whoami(tokens.access_token)
     assert identity.user_id == vendor.account.user_id
-    assert identity.timezone in (vendor.account.timezone, None)  # a vendor that does not say leaves it to the samples
+    assert identity.timezone == vendor.account.timezone  # Fitbit: the profile; Google: the user's settings
     # Google names the same person's Fitbit account (for moving a legacy link); Fitbit has no such id
     assert identity.legacy_user_id in (vendor.account.legacy_user_id, None)
 
@@ -456,3 +456,12 @@ def _utc_day(vendor: Vendor, data_type: str, day: date) -> list[tuple[int, int, 
     start = datetime.combine(day, datetime.min.time(), UTC)
     return google_points(vendor.world, vendor.account, data_type, start.timestamp(),
                          (start + timedelta(days=1)).timestamp())
+
+
+async def test_google_without_the_settings_scope_leaves_the_zone_unknown(vendor: Vendor) -> None:
+    """The zone comes from the user's settings; a participant who unticks them still links."""
+    if vendor.client.provider is not Provider.GOOGLE_HEALTH:
+        pytest.skip("Fitbit's zone comes from the profile, which linking needs")
+    tokens = await vendor.link(unticked=[vendor.spec.SETTINGS_SCOPE])
+    identity = await vendor.client.whoami(tokens.access_token)
+    assert (identity.user_id, identity.timezone) == (vendor.account.user_id, None)
