@@ -65,7 +65,7 @@ async def test_the_device_table_holds_what_each_vendor_says_of_each_device(
     async with connector_stack(settings_factory, options, backfill_days=3, poll_interval=3600,
                                retry_base_delay=0.05) as stack, worker(stack.settings):
         cohort = stack.sim.world.cohort.participant_ids
-        linked = [(p, Provider.FITBIT if i % 2 else Provider.GOOGLE_HEALTH) for i, p in enumerate(cohort)]
+        linked = [(p, Provider.GOOGLE_HEALTH if i % 2 else Provider.FITBIT) for i, p in enumerate(cohort)]
         started = time.time()
         for participant, provider in linked:
             await stack.link(participant, provider)
