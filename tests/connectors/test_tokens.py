@@ -108,3 +108,24 @@ async def test_revoked_grant_marks_participant_revoked_and_stops_fetching(
             stack.settings, "participants", until=lambda vs: len(vs) >= 2)]
         assert [r.status for r in records] == [LinkStatus.LINKED, LinkStatus.REVOKED]
         assert all(r.research_id == rid for r in records)
+
+
+async def test_a_participant_who_moved_vendor_is_never_sent_with_the_old_vendors_token(
+        settings_factory: Callable[..., Settings]) -> None:
+    async with connector_stack(settings_factory, SimulatorOptions(participants=1, days=1),
+                               run_scheduler=False) as stack:
+        participant = stack.sim.world.cohort.participant_ids[0]
+        rid = research_id(stack.settings.require_secret_key(), participant)
+
+        async def on_revoked(_: str) -> None:
+            raise AssertionError("nothing was revoked")
+
+        manager = TokenManager(stack.vault, stack.clients, on_revoked)
+        await stack.link(participant, Provider.FITBIT)
+        fitbit = await manager.access_token(rid, Provider.FITBIT)
+        await stack.link(participant, Provider.GOOGLE_HEALTH)  # the move: a new link, new tokens
+        google = await manager.access_token(rid, Provider.GOOGLE_HEALTH)
+        current = await stack.vault.tokens(rid)
+        assert current is not None and google == current[0].access_token != fitbit
+        identity = await stack.clients[Provider.GOOGLE_HEALTH].whoami(google)  # and Google takes it
+        assert identity.user_id == stack.sim.world.account(Provider.GOOGLE_HEALTH, participant).user_id
