@@ -8,6 +8,7 @@ name, each answered 204, redeliveries too (published once); no keys, no verdict 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -94,21 +95,29 @@ async def keys() -> AsyncIterator[KeyHost]:
 
 
 # ---------------------------------------------------------------------- through the gateway app, real broker
-@pytest.mark.integration
-async def test_fitbit_webhooks_verify_refuse_and_publish(settings_factory: Callable[..., Settings]) -> None:
-    settings = settings_factory(webhook_repeat_window=0.5)
+@contextlib.asynccontextmanager
+async def _gateway(settings: Settings, research_id: str, provider: Provider, vendor_user: str
+                   ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The gateway app on a real producer, with one participant linked; flushed when done."""
     await create_all_topics(settings)
     producer = make_producer(settings)
     await producer.start()
-    before = {o: _count(o, "fitbit") for o in ("bad_signature", "malformed", "replayed", "deferred_published")}
     try:
         async with open_vault(settings) as vault:
-            await vault.link(FITBIT_RID, Provider.FITBIT, FITBIT_USER, TOKENS)
+            await vault.link(research_id, provider, vendor_user, TOKENS)
             async with TestClient(TestServer(build_gateway_app(settings, vault, producer))) as http:
-                await _fitbit_cases(http)
+                yield http
             await producer.flush()
     finally:
         await producer.stop()
+
+
+@pytest.mark.integration
+async def test_fitbit_webhooks_verify_refuse_and_publish(settings_factory: Callable[..., Settings]) -> None:
+    settings = settings_factory(webhook_repeat_window=0.5)
+    before = {o: _count(o, "fitbit") for o in ("bad_signature", "malformed", "replayed", "deferred_published")}
+    async with _gateway(settings, FITBIT_RID, Provider.FITBIT, FITBIT_USER) as http:
+        await _fitbit_cases(http)
 
     published = [FetchRequest.from_bytes(v) for v in await _drain(settings, "fetch-requests",
                                                                     until=lambda vs: len(vs) >= 4, timeout=5)]
@@ -162,28 +171,19 @@ async def _fitbit_cases(http: TestClient) -> None:
 async def test_google_notifications_through_the_gateway_reach_the_broker(
         settings_factory: Callable[..., Settings], keys: KeyHost) -> None:
     settings = settings_factory(google_keyset_url=keys.url)
-    await create_all_topics(settings)
-    producer = make_producer(settings)
-    await producer.start()
     before = _google("verified", "verify_refused", "accepted", "deleted")
-    try:
-        async with open_vault(settings) as vault:
-            await vault.link(GOOGLE_RID, Provider.GOOGLE_HEALTH, GOOGLE_USER, TOKENS)
-            async with TestClient(TestServer(build_gateway_app(settings, vault, producer))) as http:
-                verification = b'{"type": "verification"}'
-                assert (await http.post("/webhooks/google_health", data=verification,
-                                        headers={"Authorization": SECRET})).status == 201
-                assert (await http.post("/webhooks/google_health", data=verification)).status == 401
-                steps = orjson.dumps([notification()])
-                sleep = orjson.dumps([notification(data_type="sleep")])
-                deletion = orjson.dumps([notification("DELETE", "weight")])  # a type we do not fetch, still sent
-                for n, body in enumerate((steps, sleep, deletion)):  # both header names
-                    headers = signed(keys.key, body, n % 2)
-                    answer = await http.post("/webhooks/google_health", data=body, headers=headers)
-                    assert answer.status == 204
-            await producer.flush()
-    finally:
-        await producer.stop()
+    async with _gateway(settings, GOOGLE_RID, Provider.GOOGLE_HEALTH, GOOGLE_USER) as http:
+        verification = b'{"type": "verification"}'
+        assert (await http.post("/webhooks/google_health", data=verification,
+                                headers={"Authorization": SECRET})).status == 201
+        assert (await http.post("/webhooks/google_health", data=verification)).status == 401
+        steps = orjson.dumps([notification()])
+        sleep = orjson.dumps([notification(data_type="sleep")])
+        deletion = orjson.dumps([notification("DELETE", "weight")])  # a type we do not fetch, still sent
+        for n, body in enumerate((steps, sleep, deletion)):  # both header names
+            headers = signed(keys.key, body, n % 2)
+            answer = await http.post("/webhooks/google_health", data=body, headers=headers)
+            assert answer.status == 204
 
     fetches = [FetchRequest.from_bytes(v) for v in await _drain(settings, "fetch-requests",
                                                                   until=lambda vs: len(vs) >= 2, timeout=5)]
