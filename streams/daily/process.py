@@ -146,15 +146,20 @@ def _expired(batch: SampleBatch, policy: DayPolicy, watermark: int) -> DeadLette
 def _apply_arrivals(batches: list[SampleBatch], positions_in_take: list[int], stored: Mapping[str, bytes], *,
                     policy: DayPolicy, watermark: int) -> DayUpdate:
     update = DayUpdate()
-    accepted, positions = [], []
+    accepted, positions, stale_devices = [], [], []
     for position, batch in zip(positions_in_take, batches, strict=True):
         letter = _expired(batch, policy, watermark)
-        if letter is not None:
-            update.letters.append(letter)
-        else:
+        if letter is None:
             accepted.append(batch)
             positions.append(position)
+        elif batch.metric is Metric.DEVICE:
+            # a device that last synced before the retention (a scale in a drawer) is a snapshot,
+            # not late data: on to ``intraday`` as it is (the device table upserts it), no day state
+            stale_devices.append(position)
+        else:
+            update.letters.append(letter)
     if not accepted:
+        update.forwarded = stale_devices
         return update
     incoming = rows_of(accepted)
     touched = list(dict.fromkeys(daily_key(b.research_id, b.local_date) for b in accepted))
@@ -181,6 +186,7 @@ def _apply_arrivals(batches: list[SampleBatch], positions_in_take: list[int], st
         update.forwarded = [p for p, b in zip(positions, accepted, strict=True) if len(b)]
     else:
         update.intraday = _intraday(result.changed, first)
+    update.forwarded += stale_devices
     return update
 
 

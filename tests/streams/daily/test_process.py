@@ -283,3 +283,17 @@ def test_a_device_without_a_battery_level_sent_again_is_a_duplicate() -> None:
     summary = store.daily[f"{rid}|{DAY.isoformat()}"]
     assert (summary.samples, summary.duplicates, summary.revisions) == (1, 1, 0)
     assert [b.values for b in store.intraday] == [[None]]  # sent on once, still without a level
+
+
+def test_a_device_that_last_synced_before_the_retention_is_passed_on_not_dead_lettered() -> None:
+    rid = _window()[0]
+    device = SampleBatch(research_id=rid, metric=Metric.DEVICE, unit=Unit.PERCENT, resolution=Resolution.EVENT,
+                         source=Provider.FITBIT, utc_offset_s=0, local_date=DAY.isoformat(),
+                         timestamps=[_watermark(DAY, 0.5)], values=[40.0], labels=["Dscale"])
+    steps = SampleBatch(research_id=rid, metric=Metric.STEPS, unit=Unit.STEPS, resolution=Resolution.MINUTE,
+                        source=Provider.FITBIT, utc_offset_s=0, local_date=DAY.isoformat(),
+                        timestamps=[_watermark(DAY, 0.5)], values=[12.0])
+    store = Store(DayPolicy(retention_s=10 * 86400))
+    store.apply([device, steps], watermark=_watermark(DAY, 30))  # a month after that day
+    assert [letter.reason for letter in store.letters] == [Reason.DAY_EXPIRED]  # the steps: late data
+    assert store.intraday == [device] and store.days == {}  # the device: on to the device table, no state
