@@ -57,7 +57,7 @@ class TokenManager:
         async with self._lock(research_id):  # the participant's concurrent first calls share one vault read
             tokens = self._cache.get((research_id, provider))
             if tokens is None or tokens.expires_within(_EARLY_S):
-                current = await self._vault.tokens(research_id)
+                current = await self._vault.tokens(research_id, provider)
                 if current is None:
                     raise AccessRevoked("the participant is not linked", provider=provider)
                 tokens = self._cache[research_id, provider] = current[0]
@@ -68,7 +68,7 @@ class TokenManager:
     async def refresh(self, research_id: str, provider: Provider, *, stale: str) -> str:
         """A fresh access token in place of ``stale`` (refreshing only if nobody did meanwhile)."""
         async with self._lock(research_id):
-            current = await self._vault.tokens(research_id)
+            current = await self._vault.tokens(research_id, provider)
             if current is None:
                 raise AccessRevoked("the participant is not linked", provider=provider)
             tokens, version = current
@@ -85,7 +85,7 @@ class TokenManager:
             if not await self._vault.rotate(research_id, fresh, version=version):
                 # another process rotated first; its tokens are the live ones (ours were never used)
                 REFRESHES.labels(provider.value, "lost_race").inc()
-                again = await self._vault.tokens(research_id)
+                again = await self._vault.tokens(research_id, provider)
                 if again is None:
                     raise AccessRevoked("the participant was unlinked", provider=provider)
                 self._cache[research_id, provider] = again[0]
@@ -100,5 +100,5 @@ class TokenManager:
     async def revoked(self, research_id: str, provider: Provider) -> None:
         """The vendor refused the grant: delete the tokens, mark the participant, tell the topic."""
         self._cache.pop((research_id, provider), None)
-        await self._vault.set_status(research_id, LinkStatus.REVOKED)
+        await self._vault.set_status(research_id, LinkStatus.REVOKED, provider=provider)
         await self._on_revoked(research_id)

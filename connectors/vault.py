@@ -212,13 +212,18 @@ class TokenVault:
                 _links.c.research_id == research_id))).scalar()
         return None if blob is None else self._dec(blob)
 
-    async def set_status(self, research_id: str, status: LinkStatus) -> None:
-        """Revoked or withdrawn: the tokens are deleted with the status change."""
+    async def set_status(self, research_id: str, status: LinkStatus, *, provider: Provider | None = None) -> None:
+        """Revoked or withdrawn: the tokens are deleted with the status change. With ``provider``,
+        only a link at that vendor changes (a revocation seen by a stale Fitbit fetch leaves the
+        participant's new Google link alone)."""
         values: dict[str, object] = {"status": status.value}
         if status is not LinkStatus.LINKED:
             values.update(access_enc=None, refresh_enc=None, expires_at=None, revoked_at=time.time())
+        update = _links.update().where(_links.c.research_id == research_id)
+        if provider is not None:
+            update = update.where(_links.c.provider == provider.value)
         async with self._engine.begin() as conn:
-            await conn.execute(_links.update().where(_links.c.research_id == research_id).values(**values))
+            await conn.execute(update.values(**values))
 
     async def deny_data_type(self, research_id: str, data_type: str) -> Link | None:
         """The vendor refused ``data_type`` for a missing scope: stop asking until the participant
@@ -233,10 +238,14 @@ class TokenVault:
         return await self.get(research_id)
 
     # ------------------------------------------------------------------ tokens
-    async def tokens(self, research_id: str) -> tuple[TokenSet, int] | None:
-        """The participant's tokens and their version (None when not linked)."""
+    async def tokens(self, research_id: str, provider: Provider | None = None) -> tuple[TokenSet, int] | None:
+        """The participant's tokens and their version (None when not linked, or, with ``provider``,
+        linked at another vendor: a participant who moved from Fitbit to Google while a Fitbit
+        fetch waited must not have Google's tokens sent to Fitbit)."""
         row = await self._row(research_id)
         if row is None or row.status != LinkStatus.LINKED.value or row.access_enc is None:
+            return None
+        if provider is not None and row.provider != provider.value:
             return None
         tokens = TokenSet(self._dec(row.access_enc), self._dec(row.refresh_enc), row.expires_at or 0.0,
                           row.scope or "")

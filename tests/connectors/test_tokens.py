@@ -129,3 +129,11 @@ async def test_a_participant_who_moved_vendor_is_never_sent_with_the_old_vendors
         assert current is not None and google == current[0].access_token != fitbit
         identity = await stack.clients[Provider.GOOGLE_HEALTH].whoami(google)  # and Google takes it
         assert identity.user_id == stack.sim.world.account(Provider.GOOGLE_HEALTH, participant).user_id
+        # a Fitbit fetch that waited through the move: no token for Fitbit, and its "revocation"
+        # leaves the new Google link as it is
+        with pytest.raises(AccessRevoked):
+            await TokenManager(stack.vault, stack.clients, on_revoked).access_token(rid, Provider.FITBIT)
+        await stack.vault.set_status(rid, LinkStatus.REVOKED, provider=Provider.FITBIT)
+        link = await stack.vault.get(rid)
+        assert link is not None and (link.provider, link.status) == (Provider.GOOGLE_HEALTH, LinkStatus.LINKED)
+        assert await stack.vault.tokens(rid, Provider.GOOGLE_HEALTH) is not None
