@@ -234,13 +234,16 @@ def _apply_deletions(deletions: list[SampleBatch], stored: Mapping[str, bytes], 
 
 def _withdrawn_by(batch: SampleBatch) -> pl.Expr:
     """The rows one deletion batch withdraws: its day and metric, a time in one of its intervals
-    (UTC, or local wall-clock time for ``clock: local``)."""
+    (UTC, or local wall-clock time for ``clock: local``); for ``clock: day``, the day's figure of
+    that label whatever its time."""
+    day = (pl.col("key") == daily_key(batch.research_id, batch.local_date)) & (pl.col("metric") == batch.metric.value)
+    if batch.attributes.get("clock") == "day":  # a daily figure: the day's one value of that label
+        return day & (pl.col("label") == str(batch.attributes.get("label")))
     at = pl.col("ts") + pl.col("offset") if batch.attributes.get("clock") == "local" else pl.col("ts")
     inside = pl.lit(False)
     for start, end in batch.deleted:
         inside = inside | ((at >= start) & (at < end))
-    return (pl.col("key") == daily_key(batch.research_id, batch.local_date)) & (
-        pl.col("metric") == batch.metric.value) & inside
+    return day & inside
 
 
 def _intervals_by_key_metric(batches: list[SampleBatch]) -> dict[tuple[str, Metric], list[list[int]]]:

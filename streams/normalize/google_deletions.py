@@ -19,7 +19,9 @@ of those days (a day without any is left alone), so "can touch" may be generous:
   are local wall-clock seconds (``"clock": "local"``), compared with each sample's time plus
   its own offset.
 
-Data types we do not read (``distance``, ``weight``, …) delete nothing here.
+A daily type (``daily-resting-heart-rate``) withdraws its one figure of each local date the
+interval names (``"clock": "day"``, ``"label"``), whatever its time. Data types we do not read
+(``distance``, ``weight``, …) delete nothing here.
 """
 
 from __future__ import annotations
@@ -28,14 +30,15 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from models import labels
 from models.errors import DecodeError, Reason
 from models.providers import Provider
 from models.raw import RawPage
-from models.samples import Metric, Resolution, SampleBatch, Unit
+from models.samples import Attribute, Metric, Resolution, SampleBatch, Unit
 from streams.normalize.base import Normalized, PerPageNormalizer
 from streams.normalize.parsing import as_list, as_mapping, json_object, load_json
 
-__all__ = ["DELETED_METRICS", "GoogleDeletions"]
+__all__ = ["DAILY_LABELS", "DELETED_METRICS", "GoogleDeletions"]
 
 #: The metrics a Google data type's samples become (``google_health.py``), so a deletion of the
 #: type withdraws exactly these.
@@ -45,6 +48,10 @@ DELETED_METRICS: dict[str, tuple[Metric, ...]] = {
     "sleep": (Metric.SLEEP_STAGE, Metric.VENDOR_SLEEP),
     "daily-resting-heart-rate": (Metric.VENDOR_DAILY,),
 }
+#: Daily types: one figure (label) per local date, withdrawn by date, not by time (its time is the
+#: local midnight of a zone we may not know), and only that figure: the day's other vendor
+#: figures (a Fitbit activity summary before a move to Google) stay.
+DAILY_LABELS: dict[str, str] = {"daily-resting-heart-rate": labels.RESTING_HEART_RATE}
 _UNITS = {Metric.STEPS: (Unit.STEPS, Resolution.MINUTE), Metric.HEART_RATE: (Unit.BPM, Resolution.SECOND),
           Metric.SLEEP_STAGE: (Unit.SECONDS, Resolution.SEGMENT), Metric.VENDOR_SLEEP: (Unit.MIXED, Resolution.EVENT),
           Metric.VENDOR_DAILY: (Unit.MIXED, Resolution.DAY)}
@@ -71,13 +78,16 @@ class GoogleDeletions(PerPageNormalizer):
                 raise DecodeError("an interval has neither a physical nor a civil start and end",
                                   reason=Reason.BAD_TIME, field=f"intervals[{i}]")
             clock, start, end, days = bounds
+            attributes: dict[str, Attribute] = {"clock": clock}
+            if body["dataType"] in DAILY_LABELS:
+                attributes, days = {"clock": "day", "label": DAILY_LABELS[body["dataType"]]}, _daily_dates(interval)
             for metric in metrics:
                 unit, resolution = _UNITS[metric]
                 result.batches += [SampleBatch(
                     research_id=research_id, metric=metric, unit=unit, resolution=resolution,
                     source=Provider.GOOGLE_HEALTH, utc_offset_s=0, local_date=day.isoformat(), timestamps=[],
                     values=[], fetched_at=page.fetched_at, request_id=page.request_id,
-                    attributes={"clock": clock}, deleted=[[start, end]]) for day in days]
+                    attributes=attributes, deleted=[[start, end]]) for day in days]
         return result
 
 
@@ -92,6 +102,21 @@ def _bounds(interval: Mapping[str, Any]) -> tuple[str, int, int, list[date]] | N
         start, end = civil
         return "local", _epoch(start), _epoch(end), _dates(start, end)
     return None
+
+
+def _daily_dates(interval: Any) -> list[date]:
+    """The local dates a daily type's interval names: its civil dates, else the dates of the
+    physical interval less 12 h at each end (a local day is 24 h at an offset within ±12 h of
+    UTC, so its middle falls on its own date in UTC)."""
+    civil = _pair(as_mapping(as_mapping(interval).get("civilIso8601TimeInterval")), utc=False)
+    if civil is not None:
+        return _dates(*civil)
+    physical = _pair(as_mapping(as_mapping(interval).get("physicalTimeInterval")), utc=True)
+    assert physical is not None  # _bounds found one of the two
+    start, end = physical
+    middle = start + (end - start) / 2
+    inner = (start + timedelta(hours=12), end - timedelta(hours=12))
+    return _dates(*inner) if inner[0] < inner[1] else [middle.date()]
 
 
 def _pair(times: Mapping[str, Any], *, utc: bool) -> tuple[datetime, datetime] | None:

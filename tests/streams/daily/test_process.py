@@ -297,3 +297,22 @@ def test_a_device_that_last_synced_before_the_retention_is_passed_on_not_dead_le
     store.apply([device, steps], watermark=_watermark(DAY, 30))  # a month after that day
     assert [letter.reason for letter in store.letters] == [Reason.DAY_EXPIRED]  # the steps: late data
     assert store.intraday == [device] and store.days == {}  # the device: on to the device table, no state
+
+
+def test_a_daily_figure_deletion_takes_that_figure_of_that_date_only() -> None:
+    rid = _window()[0]
+
+    def figures(local_date: str, at: int) -> SampleBatch:
+        return SampleBatch(research_id=rid, metric=Metric.VENDOR_DAILY, unit=Unit.MIXED, resolution=Resolution.DAY,
+                           source=Provider.FITBIT, utc_offset_s=0, local_date=local_date, timestamps=[at, at, at],
+                           values=[61.0, 2400.0, 9000.0], labels=["resting_heart_rate", "calories_out", "steps"])
+
+    day, next_day = DAY.isoformat(), (DAY + timedelta(days=1)).isoformat()
+    store = Store()
+    store.apply([figures(day, _watermark(DAY, 0)), figures(next_day, _watermark(DAY, 1))], watermark=_watermark(DAY))
+    deletion = replace(_deletion(rid, Metric.VENDOR_DAILY, day, 0, 1), attributes={"clock": "day",
+                                                                                    "label": "resting_heart_rate"})
+    store.apply([deletion], watermark=_watermark(DAY))
+    assert store.daily[f"{rid}|{day}"].vendor_resting_hr is None
+    assert store.daily[f"{rid}|{day}"].vendor_steps == 9000  # the day's other figures stay
+    assert store.daily[f"{rid}|{next_day}"].vendor_resting_hr == 61.0  # and the next day's figure

@@ -64,3 +64,20 @@ def test_data_types_we_do_not_read_delete_nothing() -> None:
 def test_an_unusable_page_is_a_decode_error(body: object) -> None:
     with pytest.raises(DecodeError):
         NORMALIZER.normalize_page(_page(body), "R1", secret=b"s")
+
+
+@pytest.mark.parametrize("interval, dates", [
+    ({"physicalTimeInterval": {"startTime": "2026-11-02T06:00:00Z", "endTime": "2026-11-03T06:00:00Z"},
+      "civilIso8601TimeInterval": {"startTime": "2026-11-02T00:00:00", "endTime": "2026-11-03T00:00:00"}},
+     ["2026-11-02"]),
+    ({"physicalTimeInterval": {"startTime": "2026-11-02T06:00:00Z", "endTime": "2026-11-03T06:00:00Z"}},
+     ["2026-11-02"]),  # Chicago's 2 November, no civil part: its middle is on its own date in UTC
+    ({"physicalTimeInterval": {"startTime": "2026-11-01T15:00:00Z", "endTime": "2026-11-02T15:00:00Z"}},
+     ["2026-11-02"]),  # Tokyo's 2 November
+], ids=["civil", "west", "east"])
+def test_a_daily_type_withdraws_its_figure_of_the_dates_it_names(interval: object, dates: list[str]) -> None:
+    page = _page({"operation": "DELETE", "dataType": "daily-resting-heart-rate", "intervals": [interval]})
+    batches = NORMALIZER.normalize_page(page, "R1", secret=b"s").batches
+    assert [b.local_date for b in batches] == dates
+    assert all(b.metric is Metric.VENDOR_DAILY and b.attributes == {"clock": "day", "label": "resting_heart_rate"}
+               for b in batches)
