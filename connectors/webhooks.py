@@ -61,7 +61,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -73,11 +73,10 @@ from connectors.vendors import fitbit_spec, google_health_spec
 from connectors.vendors.google_health_notifications import (
     Interval,
     KeysetCache,
-    MalformedNotification,
     Notification,
     Verdict,
     is_verification,
-    parse_notifications,
+    read_notifications,
     signature_values,
     verify_signature,
 )
@@ -271,11 +270,18 @@ class WebhookReceiver:
             raise _Rejected(401, "missing_signature")
         await self._check_signature(body, signatures)
         try:
-            return parse_notifications(body)
-        except MalformedNotification as error:
+            items = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            items = None
+        readable, unreadable = read_notifications(items if isinstance(items, list) else [items])
+        for error in unreadable:
             # signed by Google yet unreadable: the format changed again, which someone must hear of
             logger.warning("a signed Google Health notification could not be read: %s", error.reason)
-            raise _Rejected(400, "malformed") from None
+        if not readable:  # nothing to act on: the body is refused (and counted once, as malformed)
+            raise _Rejected(400, "malformed")
+        # the readable ones are acted on and answered 204; each unreadable one beside them is counted
+        NOTIFICATIONS.labels(Provider.GOOGLE_HEALTH.value, "malformed").inc(len(unreadable))
+        return readable
 
     def _is_google_secret(self, authorization: str) -> bool:
         return hmac.compare_digest(authorization.encode(), self._google_token.encode())
@@ -343,15 +349,27 @@ def deletion_body(notification: Notification) -> bytes:
 def _interval_json(interval: Interval) -> dict[str, dict[str, str]]:
     part = {}
     if interval.start is not None and interval.end is not None:
-        part["physicalTimeInterval"] = {"startTime": _instant(interval.start), "endTime": _instant(interval.end)}
+        part["physicalTimeInterval"] = {"startTime": _instant(interval.start),
+                                        "endTime": _instant(interval.end, up=True)}
     if interval.civil_start is not None and interval.civil_end is not None:
         part["civilIso8601TimeInterval"] = {"startTime": f"{interval.civil_start:%Y-%m-%dT%H:%M:%S}",
-                                            "endTime": f"{interval.civil_end:%Y-%m-%dT%H:%M:%S}"}
+                                            "endTime": _civil(interval.civil_end)}
     return part
 
 
-def _instant(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"  # aware UTC (the parser's promise)
+def _civil(moment: datetime) -> str:
+    """A civil end in whole seconds, rounded up like ``_instant``'s."""
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}"
+
+
+def _instant(moment: datetime, *, up: bool = False) -> str:
+    """Whole seconds in UTC (the parser's promise: aware UTC); an end rounds up, so that the
+    sample at its last second (samples are kept to the second) is inside."""
+    if up and moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def _delivery_key(notification: Notification) -> bytes:

@@ -78,6 +78,7 @@ from runtime.settings import GatewaySettings, VendorSettings
 __all__ = [
     "KEYSET_PATH",
     "KEYSET_URL",
+    "MAX_DELETE_INTERVAL",
     "MAX_INTERVAL",
     "SIGNATURE_HEADERS",
     "TINK_ECDSA_PUBLIC_KEY",
@@ -94,6 +95,7 @@ __all__ = [
     "keyset_url",
     "parse_keyset",
     "parse_notifications",
+    "read_notifications",
     "signature_values",
     "verify_signature",
 ]
@@ -102,7 +104,8 @@ KEYSET_PATH = "/googlehealthapi/webhooks/webhooks_public_keyset.json"
 KEYSET_URL = "https://www.gstatic.com" + KEYSET_PATH
 SIGNATURE_HEADERS = ("GOOGLE-HEALTH-API-SIGNATURE", "X-HEALTHAPI-SIGNATURE")
 TINK_ECDSA_PUBLIC_KEY = "type.googleapis.com/google.crypto.tink.EcdsaPublicKey"
-MAX_INTERVAL = timedelta(days=400)  # longer than any backfill: a larger one is a broken body
+MAX_INTERVAL = timedelta(days=400)  # an update longer than any backfill: a broken body
+MAX_DELETE_INTERVAL = timedelta(days=20 * 366)  # a participant deleting their whole history
 
 Operation = Literal["UPSERT", "DELETE"]
 _OPERATIONS: frozenset[str] = frozenset({"UPSERT", "DELETE"})
@@ -140,10 +143,20 @@ class Interval:
     def dates(self) -> tuple[date, date]:
         """The first and last date the interval touches, as UTC dates of the physical part and
         civil dates of the civil part together: steps and heart rate are fetched by UTC day,
-        sleep and daily types by civil date, and one fetch must cover both readings."""
-        spans = [_dates(a, b) for a, b in ((self.start, self.end), (self.civil_start, self.civil_end))
+        sleep and daily types by civil date, and one fetch must cover both readings. The end's
+        own date is included (sleep is filed under the date it ends, even at midnight); with
+        only a civil part, a day either side covers the UTC days of any offset."""
+        spans = [(a.date(), b.date()) for a, b in ((self.start, self.end), (self.civil_start, self.civil_end))
                  if a is not None and b is not None]
-        return min(first for first, _ in spans), max(last for _, last in spans)
+        first, last = min(f for f, _ in spans), max(lst for _, lst in spans)
+        if self.start is None:
+            first, last = first - timedelta(days=1), last + timedelta(days=1)
+        return first, last
+
+    def length(self) -> timedelta:
+        parts = [b - a for a, b in ((self.start, self.end), (self.civil_start, self.civil_end))
+                 if a is not None and b is not None]
+        return max(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +193,24 @@ def parse_notifications(body: bytes) -> list[Notification]:
     items = document if isinstance(document, list) else [document]
     if not items:
         raise MalformedNotification("an empty array")
-    return [_notification(item) for item in items]
+    readable, unreadable = read_notifications(items)
+    if not readable:
+        raise unreadable[0]
+    return readable
+
+
+def read_notifications(items: list[Any]) -> tuple[list[Notification], list[MalformedNotification]]:
+    """Each item of a body on its own: the readable notifications, and why the others are not.
+
+    Google retries a refused body whole for 7 days and then drops it, so one unreadable item
+    must not cost the readable ones beside it: the gateway acts on these, counts the rest."""
+    readable, unreadable = [], []
+    for item in items:
+        try:
+            readable.append(_notification(item))
+        except MalformedNotification as error:
+            unreadable.append(error)
+    return readable, unreadable
 
 
 def _notification(item: Any) -> Notification:
@@ -194,7 +224,12 @@ def _notification(item: Any) -> Notification:
         raise MalformedNotification("operation is neither UPSERT nor DELETE")
     if not isinstance(data_type, str) or not _DATA_TYPE.fullmatch(data_type):
         raise MalformedNotification("dataType is not a kebab-case name")
-    return Notification(user.removeprefix("users/"), operation, data_type, _intervals(data))
+    intervals = _intervals(data)
+    # a participant may delete years at once; an update that long is a broken body
+    longest = MAX_DELETE_INTERVAL if operation == "DELETE" else MAX_INTERVAL
+    if any(part.length() > longest for part in intervals):
+        raise MalformedNotification(f"an interval is longer than {longest.days} days")
+    return Notification(user.removeprefix("users/"), operation, data_type, intervals)
 
 
 def _intervals(data: dict[str, Any]) -> tuple[Interval, ...]:
@@ -227,12 +262,10 @@ def _pair(value: Any, first: str, last: str, read: Callable[[Any], datetime]
         raise MalformedNotification("an interval part is not an object")
     try:
         start, end = read(value[first]), read(value[last])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: a date at the calendar's edge
         raise MalformedNotification(f"an interval needs a valid {first} and {last}") from None
     if end < start:
         raise MalformedNotification("an interval ends before it starts")
-    if end - start > MAX_INTERVAL:
-        raise MalformedNotification(f"an interval is longer than {MAX_INTERVAL.days} days")
     return start, end
 
 
@@ -264,12 +297,6 @@ def _civil_parts(value: Any) -> datetime:
     if not (0 <= minutes < 60 and 0 <= seconds < 60 and 0 <= nanos < 1_000_000_000):
         raise ValueError("time out of range")
     return start + timedelta(hours=hours, minutes=minutes, seconds=seconds, microseconds=nanos // 1000)
-
-
-def _dates(start: datetime, end: datetime) -> tuple[date, date]:
-    """The dates [start, end) touches: an end at midnight belongs to the day before."""
-    last = (end - timedelta(microseconds=1)).date() if end > start else start.date()
-    return start.date(), max(last, start.date())
 
 
 # ====================================================================== keys and signatures
@@ -621,8 +648,12 @@ class KeysetCache:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
             async with self._session.get(self._url, allow_redirects=False) as answer:
-                body = await answer.content.read(_MAX_KEYSET_BYTES + 1)
-                status = answer.status
+                status, body = answer.status, b""
+                # ``read(n)`` returns what is buffered; the body may come in several chunks
+                async for chunk in answer.content.iter_any():
+                    body += chunk
+                    if len(body) > _MAX_KEYSET_BYTES:
+                        break
         except (aiohttp.ClientError, TimeoutError) as error:
             self._failed("unreachable", type(error).__name__)
             return

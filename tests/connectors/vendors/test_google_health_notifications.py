@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from connectors.vendors.google_health_notifications import (
     KEYSET_PATH,
     KEYSET_URL,
+    MAX_INTERVAL,
     TINK_ECDSA_PUBLIC_KEY,
     Interval,
     KeysetCache,
@@ -33,6 +34,7 @@ from connectors.vendors.google_health_notifications import (
     keyset_url,
     parse_keyset,
     parse_notifications,
+    read_notifications,
     signature_values,
     verify_signature,
 )
@@ -92,7 +94,8 @@ def test_civil_parts_default_to_midnight_and_end_at_24() -> None:
     (found,) = parse_notifications(orjson.dumps({"data": _data(intervals=[{"civilDateTimeInterval": civil}])}))
     assert found.intervals[0].civil_start == datetime(2026, 2, 28)
     assert found.intervals[0].civil_end == datetime(2026, 3, 1)
-    assert found.dates() == (date(2026, 2, 28), date(2026, 2, 28))  # the end is exclusive
+    # with only a civil part, a day either side covers the UTC days of any offset
+    assert found.dates() == (date(2026, 2, 27), date(2026, 3, 2))
 
 
 def test_dates_are_the_union_of_utc_and_civil_dates() -> None:
@@ -101,7 +104,8 @@ def test_dates_are_the_union_of_utc_and_civil_dates() -> None:
     assert found.dates() == (date(2026, 10, 1), date(2026, 10, 2))
     east = Interval(datetime(2026, 10, 1, 14, tzinfo=UTC), datetime(2026, 10, 2, 14, tzinfo=UTC),
                     datetime(2026, 10, 2), datetime(2026, 10, 3))  # UTC+10: a civil day starts the UTC day before
-    assert east.dates() == (date(2026, 10, 1), date(2026, 10, 2))
+    # the end's own date is in (a sleep ending at midnight is filed under that date)
+    assert east.dates() == (date(2026, 10, 1), date(2026, 10, 3))
     west = Interval(datetime(2026, 10, 2, 4, tzinfo=UTC), datetime(2026, 10, 3, 4, tzinfo=UTC),
                     datetime(2026, 10, 2), datetime(2026, 10, 3))
     assert west.dates() == (date(2026, 10, 2), date(2026, 10, 3))
@@ -112,7 +116,7 @@ def test_dates_are_the_union_of_utc_and_civil_dates() -> None:
                        datetime(2026, 10, 1, 21), datetime(2026, 10, 1, 23))  # UTC-4: Oct 2 in UTC, Oct 1 locally
     assert evening.dates() == (date(2026, 10, 1), date(2026, 10, 2))
     assert Interval(None, None, datetime(2026, 10, 1, 21), datetime(2026, 10, 1, 23)).dates() == (
-        date(2026, 10, 1), date(2026, 10, 1))
+        date(2026, 9, 30), date(2026, 10, 2))  # civil only: a day either side for the UTC days
 
 
 @pytest.mark.parametrize(("body", "reason"), [
@@ -137,7 +141,6 @@ def test_dates_are_the_union_of_utc_and_civil_dates() -> None:
     (orjson.dumps({"data": _data(intervals=[{"civilIso8601TimeInterval": {"startTime": "2020-01-01T00:00:00",
                                                                           "endTime": "2026-01-01T00:00:00"}}])}),
      "longer than 400 days"),
-    (orjson.dumps([{"data": _data()}, {"data": _data(operation=None)}]), "operation"),  # one bad item spoils all
 ])
 def test_garbage_is_refused_with_a_reason(body: bytes, reason: str) -> None:
     with pytest.raises(MalformedNotification) as refused:
@@ -377,3 +380,25 @@ def test_keys_come_over_tls_or_from_this_machine() -> None:
     with pytest.raises(ConfigurationError):
         KeysetCache("ftp://127.0.0.1/k.json")
     assert KeysetCache(KEYSET_URL).url == KEYSET_URL
+
+
+def test_an_unreadable_item_does_not_cost_the_readable_ones_beside_it() -> None:
+    body = orjson.dumps([{"data": _data()}, {"data": _data(operation=None)}])
+    (found,) = parse_notifications(body)
+    assert found.operation == "UPSERT"
+    readable, unreadable = read_notifications(orjson.loads(body))
+    assert len(readable) == 1 and "operation" in unreadable[0].reason
+
+
+def test_a_deletion_may_span_years_an_update_may_not() -> None:
+    years = {"physicalTimeInterval": {"startTime": "2020-01-01T00:00:00Z", "endTime": "2026-11-01T00:00:00Z"}}
+    (deletion,) = parse_notifications(orjson.dumps({"data": _data(operation="DELETE", intervals=[years])}))
+    assert deletion.intervals[0].length() > MAX_INTERVAL
+    with pytest.raises(MalformedNotification, match="longer than 400 days"):
+        parse_notifications(orjson.dumps({"data": _data(intervals=[years])}))
+
+
+def test_a_date_at_the_calendar_edge_is_malformed_not_a_crash() -> None:
+    edge = {"physicalTimeInterval": {"startTime": "0001-01-01T00:00:00+14:00", "endTime": "0001-01-02T00:00:00Z"}}
+    with pytest.raises(MalformedNotification):
+        parse_notifications(orjson.dumps({"data": _data(intervals=[edge])}))
