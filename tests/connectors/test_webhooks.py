@@ -393,3 +393,21 @@ async def test_a_rotated_key_is_fetched_when_a_signature_names_it(rig: Rig) -> N
     rig.keyset_clock.now += 60
     assert await rig.notify(notification(data_type="sleep")) == 204  # unknown key id → refetched, verified
     assert len(rig.sent.on("fetch")) == 2
+
+
+async def test_a_readable_notification_beside_an_unreadable_one_is_acted_on(rig: Rig) -> None:
+    before = _google("malformed", "accepted")
+    broken = notification(data_type="sleep")
+    broken["data"]["operation"] = "PATCH"
+    assert await rig.notify(notification(), broken) == 204  # else Google would drop both after 7 days
+    fetches = [FetchRequest.from_bytes(value) for value in rig.sent.on("fetch")]
+    assert [(f.data_type, f.start_date, f.end_date) for f in fetches] == [("steps", "2026-11-19", "2026-11-21")]
+    assert _since(before) == {"malformed": 1, "accepted": 1}
+
+
+async def test_a_deletion_end_with_a_fraction_of_a_second_rounds_up(rig: Rig) -> None:
+    deletion = notification("DELETE", start="2026-11-20T10:00:00.400Z", end="2026-11-20T10:00:59.999Z")
+    assert await rig.notify(deletion) == 204
+    (page,) = [RawPage.from_bytes(value) for value in rig.sent.on("raw")]
+    interval = orjson.loads(page.body)["intervals"][0]["physicalTimeInterval"]
+    assert interval == {"startTime": "2026-11-20T10:00:00Z", "endTime": "2026-11-20T10:01:00Z"}  # :59 is inside
