@@ -23,6 +23,7 @@ from connectors.vault import Link, TokenVault
 from connectors.vendors.base import VendorClient, retrying
 from models.fetch import FetchReason, FetchRequest
 from models.ids import research_id
+from models.participants import LinkStatus
 from models.providers import Provider
 from runtime.metrics import counter
 from runtime.settings import Settings
@@ -55,8 +56,11 @@ async def complete_link(settings: Settings, vault: TokenVault, producer: AIOKafk
     rid = research_id(settings.require_secret_key(), participant_id)
     if identity.legacy_user_id:
         legacy = await vault.find_vendor_user(Provider.FITBIT, identity.legacy_user_id)
-        if legacy is not None:
-            rid = legacy
+        old = None if legacy is None else await vault.get(legacy)
+        # a revoked Fitbit link (the Web API's switch-off revokes them all) carries over; a
+        # participant who left the study is not collected again under their old research_id
+        if old is not None and old.status is not LinkStatus.WITHDRAWN:
+            rid = old.research_id
             LINKS.labels(client.provider.value, "generation_change").inc()
     granted = client.granted(tokens.scope)
     denied = tuple(t for t in client.data_types if t not in granted)

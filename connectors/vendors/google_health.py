@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 
-from connectors.errors import ScopeMissing, error_for
+from connectors.errors import ScopeMissing, VendorRejected, error_for
 from connectors.oauth import TokenSet
 from connectors.vendors.base import Identity, VendorClient, VendorPage, translate_errors
 from connectors.vendors.endpoints import Credentials, Endpoints
@@ -132,7 +132,7 @@ class GoogleHealthClient(VendorClient):
         try:
             settings, _ = await self._call("GET", self._urls.api + SETTINGS_PATH, headers=headers)
             zone = orjson.loads(settings).get("timeZone")
-        except ScopeMissing:
+        except (ScopeMissing, VendorRejected):  # without the settings scope, or a refusal: no zone, still linked
             zone = None
         return Identity(str(identity["healthUserId"]), str(zone) if zone else None, str(legacy) if legacy else None)
 

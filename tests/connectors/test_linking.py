@@ -113,3 +113,12 @@ async def test_a_move_from_fitbit_to_google_keeps_the_research_id(rig: Rig) -> N
     assert (record.research_id, record.provider, record.api_generation) == (
         fitbit.research_id, Provider.GOOGLE_HEALTH, ApiGeneration.GOOGLE_HEALTH_V4)
     assert [link.provider for link in await rig.vault.links()] == [Provider.GOOGLE_HEALTH]
+
+
+async def test_a_withdrawn_fitbit_participant_is_not_collected_again_under_their_old_research_id(rig: Rig) -> None:
+    participant = rig.sim.world.cohort.participant_ids[0]
+    fitbit = await _link(rig, rig.settings, Provider.FITBIT, participant, Producer())
+    await rig.vault.set_status(fitbit.research_id, LinkStatus.WITHDRAWN)
+    google = await _link(rig, rig.settings.with_overrides(secret_key="another-demo-key-for-this-test-only"),
+                         Provider.GOOGLE_HEALTH, participant, Producer())
+    assert google.research_id != fitbit.research_id  # a new enrolment, a new research_id

@@ -85,7 +85,7 @@ def device_sample(page: RawPage, research_id: str, *, ts: int | None, offset: in
         reason = time_reason if ts is None else Reason.BAD_TIME
         return Normalized(input_samples=1, rejects=[Rejected(
             reason=reason, count=1, detail=f"1 {Metric.DEVICE.value} sample(s) rejected: {reason.value}",
-            original=orjson.dumps([original]))])
+            original=orjson.dumps([_without_serials(original, device_id)]))])
     local_date = pl.from_epoch(pl.Series([ts + offset]), time_unit="s").dt.date()[0].isoformat()
     batch = SampleBatch(
         research_id=research_id, metric=Metric.DEVICE, unit=Unit.PERCENT, resolution=Resolution.EVENT,
@@ -94,6 +94,16 @@ def device_sample(page: RawPage, research_id: str, *, ts: int | None, offset: in
         values=cast("list[float]", [_percent(battery_level)]), labels=[device_id],
         fetched_at=page.fetched_at, request_id=page.request_id, attributes={"device_id": device_id, **attributes})
     return Normalized(batches=[batch], input_samples=1)
+
+
+_SERIALS = ("id", "mac", "macAddress", "name")  # identify a device, and so its wearer
+
+
+def _without_serials(original: Any, device_id: str) -> Any:
+    """A rejected device as the dead-letter topic keeps it: its pseudonym for its serials."""
+    if not isinstance(original, Mapping):
+        return original
+    return {**{k: v for k, v in original.items() if k not in _SERIALS}, "device_id": device_id}
 
 
 def _last_sync(value: Any, zone: Zone) -> tuple[int | None, int, Reason]:

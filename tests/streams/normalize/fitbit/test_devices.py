@@ -48,3 +48,12 @@ def test_a_sync_time_in_the_spring_forward_gap_does_not_exist() -> None:
     body = orjson.dumps([{"id": "1", "batteryLevel": 90, "lastSyncTime": "2026-03-08T02:30:00.000"}])
     result = normalize(fitbit_page("devices", body, detail=None), RID, secret=SECRET)
     assert [(r.reason, r.count) for r in result.rejects] == [(Reason.NONEXISTENT_LOCAL_TIME, 1)]
+
+
+def test_a_rejected_device_reaches_the_dead_letters_without_its_serials() -> None:
+    body = orjson.dumps([{"id": "816713257", "mac": "A1B2C3D4E5F6", "batteryLevel": 90, "lastSyncTime": "soon",
+                          "deviceVersion": "Charge 6"}])
+    (reject,) = normalize(fitbit_page("devices", body, detail=None), RID, secret=SECRET).rejects
+    kept = reject.original.decode()
+    assert "816713257" not in kept and "A1B2C3D4E5F6" not in kept
+    assert orjson.loads(reject.original)[0]["deviceVersion"] == "Charge 6"  # what helps find the fault stays
