@@ -1,8 +1,9 @@
 """Exact deduplication of incoming samples against a day's stored samples (vectorised).
 
 Sample identity is (day key, metric, label, timestamp). Arrivals are applied in order: a
-value equal to the current one is a duplicate (dropped), a different value for the same
-identity replaces it and counts as a revision, an unseen identity is new. Pure Polars on
+value (and duration and batch attributes) equal to the current one is a duplicate (dropped),
+a different one for the same identity replaces it and counts as a revision, an unseen
+identity is new. Pure Polars on
 frames of many days at once; no Faust.
 """
 
@@ -73,18 +74,22 @@ def classify(stored: pl.DataFrame, arrivals: pl.DataFrame) -> Deduplicated:
     ``changed`` keeps it."""
     columns = stored.columns
     previous = stored.select(*IDENTITY, stored_value=pl.col("value"), stored_duration=pl.col("duration"),
-                             stored_=pl.lit(True))
+                             stored_attrs=pl.col("attrs"), stored_=pl.lit(True))
     ordered = (arrivals.join(previous, on=IDENTITY, how="left", nulls_equal=True)
                .sort([*IDENTITY, "seq"]))
     first = pl.col("seq") == pl.col("seq").min().over(IDENTITY)
     prior_value = pl.when(first).then(pl.col("stored_value")).otherwise(pl.col("value").shift(1).over(IDENTITY))
     prior_duration = (pl.when(first).then(pl.col("stored_duration"))
                       .otherwise(pl.col("duration").shift(1).over(IDENTITY)))
+    prior_attrs = pl.when(first).then(pl.col("stored_attrs")).otherwise(pl.col("attrs").shift(1).over(IDENTITY))
     prior_exists = pl.when(first).then(pl.col("stored_").fill_null(False)).otherwise(pl.lit(True))
     classified = ordered.with_columns(
         status=pl.when(~prior_exists).then(pl.lit("new"))
         # eq_missing: a device without a battery level has a null value, and null is equal to null
-        .when(pl.col("value").eq_missing(prior_value) & pl.col("duration").eq_missing(prior_duration))
+        # attrs too: a sleep session that stops being the main sleep, or whose stages the vendor has
+        # now processed, is the same sample revised
+        .when(pl.col("value").eq_missing(prior_value) & pl.col("duration").eq_missing(prior_duration)
+              & pl.col("attrs").eq_missing(prior_attrs))
         .then(pl.lit("dup"))
         .otherwise(pl.lit("rev")),
     )
@@ -97,6 +102,7 @@ def classify(stored: pl.DataFrame, arrivals: pl.DataFrame) -> Deduplicated:
         pl.col("stored_").is_null()
         | ~pl.col("value").eq_missing(pl.col("stored_value"))
         | ~pl.col("duration").eq_missing(pl.col("stored_duration"))
+        | ~pl.col("attrs").eq_missing(pl.col("stored_attrs"))
     ).sort("seq").select(*columns, "seq")
     rows = pl.concat([stored.join(changed.select(IDENTITY), on=IDENTITY, how="anti", nulls_equal=True),
                       changed.select(columns)], how="vertical")

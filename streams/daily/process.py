@@ -164,6 +164,7 @@ def _apply_arrivals(batches: list[SampleBatch], positions_in_take: list[int], st
     incoming = rows_of(accepted)
     touched = list(dict.fromkeys(daily_key(b.research_id, b.local_date) for b in accepted))
     stored_rows, metas = unpack_states({k: stored[k] for k in touched if k in stored})
+    stored_rows, superseded = _superseded_stages(accepted, stored_rows)
     result = deduplicate(stored_rows, incoming)
     counts = {row[0]: row[1:] for row in result.counts.select("key", "new", "duplicates", "revisions").iter_rows()}
     first = {daily_key(b.research_id, b.local_date): b for b in reversed(accepted)}
@@ -179,15 +180,45 @@ def _apply_arrivals(batches: list[SampleBatch], positions_in_take: list[int], st
                                unprocessed=processing.get(key, old.unprocessed))
         update.new, update.duplicates, update.revisions = (update.new + new, update.duplicates + duplicates,
                                                            update.revisions + revisions)
+    for key, count in superseded.group_by("key").len().iter_rows():  # a session's stages replaced: revisions
+        metas[key] = metas[key].with_(revisions=metas[key].revisions + int(count))
+        update.revisions += int(count)
     rows = result.rows.filter(pl.col("key").is_in(touched))
     update.states = pack_states(rows, {k: metas[k] for k in touched})
     update.summaries = summaries_for(rows, {k: metas[k] for k in touched}, policy.rules)
-    if result.all_new:  # the batches hold exactly the new samples: forward them, bytes and all
+    if superseded.height:  # the sink removes the old stages first, then writes the new ones
+        update.intraday = [replace(b, deleted=[[min(b.timestamps), max(b.timestamps) + 1]])
+                           for b in _intraday(superseded, first)] + _intraday(result.changed, first)
+    elif result.all_new:  # the batches hold exactly the new samples: forward them, bytes and all
         update.forwarded = [p for p, b in zip(positions, accepted, strict=True) if len(b)]
     else:
         update.intraday = _intraday(result.changed, first)
     update.forwarded += stale_devices
     return update
+
+
+def _superseded_stages(accepted: list[SampleBatch], stored: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(stored rows kept, stored sleep stages superseded): a sleep session's stages arrive whole,
+    so a stored stage of a session (``log_id``) that its new batch no longer has is gone, as when
+    the vendor recomputes the stages once it has processed the night (Google ``processed``) or
+    rescores them. Keeping it would count the night's minutes twice."""
+    sessions = [b for b in accepted if b.metric is Metric.SLEEP_STAGE and b.attributes.get("log_id") is not None]
+    if not sessions or stored.height == 0:
+        return stored, stored.clear()
+    now = pl.DataFrame({
+        "key": [daily_key(b.research_id, b.local_date) for b in sessions for _ in b.timestamps],
+        "log_id": [str(b.attributes["log_id"]) for b in sessions for _ in b.timestamps],
+        "label": [label for b in sessions for label in (b.labels or [""] * len(b))],
+        "ts": [t for b in sessions for t in b.timestamps],
+    }, schema={"key": pl.String, "log_id": pl.String, "label": pl.String, "ts": pl.Int64})
+    logs = now.select("key", "log_id").unique()
+    rows = stored.with_columns(row=pl.int_range(pl.len()), log_id=pl.col("attrs").str.json_path_match("$.log_id"))
+    candidates = rows.filter(pl.col("metric") == Metric.SLEEP_STAGE.value).join(logs, on=["key", "log_id"])
+    gone = candidates.join(now, on=["key", "log_id", "label", "ts"], how="anti")["row"]
+    if gone.len() == 0:
+        return stored, stored.clear()
+    superseded = rows["row"].is_in(gone.implode())
+    return stored.filter(~superseded), stored.filter(superseded)
 
 
 def _apply_deletions(deletions: list[SampleBatch], stored: Mapping[str, bytes], *, policy: DayPolicy,

@@ -12,7 +12,7 @@ from connectors.simulator.cohort import SyntheticCohort
 from models.daily import HR_ZONES
 from models.errors import Reason
 from models.providers import Provider
-from models.samples import Metric, Resolution, SampleBatch, Unit
+from models.samples import Attribute, Metric, Resolution, SampleBatch, Unit
 from streams.daily.aggregate import DailyRules
 from streams.daily.process import DayPolicy, finalize_due
 from tests.streams.daily.helpers import Store, batches_of, cohort_pages, shuffled
@@ -316,3 +316,38 @@ def test_a_daily_figure_deletion_takes_that_figure_of_that_date_only() -> None:
     assert store.daily[f"{rid}|{day}"].vendor_resting_hr is None
     assert store.daily[f"{rid}|{day}"].vendor_steps == 9000  # the day's other figures stay
     assert store.daily[f"{rid}|{next_day}"].vendor_resting_hr == 61.0  # and the next day's figure
+
+
+def _session(rid: str, stages: list[tuple[str, int]], **attributes: Attribute) -> SampleBatch:
+    """One sleep session's stages, back to back from 01:00 UTC of DAY (label, minutes)."""
+    start, ts, durations = _watermark(DAY, 1 / 24), [], []
+    for _, minutes in stages:
+        ts.append(start)
+        durations.append(60 * minutes)
+        start += 60 * minutes
+    return SampleBatch(research_id=rid, metric=Metric.SLEEP_STAGE, unit=Unit.SECONDS, resolution=Resolution.SEGMENT,
+                       source=Provider.GOOGLE_HEALTH, utc_offset_s=0, local_date=DAY.isoformat(), timestamps=ts,
+                       values=[float(d) for d in durations], labels=[label for label, _ in stages],
+                       durations=durations, attributes={"log_id": "s1", "is_main_sleep": True, **attributes})
+
+
+def test_a_session_whose_stages_are_recomputed_keeps_only_the_new_ones() -> None:
+    rid = _window()[0]
+    store = Store()
+    store.apply([_session(rid, [("light", 60), ("deep", 60)], processed=False)], watermark=_watermark(DAY))
+    store.apply([_session(rid, [("light", 30), ("deep", 90)], processed=True)], watermark=_watermark(DAY))
+    summary = store.daily[f"{rid}|{DAY.isoformat()}"]
+    assert summary.sleep_stage_minutes == {"light": 30, "deep": 90}  # not light 30 + 60, deep 60 + 90
+    removed = [b for b in store.intraday if b.deleted]
+    assert [(b.labels, b.timestamps) for b in removed] == [(["deep"], [_watermark(DAY, 1 / 24) + 3600])]
+    assert store.intraday.index(removed[0]) < len(store.intraday) - 1  # removed before the new stages are sent
+
+
+def test_a_session_that_stops_being_the_main_sleep_is_revised() -> None:
+    rid = _window()[0]
+    store = Store()
+    store.apply([_session(rid, [("light", 60)])], watermark=_watermark(DAY))
+    store.apply([_session(rid, [("light", 60)], is_main_sleep=False)], watermark=_watermark(DAY))
+    summary = store.daily[f"{rid}|{DAY.isoformat()}"]
+    assert (summary.revisions, summary.duplicates) == (1, 0)
+    assert store.intraday[-1].attributes["is_main_sleep"] is False  # the sink rewrites the row as a nap
