@@ -108,6 +108,7 @@ class TokenVault:
         self._upsert_cursor = self._cursor_upsert()
         self._wanted: dict[str, asyncio.Future[sa.Row[Any] | None]] = {}  # link rows asked for, not yet read
         self._reading: asyncio.Future[None] | None = None
+        self._denying = asyncio.Lock()  # denials are rare: one lock for all participants
 
     async def create(self) -> None:
         async with self._engine.begin() as conn:
@@ -228,14 +229,15 @@ class TokenVault:
     async def deny_data_type(self, research_id: str, data_type: str) -> Link | None:
         """The vendor refused ``data_type`` for a missing scope: stop asking until the participant
         consents again (a new ``link`` clears it). The updated link, or None if there is none."""
-        link = await self.get(research_id)
-        if link is None or data_type in link.denied_data_types:
-            return link
-        denied = (*link.denied_data_types, data_type)
-        async with self._engine.begin() as conn:
-            await conn.execute(_links.update().where(_links.c.research_id == research_id).values(
-                denied=" ".join(denied)))
-        return await self.get(research_id)
+        async with self._denying:  # a read, then a write: two fetches denying at once must not lose one
+            link = await self.get(research_id)
+            if link is None or data_type in link.denied_data_types:
+                return link
+            denied = (*link.denied_data_types, data_type)
+            async with self._engine.begin() as conn:
+                await conn.execute(_links.update().where(_links.c.research_id == research_id).values(
+                    denied=" ".join(denied)))
+            return await self.get(research_id)
 
     # ------------------------------------------------------------------ tokens
     async def tokens(self, research_id: str, provider: Provider | None = None) -> tuple[TokenSet, int] | None:

@@ -153,3 +153,11 @@ async def test_a_vault_made_before_a_column_existed_gets_it(tmp_path: Path) -> N
         link = await vault.get("r1")
         assert link is not None and link.denied_data_types == ()
         assert (await vault.deny_data_type("r1", "sleep")).denied_data_types == ("sleep",)  # type: ignore[union-attr]
+
+
+async def test_concurrent_denials_of_one_participant_are_all_kept(vault: TokenVault) -> None:
+    await vault.link("r1", Provider.GOOGLE_HEALTH, "vendor-1", _tokens(1))
+    types = ("sleep", "heart-rate", "steps", "paired-devices")
+    await asyncio.gather(*(vault.deny_data_type("r1", t) for t in types))
+    link = await vault.get("r1")
+    assert link is not None and sorted(link.denied_data_types) == sorted(types)
