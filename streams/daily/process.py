@@ -210,10 +210,13 @@ def _superseded_stages(accepted: list[SampleBatch], stored: pl.DataFrame) -> tup
         "log_id": [str(b.attributes["log_id"]) for b in sessions for _ in b.timestamps],
         "label": [label for b in sessions for label in (b.labels or [""] * len(b))],
         "ts": [t for b in sessions for t in b.timestamps],
-    }, schema={"key": pl.String, "log_id": pl.String, "label": pl.String, "ts": pl.Int64})
-    logs = now.select("key", "log_id").unique()
+        "offset": [b.utc_offset_s for b in sessions for _ in b.timestamps],
+    }, schema={"key": pl.String, "log_id": pl.String, "label": pl.String, "ts": pl.Int64, "offset": pl.Int64})
+    # per UTC offset too: a night across a clock change comes as two batches, which two takes
+    # may split; each replaces only its own part
+    logs = now.select("key", "log_id", "offset").unique()
     rows = stored.with_columns(row=pl.int_range(pl.len()), log_id=pl.col("attrs").str.json_path_match("$.log_id"))
-    candidates = rows.filter(pl.col("metric") == Metric.SLEEP_STAGE.value).join(logs, on=["key", "log_id"])
+    candidates = rows.filter(pl.col("metric") == Metric.SLEEP_STAGE.value).join(logs, on=["key", "log_id", "offset"])
     gone = candidates.join(now, on=["key", "log_id", "label", "ts"], how="anti")["row"]
     if gone.len() == 0:
         return stored, stored.clear()

@@ -351,3 +351,13 @@ def test_a_session_that_stops_being_the_main_sleep_is_revised() -> None:
     summary = store.daily[f"{rid}|{DAY.isoformat()}"]
     assert (summary.revisions, summary.duplicates) == (1, 0)
     assert store.intraday[-1].attributes["is_main_sleep"] is False  # the sink rewrites the row as a nap
+
+
+def test_a_night_across_a_clock_change_keeps_both_parts_when_they_come_in_two_takes() -> None:
+    rid = _window()[0]
+    before, after = _session(rid, [("light", 60)]), _session(rid, [("deep", 60)])
+    after = replace(after, utc_offset_s=-3600, timestamps=[t + 3600 for t in after.timestamps])  # the hour after
+    store = Store()
+    store.apply([before], watermark=_watermark(DAY))
+    store.apply([after], watermark=_watermark(DAY))  # the other part of the same session, another offset
+    assert store.daily[f"{rid}|{DAY.isoformat()}"].sleep_stage_minutes == {"light": 60, "deep": 60}
