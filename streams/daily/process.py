@@ -215,12 +215,15 @@ def _superseded_stages(accepted: list[SampleBatch], stored: pl.DataFrame) -> tup
     # per UTC offset too: a night across a clock change comes as two batches, which two takes
     # may split; each replaces only its own part
     logs = now.select("key", "log_id", "offset").unique()
-    rows = stored.with_columns(row=pl.int_range(pl.len()), log_id=pl.col("attrs").str.json_path_match("$.log_id"))
-    candidates = rows.filter(pl.col("metric") == Metric.SLEEP_STAGE.value).join(logs, on=["key", "log_id", "offset"])
+    # only the stored stages of these days: a take holds hundreds of days, and reading attributes is not free
+    stages = stored.with_row_index("row").filter(
+        (pl.col("metric") == Metric.SLEEP_STAGE.value) & pl.col("key").is_in(logs["key"].unique().implode()))
+    candidates = stages.with_columns(log_id=pl.col("attrs").str.json_path_match("$.log_id")).join(
+        logs, on=["key", "log_id", "offset"])
     gone = candidates.join(now, on=["key", "log_id", "label", "ts"], how="anti")["row"]
     if gone.len() == 0:
         return stored, stored.clear()
-    superseded = rows["row"].is_in(gone.implode())
+    superseded = pl.int_range(pl.len(), dtype=pl.UInt32).is_in(gone.implode())
     return stored.filter(~superseded), stored.filter(superseded)
 
 
