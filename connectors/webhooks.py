@@ -358,18 +358,19 @@ def _interval_json(interval: Interval) -> dict[str, dict[str, str]]:
 
 
 def _civil(moment: datetime) -> str:
-    """A civil end in whole seconds, rounded up like ``_instant``'s."""
-    if moment.microsecond:
-        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}"
+    """A civil end in whole seconds, rounded up like an instant's."""
+    return f"{_second_up(moment):%Y-%m-%dT%H:%M:%S}"
 
 
 def _instant(moment: datetime, *, up: bool = False) -> str:
-    """Whole seconds in UTC (the parser's promise: aware UTC); an end rounds up, so that the
-    sample at its last second (samples are kept to the second) is inside."""
-    if up and moment.microsecond:
-        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
-    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
+    """Whole seconds in UTC (the parser's promise: aware UTC); an end rounds up."""
+    return f"{_second_up(moment) if up else moment:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _second_up(moment: datetime) -> datetime:
+    """The next whole second (or the moment itself): the sample at an end's last second (samples
+    are kept to the second) stays inside the interval."""
+    return moment.replace(microsecond=0) + timedelta(seconds=1) if moment.microsecond else moment
 
 
 def _delivery_key(notification: Notification) -> bytes:
