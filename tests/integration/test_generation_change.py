@@ -4,7 +4,6 @@ Fitbit link already sent, and no day counts a sample twice."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import zoneinfo
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from runtime.kafka import make_consumer
 from runtime.settings import Settings
 from tests.conftest import worker
 from tests.connectors.stack import Stack, connector_stack
+from tests.integration.daily_topic import latest_daily
 
 pytestmark = pytest.mark.integration
 PARTICIPANTS, DAYS = 6, 5
@@ -52,26 +52,6 @@ def _device_days(stack: Stack) -> dict[str, int]:
     return days
 
 
-async def _daily_until(settings: Settings, done: Callable[[dict[str, DailySummary]], bool], group: str,
-                       timeout: float) -> dict[str, DailySummary]:
-    """The latest summary per day, read from the start of ``daily`` until ``done`` says so."""
-    consumer = make_consumer(settings, settings.topic("daily"), group_id=group)
-    await consumer.start()
-    latest: dict[str, DailySummary] = {}
-    loop = asyncio.get_running_loop()
-    try:
-        deadline = loop.time() + timeout
-        while loop.time() < deadline and not done(latest):
-            for messages in (await consumer.getmany(timeout_ms=500)).values():
-                for message in messages:
-                    summary = DailySummary.from_bytes(message.value)
-                    if summary.key not in latest or summary.revision >= latest[summary.key].revision:
-                        latest[summary.key] = summary
-    finally:
-        await consumer.stop()
-    return latest
-
-
 async def _participants(settings: Settings) -> list[ParticipantLink]:
     consumer = make_consumer(settings, settings.topic("participants"), group_id="generation-participants")
     await consumer.start()
@@ -97,7 +77,7 @@ async def test_a_move_to_google_health_keeps_every_day_counted_once(settings_fac
         def matches(latest: dict[str, DailySummary]) -> bool:
             return all(k in latest and (latest[k].steps, latest[k].minutes_with_hr) == v for k, v in truth.items())
 
-        on_fitbit = await _daily_until(stack.settings, matches, "generation-1", timeout=120)
+        on_fitbit = await latest_daily(stack.settings, "generation-1", done=matches, timeout=120)
         assert matches(on_fitbit)
         for participant in cohort:
             await stack.link(participant, Provider.GOOGLE_HEALTH)
@@ -105,7 +85,7 @@ async def test_a_move_to_google_health_keeps_every_day_counted_once(settings_fac
         def re_read(latest: dict[str, DailySummary]) -> bool:  # every day revised by the Google backfill
             return all(k in latest and latest[k].duplicates > on_fitbit[k].duplicates for k in truth)
 
-        on_google = await _daily_until(stack.settings, re_read, "generation-2", timeout=120)
+        on_google = await latest_daily(stack.settings, "generation-2", done=re_read, timeout=120)
         google_devices = _device_days(stack)
         links = await stack.vault.links()
         records = await _participants(stack.settings)

@@ -5,7 +5,6 @@ cohort in which the vendor never had those samples; unaffected days are not revi
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 import zoneinfo
 from collections.abc import Callable
@@ -21,13 +20,13 @@ from connectors.simulator.world import World
 from models.daily import DailySummary
 from models.ids import research_id
 from models.providers import Provider
-from runtime.kafka import make_consumer
 from runtime.settings import Settings
 from sinks.dataset import Dataset
 from sinks.runner import SinkRunner
 from sinks.tables import DAILY_SUMMARY, HEART_RATE_MINUTE_LEVEL, STEPS_INTRADAY
 from tests.conftest import worker
 from tests.connectors.stack import Stack, connector_stack
+from tests.integration.daily_topic import latest_daily
 
 pytestmark = pytest.mark.integration
 PARTICIPANTS, DAYS = 20, 7
@@ -56,31 +55,6 @@ def _apply(world: World, deletions: list[Deletion]) -> set[tuple[str, int]]:
     return touched
 
 
-async def _latest_daily(settings: Settings, expected: int, *, settle_s: float, timeout: float
-                        ) -> dict[str, DailySummary]:
-    """The latest summary of every day on ``daily``, once ``expected`` days are there and nothing
-    new arrived for ``settle_s``."""
-    consumer = make_consumer(settings, settings.topic("daily"), group_id="deletions-check")
-    await consumer.start()
-    latest: dict[str, DailySummary] = {}
-    loop = asyncio.get_running_loop()
-    try:
-        deadline, quiet_since = loop.time() + timeout, loop.time()
-        while loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                for message in messages:
-                    summary = DailySummary.from_bytes(message.value)
-                    if summary.key not in latest or summary.revision >= latest[summary.key].revision:
-                        latest[summary.key] = summary
-                    quiet_since = loop.time()
-            if len(latest) >= expected and loop.time() - quiet_since >= settle_s:
-                break
-    finally:
-        await consumer.stop()
-    return latest
-
-
 async def _run(settings_factory: Callable[..., Settings], root: Path, *, withdraw_first: bool
                ) -> tuple[dict[str, DailySummary], dict[str, DailySummary] | None, set[str], Stack]:
     """One run: link everyone, let the backfill land; withdraw the intervals before linking
@@ -92,13 +66,17 @@ async def _run(settings_factory: Callable[..., Settings], root: Path, *, withdra
                                retry_base_delay=0.05, topic_prefix=f"{root.name}{uuid.uuid4().hex[:8]}.",
                                data_dir=root / "data") as stack, worker(stack.settings):
         world = stack.sim.world
+
+        def everyone(latest: dict[str, DailySummary]) -> bool:
+            return len(latest) >= PARTICIPANTS * DAYS
+
         touched = _apply(world, _deletions()) if withdraw_first else set()
         for participant in world.cohort.participant_ids:
             await stack.link(participant, Provider.GOOGLE_HEALTH)
-        before = await _latest_daily(stack.settings, PARTICIPANTS * DAYS, settle_s=4, timeout=120)
+        before = await latest_daily(stack.settings, "deletions-before", done=everyone, settle_s=4, timeout=120)
         if not withdraw_first:
             touched = _apply(world, _deletions())
-        after = await _latest_daily(stack.settings, PARTICIPANTS * DAYS, settle_s=6, timeout=60)
+        after = await latest_daily(stack.settings, "deletions-after", done=everyone, settle_s=6, timeout=60)
         await SinkRunner(stack.settings, location=str(root / "dataset"), idle_exit=4).drain()
         keys = {key for key in after for participant, day in touched
                 if key.endswith(f"|{(world.first_day + timedelta(days=day)).isoformat()}")
