@@ -2,7 +2,8 @@
 
 Tokens and vendor user IDs are encrypted at rest with Fernet (``cryptography``; key from
 ``WEARABLES_VAULT_KEY``). Webhooks name the vendor's user, so that ID is also stored as a keyed
-HMAC for lookup. SQLite by default, PostgreSQL by URL (SQLAlchemy Core, async drivers); every
+HMAC for lookup. ``WEARABLES_VAULT_KEY`` may list several keys (``runtime/keys.py``): the first
+encrypts, all decrypt. SQLite by default, PostgreSQL by URL (SQLAlchemy Core, async drivers); every
 write is one transaction, so a rotated refresh token is on disk before anyone uses the new
 access token.
 """
@@ -10,7 +11,6 @@ access token.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import time
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken, MultiFernet
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -31,9 +31,10 @@ from connectors.oauth import TokenSet
 from models.errors import ConfigurationError
 from models.participants import ApiGeneration, LinkStatus, ParticipantLink
 from models.providers import Provider
+from runtime.keys import vault_fernet
 from runtime.settings import Settings
 
-__all__ = ["Link", "TokenVault", "open_vault", "vault_cipher"]
+__all__ = ["Link", "TokenVault", "open_vault"]
 
 _metadata = sa.MetaData()
 _links = sa.Table(
@@ -86,22 +87,8 @@ class Link:
                                denied_data_types=self.denied_data_types)
 
 
-def vault_cipher(settings: Settings) -> Fernet:
-    if settings.vault_key is not None:
-        try:
-            return Fernet(settings.vault_key.get_secret_value().encode())
-        except ValueError:
-            raise ConfigurationError("WEARABLES_VAULT_KEY is not a Fernet key: make one with `python -c "
-                                     "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
-                                     ) from None
-    if settings.is_demo:  # the demo derives its key from the public demo secret: no real tokens behind it
-        digest = hashlib.sha256(b"vault\x00" + settings.require_secret_key()).digest()
-        return Fernet(base64.urlsafe_b64encode(digest))
-    raise ConfigurationError("WEARABLES_VAULT_KEY is not set: tokens are encrypted at rest with it")
-
-
 class TokenVault:
-    def __init__(self, engine: AsyncEngine, cipher: Fernet, secret: bytes) -> None:
+    def __init__(self, engine: AsyncEngine, cipher: MultiFernet, secret: bytes) -> None:
         self._engine, self._cipher, self._secret = engine, cipher, secret
         self._pending: dict[tuple[str, str], str] = {}  # cursor advances waiting for the next transaction
         self._flushing: asyncio.Future[None] | None = None
@@ -226,6 +213,25 @@ class TokenVault:
         async with self._engine.begin() as conn:
             await conn.execute(update.values(**values))
 
+    async def forget(self, research_id: str) -> int:
+        """Delete the participant's row and cursors (a purge): rows removed (0 or 1)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(_cursors.delete().where(_cursors.c.research_id == research_id))
+            result = await conn.execute(_links.delete().where(_links.c.research_id == research_id))
+        return int(result.rowcount or 0)
+
+    async def last_sync(self, research_id: str) -> float | None:
+        """When a fetch of theirs last published data (the newest cursor move), epoch seconds."""
+        async with self._engine.connect() as conn:
+            return (await conn.execute(sa.select(sa.func.max(_cursors.c.updated_at)).where(
+                _cursors.c.research_id == research_id))).scalar()
+
+    async def new_links_since(self, provider: Provider, since: float) -> int:
+        """Links to ``provider`` made since ``since`` (the daily budget of new grants)."""
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(sa.select(sa.func.count()).select_from(_links).where(
+                _links.c.provider == provider.value, _links.c.linked_at >= since))).scalar() or 0)
+
     async def deny_data_type(self, research_id: str, data_type: str) -> Link | None:
         """The vendor refused ``data_type`` for a missing scope: stop asking until the participant
         consents again (a new ``link`` clears it). The updated link, or None if there is none."""
@@ -347,7 +353,7 @@ async def open_vault(settings: Settings) -> AsyncIterator[TokenVault]:
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_timeout=None)
     if url.startswith("sqlite"):
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    vault = TokenVault(engine, vault_cipher(settings), settings.require_secret_key())
+    vault = TokenVault(engine, vault_fernet(settings), settings.require_secret_key())
     await vault.create()
     try:
         yield vault

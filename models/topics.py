@@ -22,6 +22,7 @@ class TopicSpec:
     :param value: what one record value is.
     :param compacted: ``cleanup.policy=compact`` (latest value per key is kept) instead of delete.
     :param partitions: a fixed partition count, or None for the configured default.
+    :param kept_forever: ``retention.ms=-1``: an append-only log nothing ages out of.
     """
 
     suffix: str
@@ -29,6 +30,7 @@ class TopicSpec:
     value: str
     compacted: bool = False
     partitions: int | None = None
+    kept_forever: bool = False
 
 
 def raw_topic_suffix(provider: Provider) -> str:
@@ -65,4 +67,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("intraday", key="research_id", value="deduplicated new/changed samples, columnar"),
     TopicSpec("daily", key="research_id|local date", value="daily summary with revision", compacted=True),
     TopicSpec("dlq", key="original key", value="reason, stage, original bytes"),
+    # one partition: a consumer reads the whole (small) log in order before it starts its work
+    TopicSpec("audit", key="keyed pseudonym of the research_id (never the id)",
+              value="withdrawal and purge records: action, actor, when, what was removed", partitions=1,
+              kept_forever=True),
 )

@@ -54,15 +54,20 @@ class TopicPlan:
     name: str
     partitions: int
     compacted: bool = False
+    kept_forever: bool = False
 
     def config(self) -> dict[str, str]:
-        return {"cleanup.policy": "compact" if self.compacted else "delete"}
+        config = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.kept_forever:
+            config["retention.ms"] = "-1"
+        return config
 
 
 def topic_plan(settings: Settings) -> list[TopicPlan]:
     """Every catalogue topic (models/topics.py) under this run's prefix and partition count."""
     return [
-        TopicPlan(settings.topic(t.suffix), t.partitions or settings.kafka.partitions, t.compacted) for t in TOPICS
+        TopicPlan(settings.topic(t.suffix), t.partitions or settings.kafka.partitions, t.compacted, t.kept_forever)
+        for t in TOPICS
     ]
 
 

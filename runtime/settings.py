@@ -2,7 +2,7 @@
 
 Only the entry point (``cli``) calls :func:`load_settings`; everything else receives the
 section it needs (``settings.kafka``, ``settings.vendors``, ``settings.scheduler``,
-``settings.daily``, ``settings.sink``, ``settings.gateway``), so tests build their own with
+``settings.daily``, ``settings.sink``, ``settings.gateway``, ``settings.portal``), so tests build their own with
 :class:`Settings` keyword arguments, named as the variables are (``Settings(env="demo",
 topic_prefix="t1.", kafka_bootstrap_servers="127.0.0.1:9092")``) or by section.
 
@@ -29,6 +29,7 @@ __all__ = [
     "DailySettings",
     "GatewaySettings",
     "KafkaSettings",
+    "PortalSettings",
     "SchedulerSettings",
     "Settings",
     "SinkSettings",
@@ -162,7 +163,7 @@ class VendorSettings(_DemoAware):
     fitbit_client_secret: SecretStr | None = None
     google_client_id: str = "demo-google-client.apps.googleusercontent.com"
     google_client_secret: SecretStr | None = None
-    redirect_uri: str = "http://127.0.0.1:8470/link/callback"
+    redirect_uri: str = "http://127.0.0.1:8471/link/callback"  # the portal's callback
     http_timeout: float = Field(default=30.0, gt=0, le=600)
 
 
@@ -216,9 +217,34 @@ class GatewaySettings(_DemoAware):
     google_subscription_policy: Literal["automatic", "manual"] = "automatic"
 
 
+class PortalSettings(_DemoAware):
+    """The participant portal: where it is, how long an invitation lasts, the new-grant budget."""
+
+    port: int = Field(default=8471, ge=0, le=65535, validation_alias="portal_port")
+    # the address participants reach the portal at (invitation links are made with it); https in production
+    public_url: str = Field(default="http://127.0.0.1:8471", validation_alias="portal_public_url")
+    invitation_max_age: float = Field(default=14 * 86400, gt=0, le=365 * 86400)
+    # Google allows a project 10,000 new grants per 24 hours (docs/vendors.md); past this budget the
+    # portal says "try again tomorrow" rather than send a participant to a consent that would fail
+    google_daily_grant_budget: int = Field(default=10_000, ge=0, le=10_000)
+    session_max_age: float = Field(default=3600.0, gt=0, le=30 * 86400)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("give the portal's address with its scheme, e.g. https://portal.example.org")
+        return value.rstrip("/")
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies marked Secure when participants reach the portal over https."""
+        return self.public_url.startswith("https://")
+
+
 _SECTIONS: dict[str, type[_Section]] = {
     "kafka": KafkaSettings, "vendors": VendorSettings, "scheduler": SchedulerSettings,
-    "daily": DailySettings, "sink": SinkSettings, "gateway": GatewaySettings,
+    "daily": DailySettings, "sink": SinkSettings, "gateway": GatewaySettings, "portal": PortalSettings,
 }
 #: flat setting name → (section, field): how a variable (or a flat keyword) finds its section
 _ROUTES: dict[str, tuple[str, str]] = {
@@ -250,7 +276,10 @@ class Settings(BaseModel):
     # Vendor JSON makes millions of short-lived objects; the default costs the normalize stage ~20%.
     gc_gen0_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
     vault_url: str | None = None
+    # Fernet key(s), comma-separated: the first encrypts, every one decrypts (key rotation)
     vault_key: SecretStr | None = None
+    # Fernet key(s) of the portal's encrypted session cookie, comma-separated like the vault key
+    session_key: SecretStr | None = None
     # the IANA zone of archive participants without FITBIT/profile/<id>/profile.json (import, replay)
     default_timezone: str | None = None
 
@@ -261,6 +290,7 @@ class Settings(BaseModel):
     daily: DailySettings
     sink: SinkSettings
     gateway: GatewaySettings
+    portal: PortalSettings
 
     @field_validator("default_timezone")
     @classmethod
