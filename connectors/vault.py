@@ -223,8 +223,9 @@ class TokenVault:
     async def last_sync(self, research_id: str) -> float | None:
         """When a fetch of theirs last published data (the newest cursor move), epoch seconds."""
         async with self._engine.connect() as conn:
-            return (await conn.execute(sa.select(sa.func.max(_cursors.c.updated_at)).where(
+            newest = (await conn.execute(sa.select(sa.func.max(_cursors.c.updated_at)).where(
                 _cursors.c.research_id == research_id))).scalar()
+        return None if newest is None else float(newest)
 
     async def new_links_since(self, provider: Provider, since: float) -> int:
         """Links to ``provider`` made since ``since`` (the daily budget of new grants)."""
