@@ -26,7 +26,7 @@ METRIC_PREFIX = "wearables_"
 #: Every label name any of our metrics may carry. Values are closed sets, never identifiers.
 ALLOWED_LABELS = frozenset(
     {"provider", "stage", "reason", "topic", "data_type", "metric", "status", "outcome", "process",
-     "resolution", "table", "command", "phase"}
+     "resolution", "table", "command", "phase", "actor", "purge", "page", "language"}
 )
 
 _M = TypeVar("_M", Counter, Gauge, Histogram)
