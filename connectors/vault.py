@@ -66,6 +66,7 @@ _cursors = sa.Table(
 
 
 _READ_BATCH = 500  # research IDs per IN (...): far below every database's parameter limit
+_ENCRYPTED = ("vendor_user_enc", "access_enc", "refresh_enc")  # the Fernet columns (rotate_keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +270,53 @@ class TokenVault:
             ).values(access_enc=self._enc(tokens.access_token), refresh_enc=self._enc(tokens.refresh_token),
                      expires_at=tokens.expires_at, scope=tokens.scope, token_version=version + 1))
         return result.rowcount == 1
+
+    # ------------------------------------------------------------------ keys
+    async def rotate_keys(self, *, batch: int = _READ_BATCH) -> int:
+        """Re-encrypt every encrypted column of every link with the first key of
+        ``WEARABLES_VAULT_KEY`` (``MultiFernet.rotate``), one transaction per batch of rows; the
+        rows re-encrypted. Safe to run while services write: a row changed since it was read is
+        left as written (new writes use the first key already), and a second run changes nothing
+        it needs to. A row no configured key decrypts is a ConfigurationError (its batch is not
+        written; earlier batches are)."""
+        rotated, after = 0, ""
+        columns = [_links.c[name] for name in _ENCRYPTED]
+        while True:
+            async with self._engine.begin() as conn:
+                rows = (await conn.execute(sa.select(_links.c.research_id, *columns).where(
+                    _links.c.research_id > after).order_by(_links.c.research_id).limit(batch))).all()
+                if not rows:
+                    return rotated
+                for row in rows:
+                    old = {name: getattr(row, name) for name in _ENCRYPTED}
+                    new = {name: None if blob is None else self._rotate(blob) for name, blob in old.items()}
+                    result = await conn.execute(_links.update().where(
+                        _links.c.research_id == row.research_id,
+                        *(_links.c[name].is_not_distinct_from(blob) for name, blob in old.items()),
+                    ).values(**new))
+                    rotated += int(result.rowcount or 0)
+                after = rows[-1].research_id
+
+    async def undecryptable(self) -> int:
+        """Links with an encrypted column that none of this vault's keys decrypts (0: all readable)."""
+        bad = 0
+        async with self._engine.connect() as conn:
+            for row in await conn.execute(sa.select(*(_links.c[name] for name in _ENCRYPTED))):
+                try:
+                    for blob in row:
+                        if blob is not None:
+                            self._cipher.decrypt(blob)
+                except InvalidToken:
+                    bad += 1
+        return bad
+
+    def _rotate(self, blob: bytes) -> bytes:
+        try:
+            return self._cipher.rotate(blob)
+        except InvalidToken:
+            raise ConfigurationError("the vault holds tokens that no key of WEARABLES_VAULT_KEY decrypts: add the key "
+                                     "they were encrypted with after the new one (WEARABLES_VAULT_KEY=new,old) and "
+                                     "run again") from None
 
     # ------------------------------------------------------------------ cursors
     async def cursor(self, research_id: str, data_type: str) -> str | None:

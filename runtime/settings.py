@@ -329,9 +329,9 @@ class Settings(BaseModel):
     def _refuse_demo_key_outside_demo(self) -> Settings:
         if self.env != "demo" and self.secret_key is not None:
             key = self.secret_key.get_secret_value()
-            if key == DEMO_SECRET_KEY:
+            if DEMO_SECRET_KEY in key:  # the demo key with something added is no secret either
                 raise ValueError(
-                    "WEARABLES_SECRET_KEY is the public demo key, which is refused outside the demo; "
+                    "WEARABLES_SECRET_KEY is (or contains) the public demo key, which is refused outside the demo; "
                     "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
                 )
             if len(key) < _MIN_SECRET_LENGTH:

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 
 from connectors.oauth import TokenSet
 from connectors.vault import TokenVault, open_vault
+from models.errors import ConfigurationError
 from models.participants import LinkStatus
 from models.providers import Provider
 from runtime.settings import Settings
@@ -161,3 +163,73 @@ async def test_concurrent_denials_of_one_participant_are_all_kept(vault: TokenVa
     await asyncio.gather(*(vault.deny_data_type("r1", t) for t in types))
     link = await vault.get("r1")
     assert link is not None and sorted(link.denied_data_types) == sorted(types)
+
+
+# ------------------------------------------------------------------ key rotation
+_KEY_A, _KEY_B, _KEY_C = (Fernet.generate_key().decode() for _ in range(3))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def vault_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    return None if request.param == "sqlite" else str(await request.getfixturevalue("postgres").new_database())
+
+
+def _keyed(tmp_path: Path, url: str | None, keys: str) -> Settings:
+    return Settings.model_validate({"secret_key": "a-production-secret-of-more-than-32-characters",
+                                    "vault_key": keys, "data_dir": tmp_path, "vault_url": url})
+
+
+async def test_rotate_keys_re_encrypts_every_row_so_the_new_key_alone_reads_them(tmp_path: Path,
+                                                                                 vault_url: str | None) -> None:
+    async with open_vault(_keyed(tmp_path, vault_url, _KEY_A)) as vault:
+        ids = await _link(vault, 7)
+        await vault.set_status(ids[3], LinkStatus.REVOKED)  # no tokens left, its vendor user ID still encrypted
+    async with open_vault(_keyed(tmp_path, vault_url, f"{_KEY_B},{_KEY_A}")) as vault:
+        commits = _commits(vault)
+        assert await vault.rotate_keys(batch=3) == 7
+        assert len(commits) == 4  # three batches of at most 3 rows, and the read that found no more
+        assert await vault.rotate_keys() == 7  # nothing lost by running again
+    async with open_vault(_keyed(tmp_path, vault_url, _KEY_B)) as vault:
+        assert await vault.undecryptable() == 0
+        for n, rid in enumerate(ids):
+            assert await vault.vendor_user(rid) == f"vendor-{n}"
+            assert await vault.find_vendor_user(Provider.GOOGLE_HEALTH, f"vendor-{n}") == rid
+            got = await vault.tokens(rid)
+            if n == 3:
+                assert got is None
+            else:
+                assert got is not None and (got[0].access_token, got[0].refresh_token) == (f"access-{n}",
+                                                                                           f"refresh-{n}")
+    async with open_vault(_keyed(tmp_path, vault_url, _KEY_C)) as vault:
+        assert await vault.undecryptable() == 7
+        with pytest.raises(ConfigurationError, match="WEARABLES_VAULT_KEY"):
+            await vault.tokens(ids[0])
+        with pytest.raises(ConfigurationError) as refused:
+            await vault.rotate_keys()
+        assert str(refused.value).startswith("the vault holds tokens that no key of WEARABLES_VAULT_KEY decrypts: "
+                                             "add the key they were encrypted with")
+
+
+async def test_before_rotation_the_old_rows_need_the_old_key(tmp_path: Path) -> None:
+    async with open_vault(_keyed(tmp_path, None, _KEY_A)) as vault:
+        ids = await _link(vault, 2)
+    async with open_vault(_keyed(tmp_path, None, f"{_KEY_B},{_KEY_A}")) as vault:
+        await vault.link("new", Provider.FITBIT, "vendor-new", _tokens(9))  # written with the first key
+        assert await vault.undecryptable() == 0
+    async with open_vault(_keyed(tmp_path, None, _KEY_B)) as vault:
+        assert await vault.undecryptable() == len(ids)
+        assert await vault.vendor_user("new") == "vendor-new"
+    async with open_vault(_keyed(tmp_path, None, f"{_KEY_B},{_KEY_C}")) as vault:  # the old key is gone
+        before = await _blobs(vault)
+        with pytest.raises(ConfigurationError, match="no key of WEARABLES_VAULT_KEY decrypts"):
+            await vault.rotate_keys()
+        assert await _blobs(vault) == before  # the batch ("new" first, then the old rows) wrote nothing
+    async with open_vault(_keyed(tmp_path, None, _KEY_A)) as vault:
+        assert await vault.vendor_user(ids[0]) == "vendor-0"
+
+
+async def _blobs(vault: TokenVault) -> list[tuple[bytes | None, ...]]:
+    async with vault._engine.connect() as conn:
+        rows = await conn.execute(sa.text("SELECT vendor_user_enc, access_enc, refresh_enc FROM links "
+                                          "ORDER BY research_id"))
+        return [tuple(row) for row in rows]
