@@ -102,6 +102,24 @@ class Dataset:
                 removed[day] = current.height - kept.height
         return removed
 
+    def remove_person(self, table: Table, person_id: str) -> dict[date, int]:
+        """Remove every row of ``person_id`` (a purge): the rows removed per partition rewritten.
+
+        Only the ``person_id`` column of each partition is read first, so partitions without the
+        participant cost a column read and are not rewritten.
+        """
+        removed = {}
+        for day in self.dates(table.name):
+            with self.fs.open(self.path(table.name, day), "rb") as handle:
+                people = pl.read_parquet(handle, columns=["person_id"])["person_id"]
+            if not (people == person_id).any():
+                continue
+            current = self.read(table, day)
+            kept = current.filter(pl.col("person_id") != person_id)
+            self.replace(table, day, kept)
+            removed[day] = current.height - kept.height
+        return removed
+
     def replace(self, table: Table, day: date, rows: pl.DataFrame) -> None:
         """Make a partition hold exactly ``rows`` (derived tables recomputed for a date)."""
         rows = table.conform(rows).unique(subset=list(table.key), keep="last", maintain_order=True).sort(table.key)

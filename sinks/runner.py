@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
+from models.audit import Action, Actor, AuditRecord, subject_of
 from models.daily import DailySummary
 from models.errors import DecodeError
+from models.purge import PurgeMarker, is_purge_marker
 from models.samples import SampleBatch
 from runtime.kafka import make_consumer, make_producer
 from runtime.metrics import counter, gauge, histogram
+from runtime.purges import SKIPPED, PurgeList
 from runtime.service import TaskService
 from runtime.settings import Settings
 from sinks.dataset import Dataset
@@ -37,6 +40,8 @@ RECORDS = counter("sink_records_total", "Records the sink consumed, by topic and
 ROWS = counter("sink_rows_total", "Rows merged into the dataset, by table", ["table"])
 ROWS_REMOVED = counter("sink_rows_removed_total", "Rows removed from the dataset because the vendor withdrew "
                        "the samples, by table", ["table"])
+ROWS_PURGED = counter("sink_rows_purged_total", "Rows removed from the dataset because their participant's "
+                      "data was purged, by table", ["table"])
 PARTITIONS = counter("sink_partitions_written_total", "Partition files written (whole-partition upserts)")
 FLUSH_SECONDS = histogram("sink_flush_seconds", "Time to write one flush to the dataset",
                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0))
@@ -79,6 +84,7 @@ class SinkRunner(TaskService):
         self._group = group or f"{settings.kafka.topic_prefix}sink"
         self._idle_exit, self._on_flush = idle_exit, on_flush
         self._consumer: AIOKafkaConsumer | None = None  # set while consuming
+        self.purges = PurgeList(settings.require_secret_key())
 
     def ready(self) -> bool:
         # joined: the group gave this member its partitions (empty again during a rebalance)
@@ -97,6 +103,8 @@ class SinkRunner(TaskService):
                                  group_id=self._group, max_poll_records=2000,
                                  fetch_max_bytes=64 << 20, max_partition_fetch_bytes=16 << 20)
         producer = make_producer(self.settings, self.bootstrap)
+        follower = asyncio.create_task(self.purges.follow(self.settings, self.bootstrap, stop))
+        await self.purges.ready.wait()  # a group reading again must not bring a purged participant back
         await consumer.start()
         await producer.start()
         self._consumer = consumer
@@ -114,6 +122,7 @@ class SinkRunner(TaskService):
                     break
         finally:
             self._consumer = None
+            follower.cancel()
             await consumer.stop()
             await producer.stop()
 
@@ -129,11 +138,17 @@ class SinkRunner(TaskService):
         return gathered
 
     async def _flush(self, records: list[ConsumerRecord], producer: AIOKafkaProducer) -> None:
-        summaries, batches = [], []
+        summaries, batches, markers = [], [], []
         for record in records:
-            value = record.value or b""
+            if record.value is None:  # a tombstone on ``daily`` (a purge): the marker removes the rows
+                RECORDS.labels(topic=_kind(record.topic, self._daily), outcome="tombstone").inc()
+                continue
+            value = record.value
             try:
-                if record.topic == self._daily:
+                if is_purge_marker(value):
+                    markers.append(PurgeMarker.from_bytes(value))
+                    self.purges.add(markers[-1].research_id)
+                elif record.topic == self._daily:
                     summaries.append(DailySummary.from_bytes(value))
                 else:
                     batches.append(SampleBatch.from_bytes(value))
@@ -143,6 +158,7 @@ class SinkRunner(TaskService):
                 self.progress.dead_letters += 1
                 letter = for_error(STAGE, error, key=record.key, original=value, topic=record.topic)
                 await producer.send_and_wait(self.settings.topic("dlq"), letter.to_bytes(), key=record.key)
+        summaries, batches = self._without_purged(summaries, batches)
         started = time.perf_counter()
         report: WriteReport = await asyncio.to_thread(self.writer.apply, summaries, batches)
         FLUSH_SECONDS.observe(time.perf_counter() - started)
@@ -153,8 +169,30 @@ class SinkRunner(TaskService):
             self.progress.rows[table] = self.progress.rows.get(table, 0) + rows
         for table, rows in report.removed.items():
             ROWS_REMOVED.labels(table=table).inc(rows)
+        for marker in markers:
+            await self._purge(marker, producer)
         self.progress.records += len(records)
         self.progress.flushes += 1
+
+    def _without_purged(self, summaries: list[DailySummary], batches: list[SampleBatch]
+                        ) -> tuple[list[DailySummary], list[SampleBatch]]:
+        """Drop records of purged participants (also those ahead of their marker in this flush)."""
+        kept_summaries = [s for s in summaries if not self.purges.is_purged(s.research_id)]
+        kept_batches = [b for b in batches if not self.purges.is_purged(b.research_id)]
+        skipped = len(summaries) - len(kept_summaries) + len(batches) - len(kept_batches)
+        if skipped:
+            SKIPPED.labels(stage=STAGE).inc(skipped)
+        return kept_summaries, kept_batches
+
+    async def _purge(self, marker: PurgeMarker, producer: AIOKafkaProducer) -> None:
+        """Remove the participant's rows from every table and say what was removed on ``audit``."""
+        removed = await asyncio.to_thread(self.writer.purge, marker.research_id)
+        for table, rows in removed.items():
+            ROWS_PURGED.labels(table=table).inc(rows)
+        subject = subject_of(self.settings.require_secret_key(), marker.research_id)
+        record = AuditRecord(subject, Action.REMOVED, Actor.SYSTEM, time.time(), "sink",
+                             {table: rows for table, rows in removed.items() if rows})
+        await producer.send_and_wait(self.settings.topic("audit"), record.to_bytes(), key=subject.encode())
 
 
 def _kind(topic: str, daily: str) -> str:

@@ -33,6 +33,8 @@ from sinks.tables import (
     DAILY_SUMMARY,
     HEART_RATE_SUMMARY,
     SLEEP_DAILY_SUMMARY,
+    STAGING,
+    TABLES,
     VENDOR_DAILY,
     VENDOR_SLEEP,
     Table,
@@ -88,6 +90,15 @@ class DatasetWriter:
         for day in sorted(sleep_days):
             self._replace(SLEEP_DAILY_SUMMARY, day, sleep_daily_summary(self.dataset.read(VENDOR_SLEEP, day)), report)
         return report
+
+    def purge(self, research_id: str) -> dict[str, int]:
+        """Remove the participant's rows from every table, staging ones too (files rewritten): rows
+        removed by table."""
+        removed = {}
+        for table in (*TABLES.values(), *STAGING):
+            counts = self.dataset.remove_person(table, research_id)
+            removed[table.name] = sum(counts.values())
+        return removed
 
     def _replace(self, table: Table, day: date, rows: pl.DataFrame, report: WriteReport) -> None:
         self.dataset.replace(table, day, rows)

@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from runtime.kafka import ProducerOptions, TopicPlan, connection
 from runtime.producer_queue import queue_full_batches
+from runtime.purges import PurgeList
 from runtime.settings import Settings
 from streams.agents import TABLES, register_agents
 from streams.progress import Progress
@@ -32,6 +33,7 @@ class Pipeline:
     app: faust.App
     progress: Progress
     settings: Settings
+    purges: PurgeList
 
 
 def internal_topic_plan(settings: Settings) -> list[TopicPlan]:
@@ -85,6 +87,13 @@ def build_pipeline(settings: Settings, *, bootstrap: str | None = None,
     )
     app.monitor = _monitor(registry)
     progress = Progress()
-    register_agents(app, settings, progress)
+    purges = PurgeList(settings.require_secret_key())
+
+    async def follow_purges() -> None:  # the agents wait for it to have read the whole audit log
+        await purges.follow(settings, kafka.bootstrap, asyncio.Event())
+
+    app.task(follow_purges)
+
+    register_agents(app, settings, progress, purges)
     app.finalize()
-    return Pipeline(app=app, progress=progress, settings=settings)
+    return Pipeline(app=app, progress=progress, settings=settings, purges=purges)

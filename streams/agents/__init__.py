@@ -16,6 +16,7 @@ from streams.agents.normalize import register_normalize
 if TYPE_CHECKING:
     import faust
 
+    from runtime.purges import PurgeList
     from runtime.settings import Settings
     from streams.progress import Progress
 
@@ -25,7 +26,7 @@ __all__ = ["TABLES", "register_agents"]
 TABLES: tuple[str, ...] = DAILY_TABLES
 
 
-def register_agents(app: faust.App, settings: Settings, progress: Progress) -> None:
-    """Declare this app's topics, tables and agents on ``app``."""
-    register_normalize(app, settings, progress)
-    register_daily(app, settings, progress)
+def register_agents(app: faust.App, settings: Settings, progress: Progress, purges: PurgeList) -> None:
+    """Declare this app's topics, tables and agents on ``app``; both skip ``purges``."""
+    register_normalize(app, settings, progress, purges)
+    register_daily(app, settings, progress, purges)

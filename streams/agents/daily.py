@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING
 
 from aiokafka.partitioner import murmur2
 
+from models.audit import Action, Actor, AuditRecord, subject_of
 from models.daily import daily_key
 from models.errors import DecodeError
+from models.purge import PurgeMarker, is_purge_marker
 from models.samples import SampleBatch
 from runtime.metrics import counter, gauge, histogram
+from runtime.purges import SKIPPED
 from streams.agents.normalize import BATCH_ERRORS
 from streams.daily.aggregate import DailyRules
 from streams.daily.process import DayPolicy, DayUpdate, apply_batches, finalize_due
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     import faust
     from faust.types import EventT, StreamT
 
+    from runtime.purges import PurgeList
     from runtime.settings import DailySettings, Settings
 
 __all__ = ["DAILY_TABLES", "policy_of", "register_daily"]
@@ -44,6 +48,7 @@ DEDUP = counter("dedup_samples_total", "Samples by dedup outcome", ["outcome"])
 SUMMARIES = counter("daily_summaries_total", "Daily summaries emitted", ["status"])
 DELETED = counter("daily_samples_deleted_total", "Samples removed because the vendor withdrew them (DELETE)")
 DAYS_EXPIRED = counter("daily_days_expired_total", "Day states expired from the store")
+PURGED_DAYS = counter("daily_days_purged_total", "Day states deleted because their participant's data was purged")
 STATE_BYTES = gauge("daily_state_last_bytes", "Size of the last day state written, in bytes")
 SECONDS = histogram("daily_batch_seconds", "Time to apply one take of sample batches",
                     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
@@ -57,13 +62,16 @@ def policy_of(daily: DailySettings) -> DayPolicy:
     return DayPolicy(grace_s=daily.grace_days * 86400, retention_s=daily.state_retention_days * 86400, rules=rules)
 
 
-def register_daily(app: faust.App, settings: Settings, progress: Progress) -> None:
-    """Declare the daily agent, its tables and topics on ``app``."""
+def register_daily(app: faust.App, settings: Settings, progress: Progress, purges: PurgeList) -> None:
+    """Declare the daily agent, its tables and topics on ``app``; batches of ``purges`` are skipped,
+    and a purge marker (``models/purge.py``) deletes its participant's days."""
     policy = policy_of(settings.daily)
+    secret = settings.require_secret_key()
     samples = app.topic(settings.topic("samples"), key_serializer="raw", value_serializer="raw")
     intraday = app.topic(settings.topic("intraday"), key_serializer="raw", value_serializer="raw")
     daily = app.topic(settings.topic("daily"), key_serializer="raw", value_serializer="raw")
     dlq = app.topic(settings.topic("dlq"), key_serializer="raw", value_serializer="raw")
+    audit = app.topic(settings.topic("audit"), key_serializer="raw", value_serializer="raw")
     # bytes types give "raw" serializers to both the store and the changelog (a Schema only reaches the latter)
     days = app.Table("days", partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes,
                      help="research_id|local_date -> packed day state")
@@ -73,9 +81,12 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
 
     @app.agent(samples, name="daily", concurrency=1)
     async def daily_days(stream: StreamT[bytes]) -> None:
+        await purges.ready.wait()  # a replay must not bring a purged participant back
         async for events in stream.take_events(1000, within=0.25):  # type: ignore[attr-defined]  # faust's StreamT lacks take_events (Stream has it)
             try:
-                await _apply(events)
+                events = await _take_purges(events)
+                if events:
+                    await _apply(events)
             except Exception:  # never kill the agent; the batch's records go to the dlq
                 BATCH_ERRORS.labels(stage=STAGE).inc()
                 logger.exception("daily batch of %d events failed", len(events))
@@ -83,6 +94,51 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress) -> No
                     await dlq.send(key=event.message.key, value=for_error(
                         STAGE, RuntimeError("daily batch failed"), key=event.message.key,
                         original=event.message.value or b"", topic=event.message.topic).to_bytes())
+
+    async def _take_purges(events: list[EventT[bytes]]) -> list[EventT[bytes]]:
+        """Carry out the take's purge markers; the events left, without any of a purged participant.
+
+        Batches of theirs earlier in the take are dropped too: their days are deleted anyway.
+        """
+        for event in events:
+            if is_purge_marker(event.message.value):
+                try:
+                    marker = PurgeMarker.from_bytes(event.message.value or b"")
+                except DecodeError as error:
+                    await dlq.send(key=event.message.key, value=for_error(
+                        STAGE, error, key=event.message.key, original=event.message.value or b"",
+                        topic=event.message.topic).to_bytes())
+                    continue
+                purges.add(marker.research_id)
+                with as_current_event(event):
+                    await _purge(marker)
+        kept = [e for e in events if not is_purge_marker(e.message.value) and not purges.is_purged(e.message.key)]
+        skipped = len(events) - len(kept) - sum(is_purge_marker(e.message.value) for e in events)
+        if skipped:
+            SKIPPED.labels(stage=STAGE).inc(skipped)
+        return kept
+
+    async def _purge(marker: PurgeMarker) -> None:
+        """Delete the participant's day states (tombstones in the changelog), tombstone their
+        ``daily`` keys, pass the marker on to the sink, and say what was removed on ``audit``.
+
+        Their keys are found by a scan of this worker's days: purges are rare, and a scan needs no
+        index kept for every participant. Days older than the state retention are not in the
+        table; the marker names those (the dataset's dates of theirs), so they are tombstoned too.
+        """
+        prefix = f"{marker.research_id}|".encode()
+        keys = [key for key in list(days.keys()) if key.startswith(prefix)]
+        for key in keys:
+            del days[key]
+        PURGED_DAYS.inc(len(keys))
+        dates = {key.decode().partition("|")[2] for key in keys} | set(marker.dates)
+        for day in sorted(dates):
+            await daily.send(key=daily_key(marker.research_id, day).encode(), value=None)
+        await intraday.send(key=marker.research_id.encode(), value=marker.to_bytes())
+        subject = subject_of(secret, marker.research_id)
+        record = AuditRecord(subject, Action.REMOVED, Actor.SYSTEM, time.time(), "worker",
+                             {"day_states": len(keys), "daily_tombstones": len(dates)})
+        await audit.send(key=subject.encode(), value=record.to_bytes())
 
     async def _apply(events: list[EventT[bytes]]) -> None:
         """One vectorised pass over the whole batch; table writes under each key's own partition."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from models.providers import Provider
 from models.topics import raw_topic_suffix
 from runtime.metrics import counter
+from runtime.purges import SKIPPED
 from streams.normalize.stage import STAGE, RawRecord, normalize_records
 from streams.progress import Progress
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     import faust
     from faust.types import EventT, StreamT
 
+    from runtime.purges import PurgeList
     from runtime.settings import Settings
 
 __all__ = ["BATCH_ERRORS", "register_normalize"]
@@ -25,8 +27,8 @@ logger = logging.getLogger(__name__)
 BATCH_ERRORS = counter("agent_batch_errors_total", "Agent batches that raised", ["stage"])
 
 
-def register_normalize(app: faust.App, settings: Settings, progress: Progress) -> None:
-    """Declare the normalize agent and its topics on ``app``."""
+def register_normalize(app: faust.App, settings: Settings, progress: Progress, purges: PurgeList) -> None:
+    """Declare the normalize agent and its topics on ``app``; pages of ``purges`` are skipped."""
     secret = settings.require_secret_key()
     raw_names = [settings.topic(raw_topic_suffix(p)) for p in Provider]
     raw_topics = app.topic(*raw_names, key_serializer="raw", value_serializer="raw")
@@ -35,6 +37,7 @@ def register_normalize(app: faust.App, settings: Settings, progress: Progress) -
 
     @app.agent(raw_topics, name="normalize", concurrency=1)
     async def normalize_pages(stream: StreamT[bytes]) -> None:
+        await purges.ready.wait()  # a replay must not bring a purged participant back
         async for events in stream.take_events(500, within=0.2):  # type: ignore[attr-defined]  # faust's StreamT lacks take_events (Stream has it)
             try:
                 await _normalize_events(events)
@@ -43,7 +46,10 @@ def register_normalize(app: faust.App, settings: Settings, progress: Progress) -
                 logger.exception("normalize batch of %d events failed", len(events))
 
     async def _normalize_events(events: list[EventT[bytes]]) -> None:
-        records = [RawRecord(e.message.key, e.message.value, e.message.topic) for e in events]
+        records = [RawRecord(e.message.key, e.message.value, e.message.topic) for e in events
+                   if not purges.is_purged(e.message.key)]
+        if len(records) < len(events):
+            SKIPPED.labels(stage=STAGE).inc(len(events) - len(records))
         # Off the event loop: Polars releases the GIL, so the loop keeps producing and fetching meanwhile.
         outputs = await asyncio.to_thread(normalize_records, records, secret=secret)
         for record, output in zip(records, outputs, strict=True):

@@ -10,6 +10,7 @@ import faust
 from aiokafka.partitioner import DefaultPartitioner
 
 from models.daily import daily_key
+from runtime.purges import PurgeList
 from runtime.settings import DailySettings, Settings
 from streams.agents.daily import DAILY_TABLES, _partition_of, policy_of, register_daily
 from streams.daily.aggregate import DailyRules
@@ -41,7 +42,7 @@ def test_one_agent_reads_samples_into_two_tables_of_the_configured_partitions() 
     settings = Settings.model_validate({"env": "demo", "topic_prefix": "tx.", "kafka_bootstrap_servers": "localhost:1",
                                         "store": "memory://", "partitions": 5})
     app = faust.App("test-daily", broker="kafka://localhost:1", store="memory://", autodiscover=False)
-    register_daily(app, settings, Progress())
+    register_daily(app, settings, Progress(), PurgeList(b"k"))
     agent = app.agents["daily"]
     assert set(agent.channel.topics) == {"tx.samples"} and agent.concurrency == 1
     assert tuple(app.tables) == DAILY_TABLES == ("days", "watermarks")
