@@ -17,14 +17,11 @@ import hmac
 import json
 import logging
 import secrets
-import warnings
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
-from aiohttp.web_exceptions import NotAppKeyWarning
-from aiohttp_session import SESSION_KEY, STORAGE_KEY, AbstractStorage, Session, get_session
+from aiohttp_session import AbstractStorage, Session, get_session
 from cryptography.fernet import InvalidToken, MultiFernet
 
 from runtime.keys import session_fernet
@@ -40,20 +37,6 @@ CSRF_FIELD = "csrf"
 _CSRF_KEY = "csrf"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _register_session_keys() -> None:
-    """aiohttp warns (``NotAppKeyWarning``) the first time a request is given a string key, and
-    aiohttp_session uses two. Let that first time be here, silenced, rather than inside a
-    participant's request, where warnings-as-errors (the test suite) would turn it into a 500."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotAppKeyWarning)
-        request = make_mocked_request("GET", "/")
-        for key in (SESSION_KEY, STORAGE_KEY):
-            request[key] = None
-
-
-_register_session_keys()
 
 
 class MultiFernetCookieStorage(AbstractStorage):
