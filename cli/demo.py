@@ -1,7 +1,9 @@
 """`wearables demo`: the whole system on one machine, with real outputs.
 
 Kafka (configured, or an embedded broker), the vendor simulator with a synthetic cohort, the
-webhook gateway, the scheduler, the stream worker and the Parquet sink, all in this process.
+webhook gateway, the scheduler, the stream worker, the Parquet sink and the participant portal,
+all in this process. It ends with an invitation link for one synthetic participant, so that a
+person can click through the portal against the simulator (``--keep-running``).
 The cohort is linked through the simulator's consent pages (half Fitbit Web API, half Google
 Health API); the scheduler backfills it, late devices catch up by webhook, and a live line
 shows the pages and samples flowing until every participant-day is summarized.
@@ -33,6 +35,9 @@ from connectors.vault import open_vault
 from connectors.vendors.google_health_notifications import keyset_url
 from models.daily import DailySummary
 from models.providers import Provider
+from portal.invitations import invitation_url
+from portal.service import PortalService
+from runtime.broker import free_port
 from runtime.kafka import make_consumer, make_producer
 from runtime.service import ServiceGroup, start_ops_server, wait_for_stop_signal
 from runtime.settings import Settings
@@ -51,6 +56,8 @@ class _Flow:
     pipeline: Pipeline
     sim: RunningSimulator
     services: ServiceGroup
+    portal: PortalService
+    live: Settings  # the settings the connectors and the portal run with (the simulator's address)
 
     def counts(self) -> tuple[int, int, int, int, int]:
         worker = self.pipeline.progress
@@ -95,6 +102,7 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
                 await _write_dataset(run, bootstrap)
                 _report(flow, time.monotonic() - started, metrics_port)
                 _report_days(summaries)
+                _report_portal(flow, keep_running)
                 if keep_running:
                     console.print("running; press Ctrl-C to stop")
                     await wait_for_stop_signal()
@@ -114,10 +122,15 @@ async def _processes(run: Settings, bootstrap: str, participants: int, days: int
         options = SimulatorOptions(participants=participants, days=days, webhook_base=gateway.url, sync_interval_s=2.0)
         simulator = await stack.enter_async_context(SimulatorService(run, options).running())
         sim = simulator.sim
-        live = run.with_overrides(vendor_api_base=sim.url, backfill_days=days + 1)
+        portal_port = free_port()  # known before the portal starts: the vendors' redirect URI names it
+        portal_url = f"http://127.0.0.1:{portal_port}"
+        live = run.with_overrides(vendor_api_base=sim.url, backfill_days=days + 1, portal_port=portal_port,
+                                  portal_public_url=portal_url, redirect_uri=f"{portal_url}/link/callback")
         # the gateway started before the simulator had an address: verify its notifications now
         gateway.keysets.retarget(keyset_url(live.gateway, live.vendors))
         scheduler = await stack.enter_async_context(Scheduler(live, bootstrap=bootstrap, vault=vault).running())
+        portal = await stack.enter_async_context(
+            PortalService(live, bootstrap=bootstrap, vault=vault, port=portal_port).running())
         session = await stack.enter_async_context(aiohttp.ClientSession())
         producer = make_producer(run, bootstrap)
         await producer.start()
@@ -137,7 +150,8 @@ async def _processes(run: Settings, bootstrap: str, participants: int, days: int
             console.print(f"linked {participants} participants through the simulator's consent pages "
                           f"(half Fitbit Web API, half Google Health API); backfill requested")
 
-        yield _Flow(scheduler, worker.pipeline, sim, ServiceGroup([worker, gateway, simulator, scheduler])), link_all
+        services = ServiceGroup([worker, gateway, simulator, scheduler, portal])
+        yield _Flow(scheduler, worker.pipeline, sim, services, portal, live), link_all
 
 
 async def _follow(flow: _Flow, timeout: float) -> None:
@@ -196,13 +210,26 @@ def _report_days(summaries: dict[str, DailySummary]) -> None:
     console.print(f"daily topic: {len(days)} participant-days with data summarized, {valid} valid days "
                   f"(>= 10 h with steps, 100-45,000 steps), median {_median(steps)} steps; {len(asleep)} with a "
                   f"night's sleep, median {sleep_median // 60} h {sleep_median % 60:02d} min asleep")
-    table = Table("research_id", "date", "source", "steps", "HR mean", "approx resting HR", "asleep (min)", "valid",
+    # participants are numbered, not named: a research ID is never printed
+    number = {rid: n for n, rid in enumerate(sorted({d.research_id for d in days}), start=1)}
+    table = Table("participant", "date", "source", "steps", "HR mean", "approx resting HR", "asleep (min)", "valid",
                   "revision", title="a few daily summaries")
     for day in days[:6]:
-        table.add_row(day.research_id[:9] + "…", day.local_date, str(day.source), str(day.steps),
+        table.add_row(f"#{number[day.research_id]}", day.local_date, str(day.source), str(day.steps),
                       f"{day.hr_mean:.1f}" if day.hr_mean else "-", str(day.approx_resting_hr),
                       str(day.sleep_minutes_asleep or "-"), str(day.valid_day), str(day.revision))
     console.print(table)
+
+
+def _report_portal(flow: _Flow, keep_running: bool) -> None:
+    """The portal's address and an invitation for the cohort's first participant (linked with
+    Fitbit's Web API, so the portal asks them to move to Google Health)."""
+    settings = flow.live
+    participant = flow.sim.world.cohort.participant_ids[0]
+    console.print(f"participant portal: {flow.portal.url} (English and Spanish)")
+    console.print("an invitation for one synthetic participant: open it in a browser"
+                  + ("" if keep_running else " while the demo runs (add --keep-running)"))
+    console.print(invitation_url(settings, participant), soft_wrap=True)
 
 
 def _median(values: list[int]) -> int:

@@ -293,6 +293,72 @@ def gateway(port: int | None, metrics_port: int | None) -> None:
 
 
 @main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Default: WEARABLES_PORTAL_PORT (8471).")
+@metrics_port_option(9473)
+def portal(port: int | None, metrics_port: int | None) -> None:
+    """Serve the participant portal: invitation, link with a vendor, your data and its download,
+    stop sharing, leave the study (English and Spanish). Participants need an invitation link
+    (`wearables invite`); set WEARABLES_PORTAL_PUBLIC_URL to the address they reach it at."""
+    from cli.services import run_portal
+
+    settings = settings_from_env()
+    run_async(run_portal)(settings, port=port, metrics_port=_metrics_port(settings, metrics_port, 9473))
+
+
+@main.command()
+@click.argument("participants", nargs=-1, required=True)
+def invite(participants: tuple[str, ...]) -> None:
+    """Print an invitation link to the portal for each of PARTICIPANTS (the cohort's participant IDs).
+
+    The link is encrypted and signed with WEARABLES_SECRET_KEY, carries no readable ID, and
+    expires after WEARABLES_INVITATION_MAX_AGE seconds. Send each link to its participant only.
+    """
+    from models.errors import ConfigurationError
+    from portal.invitations import invitation_url
+
+    settings = settings_from_env()
+    try:
+        settings.require_secret_key()
+    except ConfigurationError as error:
+        fail(str(error))
+    for participant in participants:
+        click.echo(invitation_url(settings, participant))
+
+
+@main.command()
+@click.argument("participants", nargs=-1, required=True)
+@click.option("--purge", is_flag=True,
+              help="Also remove their data everywhere we hold it: Parquet tables, day state, daily and participants "
+                   "keys (tombstones), the vault row. Without it, collection stops and the data stays.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def withdraw(participants: tuple[str, ...], purge: bool, yes: bool) -> None:
+    """Withdraw PARTICIPANTS from the study on their behalf (staff): revoke at the vendor, delete
+    the tokens, publish status `withdrawn`; with --purge, delete their data too.
+
+    Every withdrawal and purge is recorded on the append-only `audit` topic, by a keyed pseudonym
+    (never the ID), with what each component removed. The worker and the sink remove their part
+    as they reach the purge; the command returns once it has published it.
+    """
+    from cli.services import withdraw_participants
+
+    settings = settings_from_env()
+    if purge and not yes:
+        click.confirm(f"Delete all data of {len(participants)} participant(s) everywhere? This cannot be undone",
+                      abort=True)
+    results = run_async(withdraw_participants)(settings, participants, purge=purge)
+    done = [report for report in results if report is not None]
+    revoked = sum(report.revoked_at_vendor for report in done)
+    named = sum(report.daily_days for report in done)
+    console.print(f"withdrawn: {len(done)} participant(s), {revoked} grant(s) revoked at the vendor, tokens deleted"
+                  + (f"; purge published ({named} dataset day(s) named): the worker and the sink remove their part "
+                     "and record it on the audit topic" if purge else ""))
+    if len(done) < len(results):
+        fail(f"{len(results) - len(done)} of {len(results)} participant(s) have no link and no rows here, so nothing "
+             "was done for them: check the IDs (or WEARABLES_SECRET_KEY, WEARABLES_VAULT_URL, WEARABLES_DATASET)",
+             code=1)
+
+
+@main.command()
 @metrics_port_option(9471)
 def scheduler(metrics_port: int | None) -> None:
     """Fetch from the vendor APIs into raw.<provider>: webhook-driven, polled and backfilled,
@@ -322,6 +388,11 @@ def link(participants: tuple[str, ...], provider: str) -> None:
     linked = run_async(link_participants)(settings, participants, Provider(provider))
     console.print(f"linked {linked} participant(s) with {provider}; "
                   f"backfill of {settings.scheduler.backfill_days} days requested")
+
+
+from cli.vault import vault  # noqa: E402 - the `vault` group lives beside its commands
+
+main.add_command(vault)
 
 
 # --------------------------------------------------------------------------- import

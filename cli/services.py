@@ -21,20 +21,26 @@ from connectors.scheduler import Scheduler
 from connectors.simulator.service import SimulatorOptions, SimulatorService
 from connectors.vault import open_vault
 from connectors.vendors.base import VendorClient
-from connectors.vendors.registry import build_clients
+from connectors.vendors.registry import aclose_all, build_clients
+from connectors.withdrawal import WithdrawalReport, withdraw
+from models.audit import Actor
 from models.errors import ConfigurationError
+from models.ids import research_id
 from models.providers import Provider
+from portal.my_data import dates_of
+from portal.service import PortalService
 from runtime.broker import BrokerService, EmbeddedBroker
 from runtime.gc_tuning import tune_gc
 from runtime.kafka import make_producer
 from runtime.metrics import gauge
 from runtime.service import serve
 from runtime.settings import Settings
+from sinks.dataset import Dataset
 from sinks.runner import SinkProgress, SinkRunner
 from streams.runner import WorkerService
 
-__all__ = ["link_participants", "linking_client", "run_broker", "run_gateway", "run_scheduler", "run_simulator",
-           "run_sink", "run_worker"]
+__all__ = ["link_participants", "linking_client", "run_broker", "run_gateway", "run_portal", "run_scheduler",
+           "run_simulator", "run_sink", "run_worker", "withdraw_participants"]
 
 BROKER_UP = gauge("embedded_broker_up", "1 while the embedded broker process is running")
 
@@ -115,6 +121,48 @@ async def run_gateway(settings: Settings, *, port: int | None, metrics_port: int
                           f"metrics on :{metrics_port}")
 
         await serve(gateway, metrics_port=metrics_port, on_ready=announce)
+
+
+async def run_portal(settings: Settings, *, port: int | None, metrics_port: int) -> None:
+    bootstrap = await kafka_ready(settings)
+    async with open_vault(settings) as vault:
+        portal = PortalService(settings, bootstrap=bootstrap, vault=vault, port=port)
+
+        async def announce() -> None:
+            console.print(f"participant portal on {portal.url} (participants arrive with an invitation link: "
+                          f"`wearables invite PARTICIPANT`); metrics on :{metrics_port}")
+
+        await serve(portal, metrics_port=metrics_port, on_ready=announce)
+
+
+async def withdraw_participants(settings: Settings, participants: Sequence[str], *, purge: bool
+                                ) -> list[WithdrawalReport | None]:
+    """Staff's withdrawal of each participant (``connectors.withdrawal.withdraw``, actor staff):
+    per participant what was done, or None when we hold nothing of theirs (no link, no rows) and
+    no purge was asked (a purge is published anyway: topics may still hold their records)."""
+    bootstrap = await kafka_ready(settings)
+    producer = make_producer(settings, bootstrap)
+    await producer.start()
+    secret = settings.require_secret_key()
+    dataset = Dataset(settings.dataset_location)
+    reports: list[WithdrawalReport | None] = []
+    try:
+        async with open_vault(settings) as vault, aiohttp.ClientSession() as session:
+            clients = build_clients(settings.vendors, session)
+            try:
+                for participant in participants:
+                    rid = research_id(secret, participant)
+                    dates = dates_of(dataset, rid)
+                    if not purge and not dates and await vault.get(rid) is None:
+                        reports.append(None)
+                        continue
+                    reports.append(await withdraw(settings, vault, producer, clients, rid, actor=Actor.STAFF,
+                                                  purge=purge, dates=dates))
+            finally:
+                await aclose_all(clients)
+    finally:
+        await producer.stop()
+    return reports
 
 
 async def run_scheduler(settings: Settings, *, metrics_port: int) -> None:

@@ -85,6 +85,7 @@ class Link:
         return ParticipantLink(research_id=self.research_id, provider=self.provider,
                                api_generation=self.api_generation, status=self.status, key_id=key_id,
                                consented_at=self.linked_at, linked_at=self.linked_at, revoked_at=self.revoked_at,
+                               withdrawn_at=self.revoked_at if self.status is LinkStatus.WITHDRAWN else None,
                                denied_data_types=self.denied_data_types)
 
 

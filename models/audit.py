@@ -63,11 +63,17 @@ class AuditRecord:
     def from_bytes(cls, data: bytes) -> AuditRecord:
         record = load_object(data, "audit record")
         try:
-            action, actor = Action(req_str(record, "action")), Actor(req_str(record, "actor"))
+            action = Action(req_str(record, "action"))
         except ValueError as error:
             raise DecodeError(str(error), reason=Reason.BAD_FIELD, field="action") from None
-        removed = record.get("removed") or {}
-        if not isinstance(removed, dict) or not all(isinstance(v, int) for v in removed.values()):
+        try:
+            actor = Actor(req_str(record, "actor"))
+        except ValueError as error:
+            raise DecodeError(str(error), reason=Reason.BAD_FIELD, field="actor") from None
+        removed = record.get("removed")
+        removed = {} if removed is None else removed
+        if not isinstance(removed, dict) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                    for v in removed.values()):
             raise DecodeError("removed must map kinds to counts", reason=Reason.BAD_FIELD, field="removed")
         return cls(subject=req_str(record, "subject"), action=action, actor=actor, at=req_float(record, "at"),
                    component=req_str(record, "component"), removed={str(k): int(v) for k, v in removed.items()})

@@ -11,6 +11,7 @@ tells them apart by the first bytes, without decoding a batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import orjson
 
@@ -43,4 +44,9 @@ class PurgeMarker:
         dates = record.get("dates") or []
         if not isinstance(dates, list) or not all(isinstance(d, str) for d in dates):
             raise DecodeError("dates must be a list of ISO dates", reason=Reason.BAD_FIELD, field="dates")
+        for day in dates:
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                raise DecodeError(f"{day[:20]!r} is not an ISO date", reason=Reason.BAD_FIELD, field="dates") from None
         return cls(research_id=req_str(record, "research_id"), dates=tuple(dates))

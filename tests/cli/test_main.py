@@ -12,11 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import _settings_with_zone, main
-from runtime.broker import free_port
+from portal.invitations import read_invitation
+from runtime.broker import EmbeddedBroker, free_port
+from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBCOMMANDS = ["broker", "demo", "import", "replay", "topics", "worker", "simulator", "gateway", "scheduler", "link",
-               "dictionary"]
+               "dictionary", "portal", "invite", "withdraw", "vault"]
 
 
 def _wearables(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -34,7 +36,8 @@ def test_help_lists_every_subcommand() -> None:
         assert f"  {name} " in listed
 
 
-@pytest.mark.parametrize("command", [[name] for name in SUBCOMMANDS] + [["topics", "create"], ["topics", "list"]])
+@pytest.mark.parametrize("command", [[name] for name in SUBCOMMANDS] + [["topics", "create"], ["topics", "list"],
+                                                                      ["vault", "rotate-key"]])
 def test_each_subcommand_has_its_own_help(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0
@@ -156,3 +159,38 @@ def test_demo_links_the_cohort_and_summarizes_every_day(tmp_path: Path) -> None:
     assert slept is not None and 5 <= int(slept.group(1)) <= 8 and 6 <= int(slept.group(2)) <= 10
     assert {"daily_summary", "steps_intraday", "heart_rate_minute_level", "sleep_daily_summary", "sleep_level"} <= {
         p.name for p in (tmp_path / "dataset").iterdir()}
+    # the portal ran, and the demo ends with an invitation for one synthetic participant, which names nobody
+    assert re.search(r"participant portal: http://127\.0\.0\.1:\d+ ", result.stdout)
+    link = re.search(r"(http://127\.0\.0\.1:\d+)/i/(\S+)", result.stdout)
+    assert link is not None
+    invited = read_invitation(Settings(env="demo"), link.group(2))
+    assert re.fullmatch(r"P\d{10}", invited)  # one of the simulator's cohort
+    assert invited not in result.stdout and "research_id" not in result.stdout
+
+
+def test_invite_prints_one_link_per_participant_naming_nobody() -> None:
+    result = _wearables("invite", "P123", "P456", env={"WEARABLES_ENV": "demo",
+                                                       "WEARABLES_PORTAL_PUBLIC_URL": "https://portal.example.org"})
+    assert result.returncode == 0, result.stderr
+    links = result.stdout.split()
+    assert len(links) == 2 and all(link.startswith("https://portal.example.org/i/") for link in links)
+    assert "P123" not in result.stdout and "P456" not in result.stdout
+    tokens = [link.rpartition("/")[2] for link in links]
+    assert [read_invitation(Settings(env="demo"), token) for token in tokens] == ["P123", "P456"]
+
+
+def test_invite_outside_the_demo_needs_a_secret_key() -> None:
+    result = _wearables("invite", "P123")
+    assert result.returncode == 2 and "WEARABLES_SECRET_KEY" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_withdraw_of_participants_nobody_knows_does_nothing_and_says_so(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    env = {"WEARABLES_ENV": "demo", "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "WEARABLES_DATA_DIR": str(tmp_path),
+           "WEARABLES_TOPIC_PREFIX": "withdraw-cli."}
+    result = _wearables("withdraw", "P-nobody", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "withdrawn: 0 participant(s)" in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("wearables: error:")]
+    assert len(errors) == 1 and "1 of 1 participant(s) have no link and no rows here" in errors[0]
