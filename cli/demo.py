@@ -48,6 +48,8 @@ from streams.runner import WorkerService
 __all__ = ["run_demo"]
 
 _QUIET_S = 4.0  # nothing new for this long, with every device synced: the cohort is done
+#: the participant the demo's invitation is for: a public name, outside the simulator's cohort
+DEMO_PARTICIPANT = "DEMO-PARTICIPANT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,14 +224,16 @@ def _report_days(summaries: dict[str, DailySummary]) -> None:
 
 
 def _report_portal(flow: _Flow, keep_running: bool) -> None:
-    """The portal's address and an invitation for the cohort's first participant (linked with
-    Fitbit's Web API, so the portal asks them to move to Google Health)."""
-    settings = flow.live
-    participant = flow.sim.world.cohort.participant_ids[0]
+    """The portal's address and an invitation for a synthetic participant who is not linked yet.
+
+    Its ID is a fixed public name (``DEMO_PARTICIPANT``), not one of the cohort's: the person
+    trying the demo types it at the simulated vendor's sign-in, and no cohort ID is printed.
+    """
     console.print(f"participant portal: {flow.portal.url} (English and Spanish)")
-    console.print("an invitation for one synthetic participant: open it in a browser"
-                  + ("" if keep_running else " while the demo runs (add --keep-running)"))
-    console.print(invitation_url(settings, participant), soft_wrap=True)
+    console.print(f"an invitation for the synthetic participant {DEMO_PARTICIPANT}: open it in a browser"
+                  + ("" if keep_running else " while the demo runs (add --keep-running)")
+                  + f"; at the simulated vendor's consent page, sign in as {DEMO_PARTICIPANT}")
+    console.print(invitation_url(flow.live, DEMO_PARTICIPANT), soft_wrap=True)
 
 
 def _median(values: list[int]) -> int:
