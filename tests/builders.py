@@ -85,3 +85,17 @@ def fitabase_step_pages(long: Any) -> list[tuple[str, RawPage]]:
         pages.append((str(person), fitbit_page("activities-steps-intraday", body, day=day, timezone=None,
                                                utc_offset_ms=0)))
     return pages
+
+
+class RecordingProducer:
+    """Stands in for an AIOKafkaProducer where a test checks what would be published:
+    ``sent`` holds (topic, value, key) in order (a None value is a tombstone)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None]] = []
+
+    async def send_and_wait(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
+        self.sent.append((topic, value, key))
+
+    async def send(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
+        self.sent.append((topic, value, key))

@@ -20,17 +20,7 @@ from models.ids import research_id
 from models.participants import ApiGeneration, LinkStatus, ParticipantLink
 from models.providers import Provider
 from runtime.settings import Settings
-
-
-class Producer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes | None]] = []
-
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        self.sent.append((topic, value, key))
-
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        self.sent.append((topic, value, key))
+from tests.builders import RecordingProducer
 
 
 @dataclass
@@ -51,7 +41,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 @pytest.mark.parametrize("provider", sorted(VENDOR_CLIENTS), ids=str)
 async def test_a_link_through_the_consent_page(rig: Rig, provider: Provider) -> None:
-    participant, producer = rig.sim.world.cohort.participant_ids[0], Producer()
+    participant, producer = rig.sim.world.cohort.participant_ids[0], RecordingProducer()
     clients = build_clients(rig.settings.vendors, rig.session, providers=[provider])
     try:
         link = await link_through_consent(rig.settings, rig.vault, producer, clients[provider],  # type: ignore[arg-type]
@@ -81,7 +71,8 @@ async def test_a_consent_page_that_refuses_is_vendor_rejected(rig: Rig) -> None:
         await give_consent(clients[Provider.GOOGLE_HEALTH], rig.session, "P1", redirect_uri="http://x/cb")
 
 
-async def _link(rig: Rig, settings: Settings, provider: Provider, participant: str, producer: Producer) -> Link:
+async def _link(rig: Rig, settings: Settings, provider: Provider, participant: str,
+                producer: RecordingProducer) -> Link:
     clients = build_clients(settings.vendors, rig.session, providers=[provider])
     try:
         return await link_through_consent(settings, rig.vault, producer, clients[provider],  # type: ignore[arg-type]
@@ -93,19 +84,19 @@ async def _link(rig: Rig, settings: Settings, provider: Provider, participant: s
 async def test_the_manual_policy_subscribes_each_google_user(rig: Rig) -> None:
     participant = rig.sim.world.cohort.participant_ids[0]
     manual = rig.settings.with_overrides(google_subscription_policy="manual")
-    await _link(rig, manual, Provider.GOOGLE_HEALTH, participant, Producer())
+    await _link(rig, manual, Provider.GOOGLE_HEALTH, participant, RecordingProducer())
     assert rig.sim.world.account(Provider.GOOGLE_HEALTH, participant).subscribed
 
 
 async def test_a_move_from_fitbit_to_google_keeps_the_research_id(rig: Rig) -> None:
     """legacyUserId names the Fitbit account: its research_id carries on, now on Google Health."""
     participant = rig.sim.world.cohort.participant_ids[0]
-    fitbit = await _link(rig, rig.settings, Provider.FITBIT, participant, Producer())
+    fitbit = await _link(rig, rig.settings, Provider.FITBIT, participant, RecordingProducer())
     # another participant id for the same person (a re-enrolment): only the legacy id ties them
     world = rig.sim.world
     google_account = world.account(Provider.GOOGLE_HEALTH, participant)
     assert google_account.legacy_user_id == world.account(Provider.FITBIT, participant).user_id
-    producer = Producer()
+    producer = RecordingProducer()
     google = await _link(rig, rig.settings.with_overrides(secret_key="another-demo-key-for-this-test-only"),
                          Provider.GOOGLE_HEALTH, participant, producer)
     assert google.research_id == fitbit.research_id
@@ -117,8 +108,8 @@ async def test_a_move_from_fitbit_to_google_keeps_the_research_id(rig: Rig) -> N
 
 async def test_a_withdrawn_fitbit_participant_is_not_collected_again_under_their_old_research_id(rig: Rig) -> None:
     participant = rig.sim.world.cohort.participant_ids[0]
-    fitbit = await _link(rig, rig.settings, Provider.FITBIT, participant, Producer())
+    fitbit = await _link(rig, rig.settings, Provider.FITBIT, participant, RecordingProducer())
     await rig.vault.set_status(fitbit.research_id, LinkStatus.WITHDRAWN)
     google = await _link(rig, rig.settings.with_overrides(secret_key="another-demo-key-for-this-test-only"),
-                         Provider.GOOGLE_HEALTH, participant, Producer())
+                         Provider.GOOGLE_HEALTH, participant, RecordingProducer())
     assert google.research_id != fitbit.research_id  # a new enrolment, a new research_id

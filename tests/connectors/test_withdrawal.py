@@ -22,21 +22,13 @@ from models.participants import LinkStatus, ParticipantLink
 from models.providers import Provider
 from models.purge import PurgeMarker, is_purge_marker
 from runtime.settings import Settings
+from tests.builders import RecordingProducer
 
 RID = "R00000001"
 VENDOR_USER = "vendor-user"
 ACCESS, REFRESH = "access-token-abc", "refresh-token-xyz"
 
 
-class Producer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes | None]] = []
-
-    async def send_and_wait(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
-        self.sent.append((topic, value, key))
-
-    async def send(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
-        self.sent.append((topic, value, key))
 
 
 class Vendor:
@@ -54,14 +46,14 @@ class Vendor:
 class Rig:
     settings: Settings
     vault: TokenVault
-    producer: Producer
+    producer: RecordingProducer
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     settings = Settings(env="demo", data_dir=tmp_path)
     async with open_vault(settings) as vault:
-        yield Rig(settings, vault, Producer())
+        yield Rig(settings, vault, RecordingProducer())
 
 
 async def _link(vault: TokenVault, rid: str = RID) -> None:

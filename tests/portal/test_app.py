@@ -29,19 +29,7 @@ from portal.app import PORTAL, build_portal_app, content_security_policy
 from portal.invitations import invitation_token
 from runtime.settings import Settings
 from sinks.dataset import Dataset
-
-
-class Producer:
-    """What the portal published: (topic, value, key), in order."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes | None]] = []
-
-    async def send_and_wait(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
-        self.sent.append((topic, value, key))
-
-    async def send(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
-        self.sent.append((topic, value, key))
+from tests.builders import RecordingProducer
 
 
 @dataclass
@@ -49,7 +37,7 @@ class Rig:
     settings: Settings
     sim: RunningSimulator
     vault: TokenVault
-    producer: Producer
+    producer: RecordingProducer
     http: aiohttp.ClientSession  # the participant's browser at the vendor
     client: TestClient[Any, Any]  # the participant's browser at the portal
     pages: list[str] = field(default_factory=list)  # every portal page seen, for the identifier scan
@@ -112,7 +100,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     async with running_simulator(base, SimulatorOptions(participants=2, days=2)) as sim, \
             open_vault(base) as vault, aiohttp.ClientSession() as http:
         settings = base.with_overrides(vendor_api_base=sim.url)
-        producer = Producer()
+        producer = RecordingProducer()
         clients = build_clients(settings.vendors, http)
         app = build_portal_app(settings, vault, producer, clients,  # type: ignore[arg-type]
                                Dataset(settings.dataset_location))
@@ -210,7 +198,7 @@ async def test_outside_the_demo_fitbit_is_neither_offered_nor_accepted(tmp_path:
         "env": "production", "data_dir": tmp_path, "secret_key": "s" * 40, "vault_key": Fernet.generate_key().decode(),
         "session_key": Fernet.generate_key().decode(), "fitbit_client_secret": "f", "google_client_secret": "g"})
     async with open_vault(settings) as vault, aiohttp.ClientSession() as http:
-        app = build_portal_app(settings, vault, Producer(), build_clients(settings.vendors, http),  # type: ignore[arg-type]
+        app = build_portal_app(settings, vault, RecordingProducer(), build_clients(settings.vendors, http),  # type: ignore[arg-type]
                                Dataset(settings.dataset_location))
         async with TestClient(TestServer(app)) as client:
             answer = await client.get(f"/i/{invitation_token(settings, 'P1')}", allow_redirects=False)

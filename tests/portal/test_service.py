@@ -15,14 +15,14 @@ from models.errors import ConfigurationError
 from portal.invitations import invitation_token
 from portal.service import PortalService, running_portal
 from runtime.settings import Settings
-from tests.portal.test_app import Producer
+from tests.builders import RecordingProducer
 
 
 async def test_running_portal_serves_on_a_free_port(tmp_path: Path) -> None:
     settings = Settings.model_validate({"env": "demo", "data_dir": tmp_path})
     async with open_vault(settings) as vault:
         # unsafe: the jar keeps cookies of an IP address (127.0.0.1), as a browser does
-        async with running_portal(settings, vault, Producer(), port=0) as url, \
+        async with running_portal(settings, vault, RecordingProducer(), port=0) as url, \
                 aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # type: ignore[arg-type]
             assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
             async with http.get(url + "/") as answer:
@@ -35,7 +35,7 @@ async def test_outside_the_demo_a_session_key_is_required(tmp_path: Path) -> Non
     settings = Settings.model_validate({"env": "production", "data_dir": tmp_path, "secret_key": "s" * 40,
                                         "fitbit_client_secret": "f", "google_client_secret": "g"})
     with pytest.raises(ConfigurationError, match="WEARABLES_SESSION_KEY"):
-        async with running_portal(settings, None, Producer(), port=0):  # type: ignore[arg-type]
+        async with running_portal(settings, None, RecordingProducer(), port=0):  # type: ignore[arg-type]
             pass
 
 
