@@ -69,13 +69,25 @@ def _consent_page(dialect: VendorDialect) -> Handler:
                          for k, v in query.items() if k != "scope")
         asked = "".join(f'<li><label><input type="checkbox" name="scope" value="{html.escape(scope)}" checked> '
                         f"{html.escape(dialect.consent_line(scope))}</label></li>" for scope in scopes)
-        vendor = dialect.name
-        page = (f"<!doctype html><title>{vendor}: allow access?</title><h1>{vendor} (simulated)</h1>"
+        vendor = html.escape(dialect.name)
+        # an accessible page, as the vendors' own are: a language, a viewport for phones, one main
+        # landmark, every field labelled, nothing wider than a 360 px screen (a long client id wraps)
+        page = ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+                '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                f"<title>{vendor}: allow access?</title>"
+                "<style>body{font-family:system-ui,sans-serif;line-height:1.5;margin:0 auto;max-width:40rem;"
+                "padding:0 1rem;color:#1a1a1a;background:#fff;overflow-wrap:anywhere}"
+                "ul{list-style:none;padding:0}li label{display:flex;align-items:center;gap:.6rem;min-height:44px}"
+                "input[type=checkbox]{width:24px;height:24px;flex:none}.who{display:block}"
+                "input[name=participant]{font:inherit;padding:.4rem;max-width:100%}"
+                "button{font:inherit;min-height:44px;min-width:44px;margin:.5rem .5rem 0 0}</style>"
+                f"</head><body><main><h1>{vendor} (simulated)</h1>"
                 f"<form method=post>{fields}<p>The research study <b>{html.escape(query['client_id'])}</b> "
                 f"asks to read (untick what you do not want to share):</p><ul>{asked}</ul>"
-                '<label>Signed in as participant <input name="participant" required></label> '
-                '<button name="decision" value="allow">Allow</button> '
-                '<button name="decision" value="deny">Deny</button></form>')
+                '<p><label class="who" for="participant">Signed in as participant</label> '
+                '<input id="participant" name="participant" autocomplete="off" required></p>'
+                '<button type="submit" name="decision" value="allow">Allow</button> '
+                '<button type="submit" name="decision" value="deny">Deny</button></form></main></body></html>')
         return web.Response(text=page, content_type="text/html")
     return handler
 
