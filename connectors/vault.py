@@ -383,6 +383,8 @@ def _sqlite_pragmas(connection: DBAPIConnection, _: object) -> None:
     # which is the trade SQLite documents for WAL (a power cut may lose the last commits, never corrupt)
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # a purged participant's row is overwritten on disk, not only unlinked from the page (builds differ)
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 

@@ -1,7 +1,8 @@
 """Log set-up, with a filter that redacts identifiers and tokens from every record.
 
 Code should log coordinates (topic, partition, offset, counts), never payloads. The filter is
-the safety net for the day someone forgets: participant IDs (``P`` + 10 digits), bearer tokens
+the safety net for the day someone forgets: participant IDs (``P`` + 10 digits), research IDs
+(``R`` + 20 hex digits), bearer tokens
 and OAuth token fields are replaced before a record reaches any handler.
 """
 
@@ -14,6 +15,7 @@ __all__ = ["RedactingFilter", "redact", "setup_logging"]
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bP\d{10}\b"), "P**********"),
+    (re.compile(r"\bR[0-9a-f]{20}\b"), "R********************"),  # research IDs (models/ids.py)
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer [redacted]"),
     (re.compile(r"(?i)(\"?(?:access|refresh|id)_token\"?\s*[:=]\s*\"?)[^\s\",&}]+"), r"\1[redacted]"),
     (re.compile(r"(?i)((?:client_secret|code_verifier|password)\"?\s*[:=]\s*\"?)[^\s\",&}]+"), r"\1[redacted]"),
@@ -48,6 +50,7 @@ def setup_logging(level: str = "INFO") -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    # aiokafka and Faust are chatty at INFO about every rebalance step.
-    for noisy in ("aiokafka", "faust", "mode"):
+    # aiokafka and Faust are chatty at INFO about every rebalance step; aiosqlite logs every
+    # statement with its parameters (research IDs) at DEBUG.
+    for noisy in ("aiokafka", "faust", "mode", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))

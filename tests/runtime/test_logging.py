@@ -15,6 +15,7 @@ from runtime.logging import RedactingFilter, redact
         ('{"access_token": "tok-123", "refresh_token":"ref-456"}', "tok-123"),
         ("refresh_token=ref-456&client_secret=shh", "ref-456"),
         ("code_verifier=verif789", "verif789"),
+        ("purged R0123456789abcdef0123 from the dataset", "0123456789abcdef0123"),
     ],
 )
 def test_identifiers_and_tokens_are_redacted(text: str, leaked: str) -> None:
