@@ -28,6 +28,7 @@ from playwright.async_api import Page, expect
 
 from connectors.simulator.service import SimulatorOptions
 from models.ids import research_id
+from models.providers import Provider
 from portal.invitations import invitation_url
 from portal.service import running_portal
 from runtime.settings import Settings
@@ -94,8 +95,8 @@ async def test_a_participant_joins_shares_downloads_and_leaves_in_a_real_browser
         language: str, settings_factory: Callable[..., Settings], caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.DEBUG)
-    # aiosqlite logs every statement with its parameters at DEBUG (a research id is one of them):
-    # the services' log set-up should hold it at WARNING as it does aiokafka (runtime/logging.py)
+    # aiosqlite logs every statement with its parameters at DEBUG (a research id is one of them);
+    # the services' log set-up holds it at WARNING as it does aiokafka (runtime/logging.py)
     caplog.set_level(logging.INFO, logger="aiosqlite")
     text, recorder = TEXT[language], Recorder(artifacts_dir(language))
     port = free_port()
@@ -194,6 +195,8 @@ async def test_a_participant_joins_shares_downloads_and_leaves_in_a_real_browser
         await page.get_by_role("button", name=text["stop"]).click()
         await page.wait_for_url(f"{url}/me")
         await _status(page, text, linked=False)
+        assert world.account(Provider.GOOGLE_HEALTH, participant).revoked  # the grant ended at the vendor too
+        assert await stack.vault.tokens(rid) is None  # and no fetch can be made for them any more
         await recorder.visit(page, "me-stopped")
 
         # leave the study, asking for the data to be deleted
