@@ -105,9 +105,10 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
                 _report(flow, time.monotonic() - started, metrics_port)
                 _report_days(summaries)
                 _report_portal(flow, keep_running)
-                if keep_running:
-                    console.print("running; press Ctrl-C to stop")
-                    await wait_for_stop_signal()
+                if keep_running:  # the sink goes on too, so that what a visitor links shows up on the portal
+                    async with SinkRunner(run, bootstrap=bootstrap, group=_sink_group(run)).running():
+                        console.print("running; press Ctrl-C to stop")
+                        await wait_for_stop_signal()
 
 
 @contextlib.asynccontextmanager
@@ -180,10 +181,14 @@ async def _follow(flow: _Flow, timeout: float) -> None:
 
 async def _write_dataset(run: Settings, bootstrap: str) -> None:
     console.print("writing the Parquet dataset (until the daily and intraday topics are drained)")
-    written = await SinkRunner(run, bootstrap=bootstrap, group=f"{run.kafka.topic_prefix}demo-sink",
-                               idle_exit=3.0).drain()
+    written = await SinkRunner(run, bootstrap=bootstrap, group=_sink_group(run), idle_exit=3.0).drain()
     console.print(f"dataset: {run.dataset_location} ({written.records:,} records merged; read it with Polars, "
                   "see README 'Researcher outputs')")
+
+
+def _sink_group(run: Settings) -> str:
+    """The demo's sink group: the one-shot write and the sink kept running with --keep-running share it."""
+    return f"{run.kafka.topic_prefix}demo-sink"
 
 
 async def _latest_summaries(settings: Settings, bootstrap: str) -> dict[str, DailySummary]:
