@@ -142,6 +142,13 @@ async def test_a_participant_joins_shares_downloads_and_leaves_in_a_real_browser
         await page.goto(f"{url}/me")
         await expect(page.get_by_role("heading", level=1)).to_have_text(text["sign_in"])
         await recorder.visit(page, "sign-in")
+        # the error pages: a damaged invitation, a page that does not exist
+        answer = await page.goto(f"{url}/i/not-an-invitation")
+        assert answer is not None and answer.status == 400
+        await recorder.visit(page, "bad-invitation")
+        answer = await page.goto(f"{url}/nowhere")
+        assert answer is not None and answer.status == 404
+        await recorder.visit(page, "not-found")
 
         # the invitation signs in and leads to one's page: not linked yet
         await page.goto(invitation_url(settings, participant))
