@@ -32,6 +32,7 @@ from portal.service import PortalService
 from runtime.broker import BrokerService, EmbeddedBroker
 from runtime.gc_tuning import tune_gc
 from runtime.kafka import make_producer
+from runtime.lag import LagMonitor
 from runtime.metrics import gauge
 from runtime.service import serve
 from runtime.settings import Settings
@@ -64,7 +65,9 @@ async def run_broker(settings: Settings, *, port: int | None, create_topics: boo
         console.print(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}", markup=False)
 
     try:
-        reason = await serve(broker, metrics_port=metrics_port, on_ready=announce)
+        # the broker's process reports every consumer group's lag (it starts after the broker answers)
+        lag = LagMonitor(settings, bootstrap=broker.bootstrap)
+        reason = await serve(broker, lag, metrics_port=metrics_port, on_ready=announce)
     finally:
         BROKER_UP.set(0)
     console.print(f"{reason}: stopping the broker")
@@ -94,7 +97,7 @@ async def run_sink(settings: Settings, *, location: str | None, metrics_port: in
     async def announce() -> None:
         console.print(f"sink writing {sink.dataset.location} from {bootstrap}; metrics on :{metrics_port}")
 
-    await serve(sink, metrics_port=metrics_port, on_ready=announce)
+    await serve(sink, LagMonitor(settings, bootstrap=bootstrap), metrics_port=metrics_port, on_ready=announce)
     console.print(f"sink stopped after {sink.progress.flushes} flush(es)")
 
 

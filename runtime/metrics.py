@@ -26,7 +26,9 @@ METRIC_PREFIX = "wearables_"
 #: Every label name any of our metrics may carry. Values are closed sets, never identifiers.
 ALLOWED_LABELS = frozenset(
     {"provider", "stage", "reason", "topic", "data_type", "metric", "status", "outcome", "process",
-     "resolution", "table", "command", "phase", "actor", "purge", "page", "language"}
+     "resolution", "table", "command", "phase", "actor", "purge", "page", "language",
+     # consumer groups and partitions are configuration, not people; a generation is a vendor API's
+     "group", "partition", "api_generation", "window", "days"}
 )
 
 _M = TypeVar("_M", Counter, Gauge, Histogram)
