@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from aiokafka.partitioner import murmur2
 
 from models.audit import Action, Actor, AuditRecord, subject_of
-from models.daily import daily_key
+from models.daily import DailySummary, daily_key
 from models.errors import DecodeError
 from models.purge import PurgeMarker, is_purge_marker
 from models.samples import SampleBatch
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from runtime.purges import PurgeList
     from runtime.settings import DailySettings, Settings
 
-__all__ = ["DAILY_TABLES", "policy_of", "register_daily"]
+__all__ = ["DAILY_TABLES", "NEWEST_SAMPLE", "note_newest_sample", "policy_of", "register_daily"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ PURGED_DAYS = counter("daily_days_purged_total", "Day states deleted because the
 STATE_BYTES = gauge("daily_state_last_bytes", "Size of the last day state written, in bytes")
 SECONDS = histogram("daily_batch_seconds", "Time to apply one take of sample batches",
                     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+#: ``time() - wearables_daily_newest_sample_timestamp_seconds`` is how fresh the daily data is, per vendor.
+NEWEST_SAMPLE = gauge("daily_newest_sample_timestamp_seconds", "The newest sample (epoch seconds) of the daily "
+                      "summaries emitted, per provider", ["provider"])
 PHASE_SECONDS = histogram("daily_phase_seconds", "Time per take in each phase of the daily agent", ["phase"],
                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
 
@@ -78,6 +81,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
     marks = app.Table("watermarks", partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes,
                       help="p<partition> -> event-time watermark (epoch seconds)")
     last_sweep: dict[int, float] = {}
+    newest: dict[str, int] = {}  # per provider, the newest sample of a summary emitted (the gauge only rises)
 
     @app.agent(samples, name="daily", concurrency=1)
     async def daily_days(stream: StreamT[bytes]) -> None:
@@ -225,8 +229,21 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
         for summary in update.summaries:
             await daily.send(key=summary.key.encode(), value=summary.to_bytes())
             SUMMARIES.labels(status="late" if summary.late else status).inc()
+            note_newest_sample(newest, summary)
         for letter in update.letters:
             await dlq.send(key=letter.key, value=letter.to_bytes())
+
+
+def note_newest_sample(newest: dict[str, int], summary: DailySummary) -> None:
+    """Raise the freshness gauge of the summary's provider to its newest sample, kept in ``newest``;
+    a replay or a late revision of an older day leaves it where it is."""
+    at = summary.last_sample_at
+    if at is None:
+        return
+    provider = summary.source or "unknown"
+    if at > newest.get(provider, 0):
+        newest[provider] = at
+        NEWEST_SAMPLE.labels(provider=provider).set(at)
 
 
 def _phases(started: float) -> Callable[[str], None]:

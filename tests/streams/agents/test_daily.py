@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
+from prometheus_client import REGISTRY
 
-from models.daily import daily_key
+from models.daily import DailySummary, daily_key
 from runtime.purges import PurgeList
 from runtime.settings import DailySettings, Settings
-from streams.agents.daily import DAILY_TABLES, _partition_of, policy_of, register_daily
+from streams.agents.daily import DAILY_TABLES, _partition_of, note_newest_sample, policy_of, register_daily
 from streams.daily.aggregate import DailyRules
 from streams.progress import Progress
 
@@ -47,3 +48,17 @@ def test_one_agent_reads_samples_into_two_tables_of_the_configured_partitions() 
     assert set(agent.channel.topics) == {"tx.samples"} and agent.concurrency == 1
     assert tuple(app.tables) == DAILY_TABLES == ("days", "watermarks")
     assert {table.partitions for table in app.tables.values()} == {5}
+
+
+def test_freshness_is_the_newest_sample_emitted_per_provider_and_only_rises() -> None:
+    newest: dict[str, int] = {}
+
+    def summary(at: int | None, source: str) -> DailySummary:
+        return DailySummary("R" + "0" * 20, "2026-11-02", 1, last_sample_at=at, source=source)
+
+    for at, source in ((1_800_000_100, "fitbit_freshness"), (1_800_000_050, "fitbit_freshness"),
+                       (None, "fitbit_freshness"), (1_800_000_010, "google_health_freshness")):
+        note_newest_sample(newest, summary(at, source))
+    assert newest == {"fitbit_freshness": 1_800_000_100, "google_health_freshness": 1_800_000_010}
+    sample = REGISTRY.get_sample_value
+    assert sample("wearables_daily_newest_sample_timestamp_seconds", {"provider": "fitbit_freshness"}) == 1_800_000_100
