@@ -41,13 +41,15 @@ from runtime.metrics import counter, gauge
 from runtime.service import TaskService
 from runtime.settings import Settings
 
-__all__ = ["Scheduler", "SchedulerProgress", "fetch_window", "poll_requests"]
+__all__ = ["LINKED", "Scheduler", "SchedulerProgress", "count_links", "fetch_window", "poll_requests"]
 
 logger = logging.getLogger(__name__)
 
 REQUESTS_IN = counter("scheduler_fetch_requests_total", "Fetch requests consumed, by outcome", ["reason", "outcome"])
 IN_FLIGHT = gauge("scheduler_fetches_in_flight", "Fetch requests being carried out")
 POLLS = counter("scheduler_polls_total", "Reconciliation poll rounds")
+LINKED = gauge("participants_linked", "Participants in the token vault, by provider, link status and vendor API "
+               "generation", ["provider", "status", "api_generation"])
 _POLL_OVERLAP_DAYS = 2  # late syncs add to recent days: polls re-read them (dedup absorbs the repeats)
 _MAX_IN_FLIGHT = 20_000
 
@@ -106,6 +108,25 @@ async def poll_requests(vault: TokenVault, clients: dict[Provider, VendorClient]
     return requests
 
 
+LinkCount = tuple[str, str, str]  # (provider, status, api_generation)
+
+
+async def count_links(vault: TokenVault, reported: set[LinkCount]) -> dict[LinkCount, int]:
+    """Set ``participants_linked`` from every link of the vault, whatever its status.
+
+    A combination reported before (kept in ``reported``) and now empty is set to 0 rather than
+    left at its old count: the last participant of a generation re-consented, say.
+    """
+    counts: dict[LinkCount, int] = dict.fromkeys(reported, 0)
+    for link in await vault.links(status=None):
+        key = (link.provider.value, link.status.value, link.api_generation.value)
+        counts[key] = counts.get(key, 0) + 1
+    for (provider, status, generation), count in counts.items():
+        LINKED.labels(provider=provider, status=status, api_generation=generation).set(count)
+    reported.update(counts)
+    return counts
+
+
 @dataclass
 class SchedulerProgress:
     consumed: int = 0
@@ -160,6 +181,7 @@ class Scheduler(TaskService):
         self.progress = SchedulerProgress()
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None  # set while consuming
+        self._link_counts: set[LinkCount] = set()  # the participants_linked series this process set
 
     def ready(self) -> bool:
         # joined: the group gave this member its partitions (empty again during a rebalance)
@@ -205,6 +227,7 @@ class Scheduler(TaskService):
             await self._producer.start()
             await consumer.start()
             self._consumer = consumer
+            await count_links(self.vault, self._link_counts)
             poller = asyncio.ensure_future(self._poll(stop, clients)) if self._poll_too else None
             try:
                 await self._consume(stop, consumer, fetcher)
@@ -223,6 +246,7 @@ class Scheduler(TaskService):
             for research_id, request in await poll_requests(self.vault, clients, self.settings.scheduler.backfill_days):
                 await self.publish_request(research_id, request)
             POLLS.inc()
+            await count_links(self.vault, self._link_counts)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.scheduler.poll_interval)
 

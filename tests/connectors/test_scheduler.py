@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from cli.topics import create_all_topics
 from connectors import scheduler as scheduler_module
 from connectors.fetcher import FetchOutcome
 from connectors.linking import complete_link
-from connectors.scheduler import Scheduler, poll_requests
+from connectors.scheduler import Scheduler, count_links, poll_requests
 from connectors.simulator.service import SimulatorOptions
 from connectors.vault import Link
 from connectors.vendors import google_health_spec
@@ -128,6 +129,41 @@ class _PollVault:
 
     async def cursors(self) -> dict[tuple[str, str], str]:
         return self._cursors
+
+
+class _AllLinksVault:
+    """A vault as ``count_links`` reads it: every link, whatever its status."""
+
+    def __init__(self, links: list[Link]) -> None:
+        self.links_now = links
+        self.asked: list[LinkStatus | None] = []
+
+    async def links(self, *, status: LinkStatus | None = LinkStatus.LINKED) -> list[Link]:
+        self.asked.append(status)
+        return self.links_now
+
+
+async def test_linked_participants_are_counted_by_provider_status_and_generation() -> None:
+    f, g = Provider.FITBIT, Provider.GOOGLE_HEALTH
+    old, new = ApiGeneration.FITBIT_WEB_API, ApiGeneration.GOOGLE_HEALTH_V4
+    vault = _AllLinksVault([Link("R1", f, old, LinkStatus.LINKED, None, 0.0, None),
+                            Link("R2", f, old, LinkStatus.REVOKED, None, 0.0, 1.0),
+                            Link("R3", g, new, LinkStatus.LINKED, None, 0.0, None),
+                            Link("R4", g, new, LinkStatus.LINKED, None, 0.0, None)])
+    reported: set[tuple[str, str, str]] = set()
+    assert await count_links(vault, reported) == {  # type: ignore[arg-type]  # the one read it makes
+        ("fitbit", "revoked", "fitbit_web_api"): 1, ("fitbit", "linked", "fitbit_web_api"): 1,
+        ("google_health", "linked", "google_health_v4"): 2}
+    assert vault.asked == [None]
+    vault.links_now = vault.links_now[2:]  # the Fitbit participants re-consented on the new API, say
+
+    def linked(provider: str, status: str, generation: str) -> float | None:
+        return REGISTRY.get_sample_value("wearables_participants_linked",
+                                         {"provider": provider, "status": status, "api_generation": generation})
+
+    await count_links(vault, reported)  # type: ignore[arg-type]
+    assert linked("fitbit", "linked", "fitbit_web_api") == 0  # dropped to 0, not left at its old count
+    assert linked("google_health", "linked", "google_health_v4") == 2
 
 
 async def test_a_poll_asks_for_every_granted_type_undated_ones_included_and_none_denied() -> None:
