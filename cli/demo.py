@@ -26,6 +26,7 @@ from rich.table import Table
 from cli.console import WorkerIncomplete, console, progress
 from cli.kafka_session import kafka_session
 from cli.services import linking_client
+from cli.status import discovery_file
 from cli.topics import create_all_topics
 from connectors.gateway import GatewayService
 from connectors.linking import link_through_consent
@@ -97,7 +98,7 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
             created, present = await create_all_topics(run, bootstrap)
             console.print(f"topics: {len(created)} created, {len(present)} already present")
             async with _processes(run, bootstrap, participants, days) as (flow, link_all), \
-                    start_ops_server(metrics_port, flow.services.ready):
+                    start_ops_server(metrics_port, flow.services.ready), _announced(run.data_dir, metrics_port):
                 await link_all()
                 await _follow(flow, timeout)
                 summaries = await _latest_summaries(run, bootstrap)
@@ -109,6 +110,24 @@ async def run_demo(settings: Settings, *, participants: int, days: int, timeout:
                     async with SinkRunner(run, bootstrap=bootstrap, group=_sink_group(run)).running():
                         console.print("running; press Ctrl-C to stop")
                         await wait_for_stop_signal()
+
+
+@contextlib.asynccontextmanager
+async def _announced(data_dir: Path, metrics_port: int) -> AsyncIterator[None]:
+    """Print where the demo's metrics are and record them in ``<data dir>/demo.json`` while it runs, so that
+    `wearables status` in another terminal finds them without options."""
+    if not metrics_port:
+        yield
+        return
+    url = _metrics_url(metrics_port)
+    with discovery_file(data_dir, [url]) as recorded:
+        console.print(f"metrics: {url} (recorded in {recorded}); live view in another terminal: wearables status "
+                      f"(or wearables status --url {url})", soft_wrap=True)
+        yield
+
+
+def _metrics_url(metrics_port: int) -> str:
+    return f"http://127.0.0.1:{metrics_port}/metrics"  # the ops server listens on every interface, this one included
 
 
 @contextlib.asynccontextmanager
@@ -259,5 +278,5 @@ def _report(flow: _Flow, elapsed: float, metrics_port: int) -> None:
     table.add_row("daily summaries emitted", f"{summaries:,}")
     console.print(table)
     if metrics_port:
-        console.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics")
+        console.print(f"metrics: {_metrics_url(metrics_port)} (live view: wearables status)")
     console.print(f"demo finished in {elapsed:.1f}s")
