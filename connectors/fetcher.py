@@ -46,7 +46,9 @@ from runtime.settings import SchedulerSettings
 
 __all__ = ["FetchOutcome", "Fetcher"]
 
-CALLS = counter("connector_requests_total", "Vendor API calls, by outcome", ["provider", "outcome"])
+#: outcome: ok | rate_limited (a 429) | token_expired | revoked | scope_missing | unavailable (5xx, timeout)
+CALLS = counter("connector_requests_total", "Vendor API calls, by data type and outcome",
+                ["provider", "data_type", "outcome"])
 CALL_SECONDS = histogram("connector_request_seconds", "Vendor API call latency", ["provider"])
 PAGES = counter("connector_pages_published_total", "Raw pages published", ["provider", "data_type"])
 FETCHES = counter("connector_fetches_total", "Fetch requests carried out, by outcome", ["provider", "reason",
@@ -161,7 +163,7 @@ class Fetcher:
             def call(access: str, t: str | None = token) -> Awaitable[VendorPage]:
                 return client.fetch_day(access, data_type, day, page_token=t)
 
-            page = await self._call(research_id, client, call)
+            page = await self._call(research_id, client, data_type, call)
             raw = RawPage(provider=client.provider, data_type=data_type, date=day.isoformat(), body=page.body,
                           detail=page.detail, timezone=timezone,
                           fetched_at=time.time(), request_id=f"{self._run_id}-{next(self._calls)}", origin="api",
@@ -175,7 +177,7 @@ class Fetcher:
         await asyncio.gather(*acks)  # a Kafka failure raises here: the cursor stays behind this day
         return len(acks), size
 
-    async def _call(self, research_id: str, client: VendorClient,
+    async def _call(self, research_id: str, client: VendorClient, data_type: str,
                     call: Callable[[str], Awaitable[VendorPage]]) -> VendorPage:
         """``call`` with a fresh access token. A 429 or an expired token goes round again (those are
         not attempts: the vendor said when to come back, or with what); 5xx and timeouts are
@@ -190,22 +192,22 @@ class Fetcher:
             try:
                 page = await call(access)
             except RateLimited as limited:
-                CALLS.labels(provider.value, "rate_limited").inc()
+                CALLS.labels(provider.value, data_type, "rate_limited").inc()
                 self._limiter.block(provider, research_id, limited.retry_after)
                 continue
             except TokenExpired:
-                CALLS.labels(provider.value, "token_expired").inc()
+                CALLS.labels(provider.value, data_type, "token_expired").inc()
                 await self._tokens.refresh(research_id, provider, stale=access)
                 continue
             except AccessRevoked:
-                CALLS.labels(provider.value, "revoked").inc()
+                CALLS.labels(provider.value, data_type, "revoked").inc()
                 await self._tokens.revoked(research_id, provider)
                 raise
             except ScopeMissing:  # asking again gets the same answer: the caller sets the type aside
-                CALLS.labels(provider.value, "scope_missing").inc()
+                CALLS.labels(provider.value, data_type, "scope_missing").inc()
                 raise
             except VendorUnavailable:
-                CALLS.labels(provider.value, "unavailable").inc()
+                CALLS.labels(provider.value, data_type, "unavailable").inc()
                 attempt += 1
                 if attempt >= self._retry.fetch_max_attempts:
                     raise
@@ -213,7 +215,7 @@ class Fetcher:
                 continue
             finally:
                 CALL_SECONDS.labels(provider.value).observe(time.perf_counter() - started)
-            CALLS.labels(provider.value, "ok").inc()
+            CALLS.labels(provider.value, data_type, "ok").inc()
             self._limiter.observe(provider, research_id, quota_remaining(page.headers))
             return page
 

@@ -21,14 +21,16 @@ from dataclasses import dataclass
 
 from connectors.vendors import fitbit_spec, google_health_spec
 from models.providers import Provider
-from runtime.metrics import counter
+from runtime.metrics import counter, gauge
 
-__all__ = ["Limit", "RateLimiter"]
+__all__ = ["REMAINING", "Limit", "RateLimiter"]
 
 WAITS = counter("connector_rate_limit_waits_total", "Requests held back to stay under a vendor limit",
                 ["provider", "reason"])
 UNSEEN = counter("connector_rate_limit_unseen_requests_total",
                  "Requests a vendor counted against a participant that this process did not send", ["provider"])
+REMAINING = gauge("connector_rate_limit_remaining", "Requests left in the vendor's window, as it last reported "
+                  "(for the participant of its latest answer; 0 after a 429)", ["provider"])
 _SLACK_S = 1.0
 
 
@@ -91,6 +93,8 @@ class RateLimiter:
 
     def observe(self, provider: Provider, research_id: str, remaining: int | None) -> None:
         """The vendor's own count after one of our requests: add the requests we did not send."""
+        if remaining is not None:
+            REMAINING.labels(provider.value).set(remaining)
         user = self._users.get((provider, research_id))
         if remaining is None or user is None:
             return
@@ -105,5 +109,6 @@ class RateLimiter:
 
     def block(self, provider: Provider, research_id: str, seconds: float) -> None:
         """A 429: no request for this participant until the vendor's reset."""
+        REMAINING.labels(provider.value).set(0)  # the vendor said: none left until its reset
         key = (provider, research_id)
         self._blocked[key] = max(self._blocked.get(key, 0.0), time.time() + seconds)

@@ -157,11 +157,21 @@ async def test_429s_and_expired_tokens_are_not_attempts_but_5xx_are(tmp_path: Pa
             raise answer
         return VendorPage(body=b"{}")
 
+    outcomes = ("ok", "rate_limited", "token_expired", "unavailable", "revoked", "scope_missing")
+
+    def calls() -> dict[str, float]:
+        return {o: REGISTRY.get_sample_value("wearables_connector_requests_total", {
+            "provider": P.value, "data_type": "steps", "outcome": o}) or 0.0 for o in outcomes}
+
+    before = calls()
     fetcher, client, _, tokens, published = _fetcher(tmp_path, script, fetch_max_attempts=3)
     assert (await fetcher.fetch("R1", _request("2026-11-01", "2026-11-01", "steps"))).outcome == "done"
     assert len(client.calls) == 5 and len(published) == 1
     assert [c[0] for c in client.calls] == ["access-1", "access-1", "access-2", "access-2", "access-2"]
     assert tokens.version == 2  # refreshed once, for the expired token
+    after = calls()  # every call counted under its data type, the 429 as rate_limited
+    assert {o: after[o] - before[o] for o in outcomes} == {"ok": 1, "rate_limited": 1, "token_expired": 1,
+                                                           "unavailable": 2, "revoked": 0, "scope_missing": 0}
 
 
 async def test_it_gives_up_after_max_attempts_and_the_cursor_stays_behind_the_failed_day(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from multidict import CIMultiDict
+from prometheus_client import REGISTRY
 
 from connectors.errors import quota_remaining
 from connectors.ratelimit import RateLimiter
@@ -43,3 +44,17 @@ async def test_requests_the_vendor_counted_but_we_did_not_send_use_up_the_window
     assert await _granted(limiter, Provider.FITBIT, "b", 200) == 130
     limiter.observe(Provider.GOOGLE_HEALTH, "a", quota_remaining({"Retry-After": "5"}))  # no count: nothing
     assert quota_remaining({"Fitbit-Rate-Limit-Remaining": "x"}) is None
+
+
+def test_the_headroom_the_vendor_last_reported_is_a_gauge_and_a_429_leaves_none() -> None:
+    limiter = RateLimiter()
+
+    def remaining() -> float | None:
+        return REGISTRY.get_sample_value("wearables_connector_rate_limit_remaining", {"provider": "fitbit"})
+
+    limiter.observe(Provider.FITBIT, "never-sent", 120)  # reported even for a participant we hold no window of
+    assert remaining() == 120
+    limiter.observe(Provider.FITBIT, "a", None)  # no count in the answer: the last one stands
+    assert remaining() == 120
+    limiter.block(Provider.FITBIT, "a", 0.01)
+    assert remaining() == 0
