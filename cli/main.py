@@ -17,6 +17,7 @@ from rich.table import Table
 
 from cli.console import console, fail, metrics_port_option, run_async, settings_from_env
 from cli.topics import all_topic_plans, create_all_topics
+from connectors.simulator.service import SimulatorOptions
 from models.providers import Provider
 from runtime.kafka import check_reachable, resolve_bootstrap
 from runtime.settings import Settings
@@ -243,6 +244,7 @@ def replay(path: Path, out: Path, timeout: float, default_timezone: str | None) 
 
 
 # --------------------------------------------------------------------------- connectors
+_SIM = SimulatorOptions()  # the simulator command's defaults
 @main.command()
 @click.option("--participants", type=click.IntRange(1, 1_000_000), default=100, show_default=True,
               help="Synthetic cohort size (accounts exist once a participant consents).")
@@ -261,23 +263,43 @@ def replay(path: Path, out: Path, timeout: float, default_timezone: str | None) 
               help="Seconds added to every data call.")
 @click.option("--token-lifetime", type=click.FloatRange(1, 86400), default=None,
               help="Access-token lifetime in seconds (default: the vendor's, 8 h Fitbit / 1 h Google).")
+@click.option("--non-wear-share", type=click.FloatRange(0, 1), default=_SIM.non_wear_share, show_default=True,
+              help="Share of participant-days the tracker is not worn: no steps, no heart rate.")
+@click.option("--partial-day-share", type=click.FloatRange(0, 1), default=_SIM.partial_day_share,
+              show_default=True, help="Share of participant-days worn only 3-8 hours (not a valid day).")
+@click.option("--stalled-device-share", type=click.FloatRange(0, 1), default=_SIM.stalled_device_share,
+              show_default=True, help="Share of devices that stopped syncing 1-5 days before the end (half sync "
+                                      "again during the run, by webhook; half not).")
+@click.option("--low-battery-share", type=click.FloatRange(0, 1), default=_SIM.low_battery_share,
+              show_default=True, help="Share of devices reporting a battery below 20%.")
+@click.option("--never-sync-share", type=click.FloatRange(0, 1), default=_SIM.never_sync_share,
+              show_default=True, help="Share of participants who link but whose tracker never syncs (no data).")
+@click.option("--complete", is_flag=True,
+              help="Every participant-day complete: the five shares above 0 (benchmarks compare like with like).")
 @metrics_port_option(9469)
 def simulator(participants: int, days: int, port: int, webhook_base: str | None, sync_interval: float,
               error_rate: float, timeout_rate: float, latency: float, token_lifetime: float | None,
-              metrics_port: int | None) -> None:
+              non_wear_share: float, partial_day_share: float, stalled_device_share: float,
+              low_battery_share: float, never_sync_share: float, complete: bool, metrics_port: int | None) -> None:
     """Serve a look-alike of the Fitbit Web API and the Google Health API with a synthetic cohort.
 
     Same paths and JSON shapes, OAuth2 with PKCE (consent page, single-use refresh tokens,
     revoke), rate limits with the vendors' headers and 429s, signed webhooks, late and bursty
-    device syncs, and fault knobs. GET /_sim/stats reports, among others, rate-limit violations.
+    device syncs, and fault knobs. The cohort is like a real one by default, about 80% of
+    participant-days valid (non-wear and partial days, stalled devices, low batteries, a few who
+    never sync); --complete makes every day complete. GET /_sim/stats reports, among others,
+    rate-limit violations.
     """
     from cli.services import run_simulator
-    from connectors.simulator.service import SimulatorOptions
 
     settings = settings_from_env()
+    if complete:  # as SimulatorOptions.complete()
+        non_wear_share = partial_day_share = stalled_device_share = low_battery_share = never_sync_share = 0.0
     options = SimulatorOptions(participants=participants, days=days, port=port, webhook_base=webhook_base,
                                sync_interval_s=sync_interval, error_rate=error_rate, timeout_rate=timeout_rate,
-                               latency_s=latency, token_lifetime_s=token_lifetime)
+                               latency_s=latency, token_lifetime_s=token_lifetime, non_wear_share=non_wear_share,
+                               partial_day_share=partial_day_share, stalled_device_share=stalled_device_share,
+                               low_battery_share=low_battery_share, never_sync_share=never_sync_share)
     run_async(run_simulator)(settings, options, metrics_port=_metrics_port(settings, metrics_port, 9469))
 
 
@@ -390,8 +412,10 @@ def link(participants: tuple[str, ...], provider: str) -> None:
                   f"backfill of {settings.scheduler.backfill_days} days requested")
 
 
+from cli.status import status  # noqa: E402 - `wearables status` lives in its own module
 from cli.vault import vault  # noqa: E402 - the `vault` group lives beside its commands
 
+main.add_command(status)
 main.add_command(vault)
 
 

@@ -18,7 +18,7 @@ from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBCOMMANDS = ["broker", "demo", "import", "replay", "topics", "worker", "simulator", "gateway", "scheduler", "link",
-               "dictionary", "portal", "invite", "withdraw", "vault"]
+               "dictionary", "portal", "invite", "withdraw", "vault", "status"]
 
 
 def _wearables(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
