@@ -27,6 +27,7 @@ from runtime.metrics import counter, gauge, histogram
 from runtime.purges import SKIPPED, PurgeList
 from runtime.service import TaskService
 from runtime.settings import Settings
+from sinks.completeness import CompletenessMonitor
 from sinks.dataset import Dataset
 from sinks.writer import DatasetWriter, WriteReport
 from streams.dead_letters import for_error
@@ -78,6 +79,7 @@ class SinkRunner(TaskService):
         self.bootstrap = bootstrap
         self.dataset = Dataset(location or settings.dataset_location)
         self.writer = DatasetWriter(self.dataset)
+        self.completeness = CompletenessMonitor(self.dataset)  # the cohort gauges, refreshed after flushes
         self.progress = SinkProgress()
         self._daily = settings.topic("daily")
         self._intraday = settings.topic("intraday")
@@ -116,6 +118,7 @@ class SinkRunner(TaskService):
                     quiet_since = time.monotonic()
                     await self._flush(records, producer)
                     await consumer.commit()
+                    self.completeness.flushed()  # at most every 30 s, in a thread: the sink reads on
                     if self._on_flush:
                         self._on_flush(self.progress)
                 elif self._idle_exit is not None and time.monotonic() - quiet_since >= self._idle_exit:
@@ -123,6 +126,7 @@ class SinkRunner(TaskService):
         finally:
             self._consumer = None
             follower.cancel()
+            await self.completeness.aclose()
             await consumer.stop()
             await producer.stop()
 

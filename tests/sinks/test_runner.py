@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 import pytest
+from prometheus_client import REGISTRY
 
 from cli.topics import create_all_topics
 from models.dead_letter import DeadLetter
 from models.errors import Reason
 from runtime.kafka import make_producer
 from runtime.settings import Settings
+from sinks.completeness import CompletenessMonitor, completeness
 from sinks.runner import SinkRunner
 from tests.integration.test_normalize_agent import _drain
 from tests.sinks.helpers import cohort_records
@@ -46,8 +49,14 @@ async def test_sink_writes_the_dataset_and_dead_letters_bad_records(settings_fac
         await producer.stop()
 
     root = tmp_path / "dataset"
-    progress = await SinkRunner(settings, location=str(root), idle_exit=6).drain()
+    sink = SinkRunner(settings, location=str(root), idle_exit=6)
+    sink.completeness = CompletenessMonitor(sink.dataset, today=lambda: date(2026, 11, 3))  # the cohort's days
+    progress = await sink.drain()
     assert progress.records == len(batches) + len(summaries) + 2
+    # the cohort gauges were refreshed after the flush, from what it wrote
+    assert REGISTRY.get_sample_value("wearables_cohort_participants") == 6
+    figures = completeness(sink.dataset, date(2026, 11, 3))
+    assert REGISTRY.get_sample_value("wearables_cohort_valid_day_share", {"window": "7d"}) == figures.valid_share["7d"]
     assert progress.dead_letters == 2
 
     daily = pl.scan_parquet(f"{root}/daily_summary/**/*.parquet", hive_partitioning=True).collect()
