@@ -184,7 +184,8 @@ class LagMonitor(TaskService):
         partitions = sorted(
             TopicPartition(topic["topic"], part["partition"])
             for topic in await admin.describe_topics()
-            if topic["topic"].startswith(prefix) for part in topic["partitions"]
+            if topic["topic"].startswith(prefix) and not topic.get("is_internal")  # __consumer_offsets: no prefix
+            for part in topic["partitions"]
         )
         if not partitions:
             snapshot = LagSnapshot()
