@@ -40,6 +40,7 @@ from portal.invitations import invitation_url
 from portal.service import PortalService
 from runtime.broker import free_port
 from runtime.kafka import make_consumer, make_producer
+from runtime.lag import LagMonitor
 from runtime.service import ServiceGroup, start_ops_server, wait_for_stop_signal
 from runtime.settings import Settings
 from sinks.runner import SinkRunner
@@ -172,7 +173,9 @@ async def _processes(run: Settings, bootstrap: str, participants: int, days: int
             console.print(f"linked {participants} participants through the simulator's consent pages "
                           f"(half Fitbit Web API, half Google Health API); backfill requested")
 
-        services = ServiceGroup([worker, gateway, simulator, scheduler, portal])
+        # every consumer group's lag, read from the broker (what `wearables broker` and the sink export)
+        lag = await stack.enter_async_context(LagMonitor(run, bootstrap=bootstrap, interval=2.0).running())
+        services = ServiceGroup([worker, gateway, simulator, scheduler, portal, lag])
         yield _Flow(scheduler, worker.pipeline, sim, services, portal, live), link_all
 
 
