@@ -62,7 +62,7 @@ async def run_connector_bench(settings: Settings, *, participants: int, days: in
     with tempfile.TemporaryDirectory(prefix="wearables-bench-connector-") as scratch:
         run = settings.with_overrides(env="demo", data_dir=Path(scratch), vault_url=None, backfill_days=days)
         simulator = ChildProcess(("simulator", "--participants", str(participants), "--days", str(days),
-                                  "--port", "0", "--sync-interval", "86400"),
+                                  "--port", "0", "--sync-interval", "86400", "--complete"),
                                  env={"WEARABLES_ENV": "demo"}, log=Path(scratch) / "simulator.log")
         async with kafka_session(run, log_name="bench-connector-broker.log") as kafka:
             bootstrap = kafka.bootstrap

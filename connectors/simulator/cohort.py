@@ -6,6 +6,17 @@ daily summaries look like real ones; the same seed always gives the same bytes. 
 sleep log with stages (light, deep, REM in ~90-minute cycles, brief wakes) from the previous
 evening's bedtime to the morning's wake-up, the same instants the step series goes quiet and
 resumes; a few nights have no log (the watch was on the charger).
+
+Real cohorts are not complete (the Fitabase export: 739 of 919 participant-days are valid days), so
+the cohort can leave gaps, each drawn per (seed, participant, day) and off unless asked for
+(``SimulatorOptions`` asks, with shares near the real ones; ``SimulatorOptions.complete()`` does not):
+
+- ``non_wear_share``: days the tracker stayed off the wrist: no steps, no heart rate, no sleep log;
+- ``partial_day_share``: days worn only 3-8 hours while awake (< 10 clock hours with steps, so not a
+  valid day), with no sleep log the night before;
+- ``never_sync_share``: participants who link but whose tracker never syncs: no data on any day.
+
+``worn`` tells which minutes of a day the tracker was on the wrist.
 """
 
 from __future__ import annotations
@@ -69,10 +80,15 @@ class SyntheticCohort:
         body = cohort.fitbit_steps_intraday(cohort.participant_ids[0], date(2026, 11, 1))
     """
 
-    def __init__(self, participants: int, *, seed: int = 0) -> None:
+    def __init__(self, participants: int, *, seed: int = 0, non_wear_share: float = 0.0,
+                 partial_day_share: float = 0.0, never_sync_share: float = 0.0) -> None:
         if participants < 1:
             raise ValueError("participants must be >= 1")
+        shares = (non_wear_share, partial_day_share, never_sync_share)
+        if not all(0.0 <= share <= 1.0 for share in shares) or non_wear_share + partial_day_share > 1.0:
+            raise ValueError("the shares must be within 0..1, and non-wear plus partial days at most 1")
         self.seed = seed
+        self.non_wear_share, self.partial_day_share, self.never_sync_share = shares
         rng = random.Random(seed)
         ids: set[str] = set()
         while len(ids) < participants:
@@ -82,6 +98,29 @@ class SyntheticCohort:
     def timezone(self, participant_id: str) -> str:
         """The participant's IANA time zone (as the Fitbit profile reports it)."""
         return _ZONES[random.Random(f"{self.seed}|{participant_id}|tz").randrange(len(_ZONES))]
+
+    def never_syncs(self, participant_id: str) -> bool:
+        """Whether the participant's tracker never syncs (linked, but no data on any day)."""
+        return random.Random(f"{self.seed}|{participant_id}|never-sync").random() < self.never_sync_share
+
+    def worn(self, participant_id: str, day: date) -> tuple[int, int]:
+        """The local minutes [start, end) the tracker was on the wrist that day: (0, 1440) all day,
+        (0, 0) not at all (a non-wear day, or a participant who never syncs), else a partial day's
+        3-8 waking hours."""
+        if self.never_syncs(participant_id):
+            return 0, 0
+        if not self.non_wear_share and not self.partial_day_share:
+            return 0, _MINUTES
+        rng = self._rng(participant_id, day, "wear")
+        draw = rng.random()
+        if draw < self.non_wear_share:
+            return 0, 0
+        if draw >= self.non_wear_share + self.partial_day_share:
+            return 0, _MINUTES
+        _, wake, sleep = self._waking_hours(participant_id, day)
+        length = int(rng.integers(180, 481))  # 3-8 hours, within the (14-18 h) waking day
+        start = int(rng.integers(wake, sleep - length + 1))
+        return start, start + length
 
     def _rng(self, participant_id: str, day: date, stream: str) -> np.random.Generator:
         digest = hashlib.sha256(f"{self.seed}|{participant_id}|{day.isoformat()}|{stream}".encode()).digest()
@@ -96,8 +135,8 @@ class SyntheticCohort:
     def sleep_night(self, participant_id: str, day: date) -> SleepNight | None:
         """The main sleep ending on local ``day``: bedtime of the day before to wake-up."""
         rng = self._rng(participant_id, day, "sleep")
-        if rng.random() < _NO_SLEEP_LOG:
-            return None
+        if rng.random() < _NO_SLEEP_LOG or self.worn(participant_id, day) != (0, _MINUTES):
+            return None  # on the charger, or not worn that morning
         bedtime = self._waking_hours(participant_id, day - timedelta(days=1))[2] - _MINUTES
         in_bed = self._waking_hours(participant_id, day)[1] - bedtime
         stages: list[tuple[str, int]] = [("wake", int(rng.integers(4, 21)))]  # falling asleep
@@ -115,7 +154,8 @@ class SyntheticCohort:
         return SleepNight(bedtime, tuple(stages))
 
     def minute_steps(self, participant_id: str, day: date) -> list[int]:
-        """Steps per local minute: none asleep, none in 55% of waking minutes, short walks in 4%.
+        """Steps per local minute: none asleep, none in 55% of waking minutes, short walks in 4%;
+        none while the tracker is off the wrist (``worn``).
 
         numpy, one draw per series: the simulator generates a participant-day per request burst,
         and the connector benchmark's 10,000 people must not wait on it.
@@ -124,6 +164,8 @@ class SyntheticCohort:
         idle = ~((_MINUTE >= wake) & (_MINUTE < sleep)) | (rng.random(_MINUTES) < 0.55)
         walking = rng.random(_MINUTES) < 0.04
         steps = np.where(walking, rng.integers(80, 131, _MINUTES), rng.integers(0, 26, _MINUTES))
+        start, end = self.worn(participant_id, day)
+        idle |= (_MINUTE < start) | (_MINUTE >= end)
         per_minute: list[int] = np.where(idle, 0, steps).tolist()  # numpy's tolist() is typed Any
         return per_minute
 
@@ -140,12 +182,14 @@ class SyntheticCohort:
         return random.Random(f"{self.seed}|{participant_id}|bmr").randrange(1350, 1951)
 
     def minute_heart_rate(self, participant_id: str, day: date, steps: list[int] | None = None) -> list[int | None]:
-        """Heart rate per local minute (None: off-wrist, 3%): resting + diurnal swing + effort + noise.
-        ``steps`` is that day's ``minute_steps`` when the caller has it already."""
+        """Heart rate per local minute (None: off-wrist, 3%, and whenever the tracker is not worn):
+        resting + diurnal swing + effort + noise. ``steps`` is that day's ``minute_steps`` when the
+        caller has it already."""
         rng = self._rng(participant_id, day, "hr")
         resting = self._resting(rng)
         walked = np.asarray(self.minute_steps(participant_id, day) if steps is None else steps)
-        off_wrist = rng.random(_MINUTES) < 0.03
+        start, end = self.worn(participant_id, day)
+        off_wrist = (rng.random(_MINUTES) < 0.03) | (_MINUTE < start) | (_MINUTE >= end)
         rates = np.rint(resting + _DIURNAL + walked * 0.45 + rng.normal(0.0, 2.5, _MINUTES)).astype(np.int64)
         values: list[int | None] = rates.tolist()
         for minute in np.flatnonzero(off_wrist).tolist():

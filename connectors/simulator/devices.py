@@ -3,7 +3,8 @@ and last sync follow what the account has synced (``Account.synced_until``).
 
 Deterministic per account and seed: the same person always has the same devices, and a device
 reports the same battery for the same day of sync; only the clock moves a synced tracker's last
-sync on, a quarter of an hour at a time. Rendered in both vendors' shapes (docs/vendors.md):
+sync on, a quarter of an hour at a time. A share of devices (``World.low_battery_share``) reports
+a battery below 20%; the others 20-100%. Rendered in both vendors' shapes (docs/vendors.md):
 
 - Fitbit ``GET /1/user/-/devices.json``: a JSON list of ``{battery, batteryLevel, deviceVersion,
   features, id, lastSyncTime, mac, type}``, ``lastSyncTime`` in local wall-clock time; some
@@ -33,6 +34,7 @@ _TRACKERS = ("Charge 6", "Inspire 3", "Versa 4", "Sense 2", "Luxe", "Pixel Watch
 _SCALE = "Aria Air"
 _SCALE_SHARE = 0.3  # accounts that also weigh themselves on a scale
 _NO_LEVEL_SHARE = 0.25  # Fitbit devices that report a battery status but no percentage
+_LOW_BATTERY = 20  # percent: below it, a low battery (World.low_battery_share)
 _STEP_S = 900  # a synced tracker's last sync moves on in quarter hours
 
 
@@ -71,7 +73,9 @@ def paired_devices(world: World, account: Account, now: float) -> list[Device]:
     for index, (synced, kind, version) in enumerate(found):
         digest = hashlib.sha256(f"{seed}|{person}|device|{index}".encode()).digest()
         day = datetime.fromtimestamp(synced, UTC).date().isoformat()
-        level = random.Random(f"{seed}|{person}|battery|{index}|{day}").randrange(0, 101)
+        battery = random.Random(f"{seed}|{person}|battery|{index}|{day}")
+        low = battery.random() < world.low_battery_share
+        level = battery.randrange(0, _LOW_BATTERY) if low else battery.randrange(_LOW_BATTERY, 101)
         devices.append(Device(device_id=str(int.from_bytes(digest[:4], "big")), mac=digest[4:10].hex().upper(),
                               kind=kind, version=version, battery_level=level, last_sync=float(synced),
                               reports_level=digest[10] / 256 >= _NO_LEVEL_SHARE))

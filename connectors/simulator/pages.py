@@ -208,11 +208,13 @@ def _local(stamp: float, zone: zoneinfo.ZoneInfo) -> str:
 
 def google_resting(world: World, account: Account) -> list[tuple[date, dict[str, Any]]]:
     """Every ``dailyRestingHeartRate`` point of the account: one per local day the device has
-    synced any of (the value is the day's resting rate, as the Fitbit summary gives it)."""
+    synced any heart rate of (the value is the day's resting rate, as the Fitbit summary gives it;
+    a day the tracker was not worn has none)."""
     points = []
     day = world.first_day
     while day <= world.last_day:
-        if world.visible_minutes(account, day):
+        visible = world.visible_minutes(account, day)
+        if visible and any(rate is not None for rate in world.series(account.participant_id, day)[1][:visible]):
             points.append((day, {"dailyRestingHeartRate": {
                 "date": {"year": day.year, "month": day.month, "day": day.day},
                 "beatsPerMinute": str(world.cohort.resting_heart_rate(account.participant_id, day)),

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -14,7 +15,7 @@ from connectors.simulator.app import build_simulator_app
 from connectors.simulator.cohort import SyntheticCohort
 from connectors.simulator.delivery import WebhookDelivery
 from connectors.simulator.keyset_routes import SigningKey
-from connectors.simulator.world import Faults, World
+from connectors.simulator.world import Faults, SubscriptionPolicy, World
 from connectors.vendors.endpoints import credentials, webhook_secrets
 from connectors.vendors.google_health_notifications import KEYSET_PATH
 from models.providers import Provider
@@ -26,6 +27,15 @@ __all__ = ["RunningSimulator", "SimulatorOptions", "SimulatorService", "running_
 
 @dataclass(frozen=True, slots=True)
 class SimulatorOptions:
+    """How the simulator runs and what its cohort looks like.
+
+    The defaults make a cohort like a real one, about 80% of participant-days valid days (the
+    Fitabase export: 739 of 919): non-wear days, partial days, devices that stall for 1-5 days, low
+    batteries and a few participants who never sync (``SyntheticCohort``, ``World``).
+    ``SimulatorOptions.complete(...)`` is the same with every one of those shares 0: every
+    participant-day worn all day and synced (for tests and benchmarks that compare like with like).
+    """
+
     participants: int = 100
     days: int = 14
     seed: int = 2026
@@ -41,6 +51,32 @@ class SimulatorOptions:
     latency_s: float = 0.0
     token_lifetime_s: float | None = None
     google_project_limit: int = 120_000
+    non_wear_share: float = 0.08  # participant-days without the tracker on: no steps, no heart rate
+    partial_day_share: float = 0.10  # participant-days worn only 3-8 hours (not a valid day)
+    stalled_device_share: float = 0.05  # devices that stopped syncing 1-5 days before the end
+    low_battery_share: float = 0.10  # devices reporting a battery below 20%
+    never_sync_share: float = 0.03  # participants who link but whose tracker never syncs
+
+    @classmethod
+    def complete(cls, **others: Any) -> SimulatorOptions:
+        """Options whose cohort is complete: no non-wear or partial days, no stalled or low-battery
+        devices, everyone syncs; ``others`` as for the constructor."""
+        gaps = {"non_wear_share": 0.0, "partial_day_share": 0.0, "stalled_device_share": 0.0,
+                "low_battery_share": 0.0, "never_sync_share": 0.0}
+        return cls(**{**gaps, **others})
+
+    def build_world(self, subscription_policy: SubscriptionPolicy = "automatic") -> World:
+        """The simulated vendors' world these options describe (its cohort, syncs and devices)."""
+        cohort = SyntheticCohort(self.participants, seed=self.seed, non_wear_share=self.non_wear_share,
+                                 partial_day_share=self.partial_day_share, never_sync_share=self.never_sync_share)
+        world = World(cohort, days=self.days, seed=self.seed, late_share=self.late_share,
+                      duplicate_share=self.duplicate_share, stalled_share=self.stalled_device_share,
+                      low_battery_share=self.low_battery_share, token_lifetime_s=self.token_lifetime_s,
+                      subscription_policy=subscription_policy)
+        world.faults = Faults(error_rate=self.error_rate, timeout_rate=self.timeout_rate, hang_s=self.hang_s,
+                              latency_s=self.latency_s)
+        world.quota.google_project_per_minute = self.google_project_limit
+        return world
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +93,7 @@ class RunningSimulator:
 
 @contextlib.asynccontextmanager
 async def running_simulator(settings: Settings, options: SimulatorOptions) -> AsyncIterator[RunningSimulator]:
-    world = World(SyntheticCohort(options.participants, seed=options.seed), days=options.days, seed=options.seed,
-                  late_share=options.late_share, duplicate_share=options.duplicate_share,
-                  token_lifetime_s=options.token_lifetime_s,
-                  subscription_policy=settings.gateway.google_subscription_policy)
-    world.faults = Faults(error_rate=options.error_rate, timeout_rate=options.timeout_rate, hang_s=options.hang_s,
-                          latency_s=options.latency_s)
-    world.quota.google_project_per_minute = options.google_project_limit
+    world = options.build_world(settings.gateway.google_subscription_policy)
     signer = SigningKey()  # a fresh key each start, as a vendor's rotation would give
     app = build_simulator_app(world, {p: credentials(settings.vendors, p) for p in Provider}, signer)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -4,6 +4,12 @@ Pure state and rules, no HTTP: the route modules (``app.py``) map requests onto 
 cohort's data covers ``days`` local days ending yesterday, and each account's device has synced
 it up to ``synced_until`` (some lag days behind and catch up in bursts, see ``sync_tick``).
 
+Some devices stall (``stalled_share``): they stopped syncing 1-5 days before the data ends, so the
+vendor has nothing of those days and their last sync stays old; half sync again a few rounds into
+the run (the days arrive late, announced by webhook), half not within the run. A participant whose
+tracker never syncs (``SyntheticCohort.never_syncs``) last synced weeks before the first day.
+Neither keeps ``fully_synced`` from being true: it asks whether what will arrive has arrived.
+
 Who hears of a change follows the vendors: a Fitbit account only once subscribed; a Google one
 per the subscriber's policy, ``automatic`` (every account that granted consent and did not
 revoke it, with no subscription call: "notifications are sent to all subscribers with an
@@ -50,6 +56,8 @@ class Account:
     revoked: bool = False
     subscribed: bool = False
     resyncs: int = 0  # duplicate syncs so far (see ``World.sync_tick``)
+    # sync rounds until a stalled device syncs again (0: it syncs as usual; None: not within the run)
+    resumes_in: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +132,15 @@ class World:
     :param seed: makes vendor user ids, lags and syncs reproducible.
     :param late_share: share of devices that lag 1-3 days behind and catch up in a burst.
     :param duplicate_share: chance per sync round that a synced device sends a day again.
+    :param stalled_share: share of devices that stopped syncing 1-5 days before the end (module docstring).
+    :param low_battery_share: share of devices whose battery is below 20% (``devices.py``).
     :param token_lifetime_s: access-token lifetime (None: each vendor's own, 8 h or 1 h).
     :param subscription_policy: the Google subscriber's policy (module docstring).
     """
 
     def __init__(self, cohort: SyntheticCohort, *, days: int, seed: int = 0, late_share: float = 0.25,
-                 duplicate_share: float = 0.1, token_lifetime_s: float | None = None,
+                 duplicate_share: float = 0.1, stalled_share: float = 0.0, low_battery_share: float = 0.0,
+                 token_lifetime_s: float | None = None,
                  subscription_policy: SubscriptionPolicy = "automatic") -> None:
         self.cohort = cohort
         self.last_day = datetime.now(UTC).date() - timedelta(days=1)
@@ -137,6 +148,7 @@ class World:
         # every sample of the cohort lies before this instant (the last local day ends by then in any zone)
         self.data_end = datetime.combine(self.last_day + timedelta(days=2), datetime.min.time(), UTC).timestamp()
         self.late_share, self.duplicate_share = late_share, duplicate_share
+        self.stalled_share, self.low_battery_share = stalled_share, low_battery_share
         self.token_lifetime_s = token_lifetime_s
         self.subscription_policy: SubscriptionPolicy = subscription_policy
         self.faults = Faults()
@@ -164,8 +176,16 @@ class World:
             user_id = fitbit_id if provider is Provider.FITBIT else str(int(digest[6:22], 16))[:18]
             rng = random.Random(f"{self._seed}|{participant_id}|lag")
             lag = rng.uniform(1, 3) * 86400 if rng.random() < self.late_share else 0.0
-            account = Account(participant_id, provider, user_id, fitbit_id, self.cohort.timezone(participant_id),
-                              synced_until=self.data_end - lag)
+            zone = self.cohort.timezone(participant_id)
+            account = Account(participant_id, provider, user_id, fitbit_id, zone, synced_until=self.data_end - lag)
+            stall = random.Random(f"{self._seed}|{participant_id}|stall")
+            if self.cohort.never_syncs(participant_id):  # paired weeks ago, silent since
+                account.synced_until = self._local_midnight(zone, self.first_day) - stall.uniform(7, 30) * 86400
+                account.resumes_in = None
+            elif stall.random() < self.stalled_share:  # silent since the local midnight 1-5 days before the end
+                stopped = max(self.first_day, self.last_day - timedelta(days=stall.randint(0, 4)))
+                account.synced_until = self._local_midnight(zone, stopped)
+                account.resumes_in = stall.randint(2, 10) if stall.random() < 0.5 else None
             self._accounts[key] = account
             self._by_user[(provider, user_id)] = account
         return self._accounts[key]
@@ -225,7 +245,15 @@ class World:
         return [v or 0 for v in cached[0]], [v or None for v in cached[1]]
 
     def midnight(self, account: Account, day: date) -> float:
-        return datetime.combine(day, datetime.min.time(), zoneinfo.ZoneInfo(account.timezone)).timestamp()
+        return self._local_midnight(account.timezone, day)
+
+    @staticmethod
+    def _local_midnight(zone: str, day: date) -> float:
+        return datetime.combine(day, datetime.min.time(), zoneinfo.ZoneInfo(zone)).timestamp()
+
+    def stalled(self, account: Account) -> bool:
+        """Whether the account's device does not sync again within the run (stalled, or never syncs)."""
+        return account.resumes_in is None
 
     def visible_minutes(self, account: Account, day: date) -> int:
         """How many minutes of the local ``day`` the device has synced (0..1440)."""
@@ -271,19 +299,26 @@ class World:
 
     # ------------------------------------------------------------------ devices syncing
     def sync_tick(self) -> list[tuple[Account, list[date]]]:
-        """One round of device syncs: late devices catch up in a burst (days at once), a few synced
-        ones sync the same data again (at most ``_RESYNCS_PER_DEVICE`` times each). Returns the
-        (account, local dates) that changed."""
+        """One round of device syncs: late devices catch up in a burst (days at once), a stalled one
+        once its rounds are up (never, for one that stays stalled), a few synced ones sync the same
+        data again (at most ``_RESYNCS_PER_DEVICE`` times each). Returns the (account, local dates)
+        that changed."""
         self.quota.forget_before(time.time())
         changed = []
         for account in self._accounts.values():
             if not self.notifies(account):  # nobody would hear of it: no notification to test
                 continue
+            if account.resumes_in is None:
+                continue
+            if account.resumes_in:
+                account.resumes_in -= 1
+                if not account.resumes_in:
+                    changed.append((account, self._catch_up(account)))
+                    self.stats["burst_syncs"] += 1
+                    self.stats["stalls_ended"] += 1
+                continue
             if account.synced_until < self.data_end and self._rng.random() < 0.5:
-                first = datetime.fromtimestamp(account.synced_until, zoneinfo.ZoneInfo(account.timezone)).date()
-                account.synced_until = self.data_end
-                days = [d for d in _days(max(first, self.first_day), self.last_day)]
-                changed.append((account, days))
+                changed.append((account, self._catch_up(account)))
                 self.stats["burst_syncs"] += 1
             elif account.resyncs < _RESYNCS_PER_DEVICE and self._rng.random() < self.duplicate_share:
                 account.resyncs += 1
@@ -292,8 +327,16 @@ class World:
                 self.stats["duplicate_syncs"] += 1
         return changed
 
+    def _catch_up(self, account: Account) -> list[date]:
+        """The device sends everything it holds: the local days from its last sync on."""
+        first = datetime.fromtimestamp(account.synced_until, zoneinfo.ZoneInfo(account.timezone)).date()
+        account.synced_until = self.data_end
+        return _days(max(first, self.first_day), self.last_day)
+
     def fully_synced(self) -> bool:
-        return all(a.synced_until >= self.data_end for a in self._accounts.values() if not a.revoked)
+        """Whether every device has sent what it will send within the run (a stalled one: nothing)."""
+        return all(a.synced_until >= self.data_end for a in self._accounts.values()
+                   if not a.revoked and not self.stalled(a))
 
 
 def _days(first: date, last: date) -> list[date]:

@@ -34,7 +34,7 @@ class Rig:
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     base = Settings.model_validate({"env": "demo", "data_dir": tmp_path, "backfill_days": 3})
-    async with running_simulator(base, SimulatorOptions(participants=1, days=2)) as sim, \
+    async with running_simulator(base, SimulatorOptions.complete(participants=1, days=2)) as sim, \
             open_vault(base) as vault, aiohttp.ClientSession() as session:
         yield Rig(base.with_overrides(vendor_api_base=sim.url), sim, vault, session)
 

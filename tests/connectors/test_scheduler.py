@@ -221,7 +221,7 @@ async def _link_without_sleep(stack: Stack, participant: str, *, told: bool) -> 
 @pytest.mark.integration
 async def test_a_google_grant_without_sleep_skips_sleep_reports_it_and_stops_asking(
         settings_factory: Callable[..., Settings]) -> None:
-    options = SimulatorOptions(participants=2, days=2, late_share=0.0, duplicate_share=0.0)
+    options = SimulatorOptions.complete(participants=2, days=2, late_share=0.0, duplicate_share=0.0)
     async with connector_stack(settings_factory, options, backfill_days=2, poll_interval=3600,
                                retry_base_delay=0.05) as stack:
         first, second = stack.sim.world.cohort.participant_ids

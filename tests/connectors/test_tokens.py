@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize("provider", [Provider.GOOGLE_HEALTH, Provider.FITBIT])
 async def test_twenty_concurrent_refreshes_make_one_refresh_call(settings_factory: Callable[..., Settings],
                                                                  provider: Provider) -> None:
-    async with connector_stack(settings_factory, SimulatorOptions(participants=1, days=1),
+    async with connector_stack(settings_factory, SimulatorOptions.complete(participants=1, days=1),
                                run_scheduler=False) as stack:
         participant = stack.sim.world.cohort.participant_ids[0]
         await stack.link(participant, provider)
@@ -55,7 +55,7 @@ async def test_twenty_concurrent_refreshes_make_one_refresh_call(settings_factor
 
 async def test_revoked_grant_marks_participant_revoked_and_stops_fetching(
         settings_factory: Callable[..., Settings]) -> None:
-    async with connector_stack(settings_factory, SimulatorOptions(participants=1, days=2),
+    async with connector_stack(settings_factory, SimulatorOptions.complete(participants=1, days=2),
                                run_scheduler=False, retry_base_delay=0.01) as stack:
         participant = stack.sim.world.cohort.participant_ids[0]
         await stack.link(participant, Provider.GOOGLE_HEALTH)
@@ -112,7 +112,7 @@ async def test_revoked_grant_marks_participant_revoked_and_stops_fetching(
 
 async def test_a_participant_who_moved_vendor_is_never_sent_with_the_old_vendors_token(
         settings_factory: Callable[..., Settings]) -> None:
-    async with connector_stack(settings_factory, SimulatorOptions(participants=1, days=1),
+    async with connector_stack(settings_factory, SimulatorOptions.complete(participants=1, days=1),
                                run_scheduler=False) as stack:
         participant = stack.sim.world.cohort.participant_ids[0]
         rid = research_id(stack.settings.require_secret_key(), participant)

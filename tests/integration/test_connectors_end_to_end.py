@@ -68,7 +68,7 @@ async def _until_daily_matches(settings: Settings, truth: Truth, timeout: float)
 
 @pytest.mark.timeout(120 + 6 * PARTICIPANTS)  # 200 participants: ~4.5 minutes here, so ample
 async def test_cohort_backfill_and_webhooks_deliver_every_sample(settings_factory: Callable[..., Settings]) -> None:
-    options = SimulatorOptions(participants=PARTICIPANTS, days=DAYS, sync_interval_s=1.0, late_share=0.3,
+    options = SimulatorOptions.complete(participants=PARTICIPANTS, days=DAYS, sync_interval_s=1.0, late_share=0.3,
                                duplicate_share=0.2, error_rate=0.10)
     # Polls are the fallback here, rare as in production: a Fitbit participant has 150 calls an
     # hour (clock-hour windows), the backfill takes ~65 and each poll ~13; polling every 20 s

@@ -60,7 +60,7 @@ def _latest_rows(root: Path) -> dict[str, set[Row]]:
 @pytest.mark.timeout(240)
 async def test_the_device_table_holds_what_each_vendor_says_of_each_device(
         settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
-    options = SimulatorOptions(participants=PARTICIPANTS, days=2, sync_interval_s=1.0, late_share=0.0,
+    options = SimulatorOptions.complete(participants=PARTICIPANTS, days=2, sync_interval_s=1.0, late_share=0.0,
                                duplicate_share=0.0)
     async with connector_stack(settings_factory, options, backfill_days=3, poll_interval=3600,
                                retry_base_delay=0.05) as stack, worker(stack.settings):

@@ -65,7 +65,7 @@ async def _participants(settings: Settings) -> list[ParticipantLink]:
 @pytest.mark.timeout(300)
 async def test_a_move_to_google_health_keeps_every_day_counted_once(settings_factory: Callable[..., Settings]
                                                                      ) -> None:
-    options = SimulatorOptions(participants=PARTICIPANTS, days=DAYS, sync_interval_s=1.0, late_share=0.0,
+    options = SimulatorOptions.complete(participants=PARTICIPANTS, days=DAYS, sync_interval_s=1.0, late_share=0.0,
                                duplicate_share=0.0)
     async with connector_stack(settings_factory, options, backfill_days=DAYS + 1, poll_interval=3600,
                                retry_base_delay=0.05) as stack, worker(stack.settings):

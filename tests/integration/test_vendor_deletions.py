@@ -60,7 +60,7 @@ async def _run(settings_factory: Callable[..., Settings], root: Path, *, withdra
     """One run: link everyone, let the backfill land; withdraw the intervals before linking
     (the clean run: the vendor never had those samples) or after the data is in (the deletion
     run). Returns (final daily, daily before the deletions, affected keys, the stack)."""
-    options = SimulatorOptions(participants=PARTICIPANTS, days=DAYS, sync_interval_s=0.5, late_share=0.0,
+    options = SimulatorOptions.complete(participants=PARTICIPANTS, days=DAYS, sync_interval_s=0.5, late_share=0.0,
                                duplicate_share=0.0)
     async with connector_stack(settings_factory, options, backfill_days=DAYS + 1, poll_interval=3600,
                                retry_base_delay=0.05, topic_prefix=f"{root.name}{uuid.uuid4().hex[:8]}.",

@@ -97,7 +97,7 @@ class Rig:
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     base = Settings.model_validate({"env": "demo", "data_dir": tmp_path, "backfill_days": 3})
-    async with running_simulator(base, SimulatorOptions(participants=2, days=2)) as sim, \
+    async with running_simulator(base, SimulatorOptions.complete(participants=2, days=2)) as sim, \
             open_vault(base) as vault, aiohttp.ClientSession() as http:
         settings = base.with_overrides(vendor_api_base=sim.url)
         producer = RecordingProducer()

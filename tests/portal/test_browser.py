@@ -101,7 +101,8 @@ async def test_a_participant_joins_shares_downloads_and_leaves_in_a_real_browser
     text, recorder = TEXT[language], Recorder(artifacts_dir(language))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    options = SimulatorOptions(participants=3, days=3, sync_interval_s=1.0, late_share=0.0, duplicate_share=0.0)
+    options = SimulatorOptions.complete(participants=3, days=3, sync_interval_s=1.0, late_share=0.0,
+                                        duplicate_share=0.0)
     async with connector_stack(settings_factory, options, backfill_days=3, poll_interval=3600, retry_base_delay=0.05,
                                sink_flush_interval=0.5, redirect_uri=f"{base}/link/callback",
                                portal_public_url=base) as stack, worker(stack.settings), \

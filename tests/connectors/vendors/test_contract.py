@@ -115,7 +115,7 @@ class Vendor:
 async def _vendor(provider: Provider, tmp_path: Path, *, api_base: str | None = None,
                   **overrides: Any) -> AsyncIterator[Vendor]:
     settings = Settings.model_validate({"env": "demo", "data_dir": tmp_path})
-    options = SimulatorOptions(participants=2, days=3, late_share=0.0, duplicate_share=0.0)
+    options = SimulatorOptions.complete(participants=2, days=3, late_share=0.0, duplicate_share=0.0)
     asked: list[tuple[str, str]] = []
 
     async def record(session: aiohttp.ClientSession, context: SimpleNamespace,
