@@ -36,6 +36,7 @@ from connectors.errors import (
 from connectors.ratelimit import RateLimiter
 from connectors.tokens import TokenManager
 from connectors.vault import TokenVault
+from connectors.vendors import fitbit_spec, google_health_spec
 from connectors.vendors.base import VendorClient, VendorPage, backoff_delay
 from models.fetch import FetchReason, FetchRequest
 from models.participants import LinkStatus
@@ -47,8 +48,12 @@ from runtime.settings import SchedulerSettings
 __all__ = ["FetchOutcome", "Fetcher"]
 
 #: outcome: ok | rate_limited (a 429) | token_expired | revoked | scope_missing | unavailable (5xx, timeout)
+_SPECS = {Provider.FITBIT: fitbit_spec, Provider.GOOGLE_HEALTH: google_health_spec}  # their data types
+_OUTCOMES = ("ok", "rate_limited", "token_expired", "revoked", "scope_missing", "unavailable")
 CALLS = counter("connector_requests_total", "Vendor API calls, by data type and outcome",
-                ["provider", "data_type", "outcome"])
+                ["provider", "data_type", "outcome"],
+                initial=[(provider.value, data_type, outcome) for provider, spec in _SPECS.items()
+                         for data_type in (*spec.DATA_TYPES, *spec.UNDATED_TYPES) for outcome in _OUTCOMES])
 CALL_SECONDS = histogram("connector_request_seconds", "Vendor API call latency", ["provider"])
 PAGES = counter("connector_pages_published_total", "Raw pages published", ["provider", "data_type"])
 FETCHES = counter("connector_fetches_total", "Fetch requests carried out, by outcome", ["provider", "reason",

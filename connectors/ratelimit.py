@@ -26,7 +26,7 @@ from runtime.metrics import counter, gauge
 __all__ = ["REMAINING", "Limit", "RateLimiter"]
 
 WAITS = counter("connector_rate_limit_waits_total", "Requests held back to stay under a vendor limit",
-                ["provider", "reason"])
+                ["provider", "reason"], initial=[(p.value, r) for p in Provider for r in ("blocked", "window")])
 UNSEEN = counter("connector_rate_limit_unseen_requests_total",
                  "Requests a vendor counted against a participant that this process did not send", ["provider"])
 REMAINING = gauge("connector_rate_limit_remaining", "Requests left in the vendor's window, as it last reported "

@@ -21,7 +21,9 @@ from runtime.metrics import counter
 
 __all__ = ["TokenManager"]
 
-REFRESHES = counter("connector_token_refreshes_total", "Access-token refreshes, by outcome", ["provider", "outcome"])
+REFRESHES = counter("connector_token_refreshes_total", "Access-token refreshes, by outcome", ["provider", "outcome"],
+                    initial=[(p.value, o) for p in Provider
+                             for o in ("refreshed", "already_refreshed", "revoked", "lost_race")])
 _EARLY_S = 120.0  # refresh this long before expiry, so no request goes out with a dying token
 
 

@@ -42,11 +42,13 @@ __all__ = ["WithdrawalReport", "unlink", "withdraw"]
 
 logger = logging.getLogger(__name__)
 
-UNLINKS = counter("participant_unlinks_total", "Links ended by the participant or staff, by outcome", ["outcome"])
+UNLINKS = counter("participant_unlinks_total", "Links ended by the participant or staff, by outcome", ["outcome"],
+                  initial=[("unlinked",), ("not_linked",)])
 WITHDRAWALS = counter("participant_withdrawals_total", "Participants who left the study, by actor and purge",
-                      ["actor", "purge"])
+                      ["actor", "purge"], initial=[(a.value, purge) for a in (Actor.PARTICIPANT, Actor.STAFF)
+                                                   for purge in ("true", "false")])
 REVOKE_FAILURES = counter("vendor_revoke_failures_total", "Grant revocations the vendor did not confirm "
-                          "(the tokens are deleted anyway)", ["provider"])
+                          "(the tokens are deleted anyway)", ["provider"], initial=[(p.value,) for p in Provider])
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,8 +76,15 @@ __all__ = ["PORTAL", "Portal", "build_portal_app", "content_security_policy"]
 
 logger = logging.getLogger(__name__)
 
-PAGES = counter("portal_pages_total", "Portal pages served, by route name and HTTP status", ["page", "status"])
-LINK_REFUSALS = counter("portal_link_refusals_total", "Links the portal did not start, by reason", ["reason"])
+#: the answers each page gives when all goes as it should (and the refusals the funnel shows), at 0 from the start
+_EXPECTED = {"home": ("200",), "invitation": ("303", "400"), "me": ("200", "401"), "download": ("200",),
+             "link": ("200",), "link_start": ("303", "503"), "link_callback": ("303", "400"), "unlink": ("303",),
+             "leave": ("200",), "leave_confirm": ("303",), "left": ("200",), "language": ("303",),
+             "not_found": ("404",)}
+PAGES = counter("portal_pages_total", "Portal pages served, by route name and HTTP status", ["page", "status"],
+                initial=[(page, status) for page, statuses in _EXPECTED.items() for status in statuses])
+LINK_REFUSALS = counter("portal_link_refusals_total", "Links the portal did not start, by reason", ["reason"],
+                        initial=[("daily_grant_budget",)])
 
 PARTICIPANT = "participant"  # session key: the participant id (inside the encrypted cookie only)
 LANGUAGE = "lang"

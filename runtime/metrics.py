@@ -11,6 +11,7 @@ time and values of the allowed labels are closed vocabularies (providers, stages
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from threading import Lock, Thread
 from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIServer
@@ -54,8 +55,17 @@ def _define(kind: type[_M], name: str, documentation: str, labelnames: tuple[str
 
 
 def counter(name: str, documentation: str, labelnames: tuple[str, ...] | list[str] = (), *,
-            registry: CollectorRegistry = REGISTRY) -> Counter:
-    return _define(Counter, name, documentation, labelnames, registry)
+            initial: Iterable[Sequence[str]] = (), registry: CollectorRegistry = REGISTRY) -> Counter:
+    """A counter; ``initial`` lists label values known in advance, exported at 0 from the start.
+
+    A labelled series exists only once it was incremented, so a query of something that has not
+    happened yet (no dead letter, no 429) would answer "no data" rather than 0, and an alert
+    reading it could never be checked. Closed label sets are therefore listed here.
+    """
+    metric = _define(Counter, name, documentation, labelnames, registry)
+    for values in initial:
+        metric.labels(*values)
+    return metric
 
 
 def gauge(name: str, documentation: str, labelnames: tuple[str, ...] | list[str] = (), *,

@@ -25,7 +25,8 @@ __all__ = ["SKIPPED", "PurgeList"]
 
 logger = logging.getLogger(__name__)
 
-SKIPPED = counter("purged_records_skipped_total", "Records of purged participants skipped, by stage", ["stage"])
+SKIPPED = counter("purged_records_skipped_total", "Records of purged participants skipped, by stage", ["stage"],
+                  initial=[("normalize",), ("daily",), ("sink",)])
 
 _CACHE_LIMIT = 200_000  # research IDs whose answer is remembered; cleared beyond (the answer is cheap to redo)
 

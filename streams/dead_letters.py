@@ -11,7 +11,8 @@ from streams.normalize.base import Rejected
 
 __all__ = ["DEAD_LETTERS", "for_error", "for_rejects"]
 
-DEAD_LETTERS = counter("dead_letters_total", "Dead letters written, by stage and reason", ["stage", "reason"])
+DEAD_LETTERS = counter("dead_letters_total", "Dead letters written, by stage and reason", ["stage", "reason"],
+                       initial=[(stage, reason.value) for stage in ("normalize", "daily", "sink") for reason in Reason])
 
 
 def for_error(stage: str, error: BaseException, *, key: bytes | None, original: bytes, topic: str) -> DeadLetter:

@@ -24,7 +24,8 @@ __all__ = ["BATCH_ERRORS", "register_normalize"]
 
 logger = logging.getLogger(__name__)
 
-BATCH_ERRORS = counter("agent_batch_errors_total", "Agent batches that raised", ["stage"])
+BATCH_ERRORS = counter("agent_batch_errors_total", "Agent batches that raised", ["stage"],
+                       initial=[("normalize",), ("daily",)])
 
 
 def register_normalize(app: faust.App, settings: Settings, progress: Progress, purges: PurgeList) -> None:

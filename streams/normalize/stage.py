@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from models.dead_letter import DeadLetter
-from models.errors import DecodeError
+from models.errors import DecodeError, Reason
+from models.providers import Provider
 from models.raw import RawPage
 from runtime.metrics import counter, histogram
 from streams.dead_letters import for_error, for_rejects
@@ -26,9 +27,13 @@ logger = logging.getLogger(__name__)
 
 STAGE = "normalize"
 
-PAGES = counter("normalize_pages_total", "Raw pages normalized, by provider and outcome", ["provider", "outcome"])
+_SAMPLE_REASONS = (Reason.NOT_A_NUMBER, Reason.HR_OUT_OF_RANGE, Reason.NEGATIVE_STEPS, Reason.STEPS_PER_MINUTE_TOO_HIGH,
+                   Reason.NONEXISTENT_LOCAL_TIME)
+PAGES = counter("normalize_pages_total", "Raw pages normalized, by provider and outcome", ["provider", "outcome"],
+                initial=[(p.value, o) for p in Provider for o in ("normalized", "dead_letter")])
 SAMPLES_OUT = counter("normalize_samples_total", "Samples accepted into batches", ["provider", "metric"])
-SAMPLES_REJECTED = counter("normalize_samples_rejected_total", "Samples rejected", ["provider", "reason"])
+SAMPLES_REJECTED = counter("normalize_samples_rejected_total", "Samples rejected", ["provider", "reason"],
+                           initial=[(p.value, r.value) for p in Provider for r in _SAMPLE_REASONS])
 BATCHES_OUT = counter("normalize_batches_total", "Sample batches produced", ["provider", "metric"])
 SECONDS = histogram("normalize_page_seconds", "Time to normalize one page", ["provider"],
                     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0))

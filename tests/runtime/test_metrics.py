@@ -31,3 +31,13 @@ def test_definitions_are_get_or_create_and_served() -> None:
         served[0].shutdown()
     assert 'wearables_pages_total{provider="fitbit"} 3.0' in body
     assert start_metrics_server(0) is None
+
+
+def test_known_label_values_are_exported_at_zero_before_anything_happens() -> None:
+    registry = CollectorRegistry()
+    metric = counter("initial_demo_total", "x", ["stage", "reason"], initial=[("normalize", "not_json")],
+                     registry=registry)
+    assert registry.get_sample_value("wearables_initial_demo_total", {"stage": "normalize", "reason": "not_json"}) == 0
+    assert registry.get_sample_value("wearables_initial_demo_total", {"stage": "daily", "reason": "not_json"}) is None
+    metric.labels("normalize", "not_json").inc()
+    assert registry.get_sample_value("wearables_initial_demo_total", {"stage": "normalize", "reason": "not_json"}) == 1
