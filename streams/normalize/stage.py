@@ -82,7 +82,7 @@ def normalize_records(records: Sequence[RawRecord], *, secret: bytes) -> list[St
         try:
             decoded.append((i, RawPage.from_bytes(record.value or b""), _research_id(record.key)))
         except DecodeError as error:
-            _dead_letter(outputs[i], record, error, "unknown")
+            _dead_letter(outputs[i], record, error, _provider_of(record.topic))
     try:
         results = normalize_pages([(page, research_id) for _, page, research_id in decoded], secret=secret)
     except BaseException as error:  # a Rust panic inside Polars surfaces as pyo3's PanicException
@@ -117,6 +117,12 @@ def _accept(output: StageOutput, record: RawRecord, provider: str, result: Norma
         SAMPLES_REJECTED.labels(provider=provider, reason=reject.reason.value).inc(reject.count)
     output.samples, output.rejected, output.input_samples = result.samples, result.rejected, result.input_samples
     PAGES.labels(provider=provider, outcome="normalized").inc()
+
+
+def _provider_of(topic: str) -> str:
+    """The provider a raw topic is for (``<prefix>raw.<provider>``), when its page cannot say."""
+    name = topic.rpartition("raw.")[2]
+    return name if name in {p.value for p in Provider} else "unknown"
 
 
 def _dead_letter(output: StageOutput, record: RawRecord, error: BaseException, provider: str) -> None:
