@@ -252,12 +252,13 @@ def figures(before: Snapshot, after: Snapshot, seconds: float,
         throughput=tuple((stage, _total_rate(before, after, name, seconds)) for stage, name in STAGES),
         lag=lag,
         lag_source=lag_source,
+        # series exported at 0 from the start (runtime.metrics ``initial``) are left out until they count
         dead_letters=None if dead is None else tuple(
-            DeadLetterRow(stage, reason, rate) for (stage, reason), rate in sorted(dead.items())),
-        vendor_requests=None if vendor is None else {(p, o): r for (p, o), r in sorted(vendor.items())},
+            DeadLetterRow(stage, reason, rate) for (stage, reason), rate in sorted(dead.items()) if rate.total),
+        vendor_requests=None if vendor is None else {(p, o): r for (p, o), r in sorted(vendor.items()) if r.total},
         # several series for one provider (per data type, per process): the tightest is what binds
         rate_limit_remaining=_gauge(after, "wearables_connector_rate_limit_remaining", "provider", min),
-        token_refreshes=None if refreshes is None else {key[0]: r for key, r in sorted(refreshes.items())},
+        token_refreshes=None if refreshes is None else {key[0]: r for key, r in sorted(refreshes.items()) if r.total},
         freshness_s=_freshness(after),
         valid_day_share=_gauge(after, "wearables_cohort_valid_day_share", "window", max),
         without_data=_gauge(after, "wearables_cohort_participants_without_data", "days", max),

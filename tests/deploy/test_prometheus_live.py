@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,13 +124,29 @@ def _wait(check: Any, timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
+def _watch_with_status(port: int, settled: Callable[[], bool], timeout: float = 240) -> list[str]:
+    """``wearables status --once`` against the demo every few seconds until it has settled: its frames."""
+    frames, deadline = [], time.monotonic() + timeout
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEARABLES_", "KAFKA_"))}
+    env.update(COLUMNS="160")
+    while not settled():
+        assert time.monotonic() < deadline, "timed out waiting for the demo to settle"
+        shown = subprocess.run([sys.executable, "-m", "cli.main", "status", "--once", "--interval", "1", "--url",
+                                f"http://127.0.0.1:{port}/metrics"], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=60, check=False)
+        if shown.returncode == 0:
+            frames.append(shown.stdout)
+        time.sleep(1.0)
+    return frames
+
+
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[int]:
-    """A demo kept running; yields its metrics port."""
+def demo(tmp_path: Path) -> Iterator[tuple[int, list[str]]]:
+    """A demo kept running; yields its metrics port and the `wearables status` frames seen while it worked."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEARABLES_", "KAFKA_"))}
     env.update(WEARABLES_DATA_DIR=str(tmp_path / "demo"), COLUMNS="160")
-    process = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", "--participants", "3", "--days", "1",
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", "--participants", "16", "--days", "2",
                                 "--keep-running", "--metrics-port", str(port)], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -137,10 +154,10 @@ def demo(tmp_path: Path) -> Iterator[int]:
                               daemon=True)
     reader.start()
     try:
-        _wait(lambda: any("running; press Ctrl-C" in line for line in lines) or process.poll() is not None, 240,
-              "the demo to settle")
+        frames = _watch_with_status(port, lambda: any("running; press Ctrl-C" in line for line in lines)
+                                    or process.poll() is not None)
         assert process.poll() is None, "".join(lines)
-        yield port
+        yield port, frames
     finally:
         process.terminate()
         try:
@@ -150,8 +167,13 @@ def demo(tmp_path: Path) -> Iterator[int]:
 
 
 @pytest.mark.timeout(420)
-def test_every_dashboard_query_and_alert_rule_returns_series_from_a_real_prometheus(demo: int,
-                                                                                    tmp_path: Path) -> None:
+def test_every_dashboard_query_and_alert_rule_returns_series_from_a_real_prometheus(
+        demo: tuple[int, list[str]], tmp_path: Path) -> None:
+    port, frames = demo
+    # `wearables status` against the running demo showed pages flowing and the worker's lag table
+    moving = [f for f in frames if re.search(r"raw pages\s+│\s+[1-9][\d,.]*/s", f)]
+    assert moving, "no status frame showed raw pages per second > 0:\n" + "\n".join(frames[-2:])
+    assert any(re.search(r"wearables\.worker\s+│\s+wearables\.raw\.", f) for f in frames), frames[-1]
     if PROMETHEUS is None:
         if os.environ.get("CI"):
             pytest.fail("prometheus is not installed: .ci/run installs Debian's prometheus")
@@ -162,7 +184,7 @@ def test_every_dashboard_query_and_alert_rule_returns_series_from_a_real_prometh
     jobs = _jobs()
     drop = [{"source_labels": ["__name__"], "regex": ".+", "action": "drop"}]
     config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "rule_files": ["alerts.yml"],
-              "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{demo}"]}],
+              "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
                                   **({"metric_relabel_configs": drop} if n else {})} for n, job in enumerate(jobs)]}
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     web = free_port()
