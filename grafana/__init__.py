@@ -1,1 +1,3 @@
-"""Grafana dashboards as code: ``python -m grafana.build`` writes grafana/dashboards/*.json."""
+"""Grafana dashboards as code: ``python -m grafana.build`` renders ``grafana/dashboards/*.json``."""
+
+__all__: list[str] = []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["models", "runtime", "connectors", "streams", "sinks", "portal", "cli"]
+PACKAGES = ["models", "runtime", "connectors", "streams", "sinks", "portal", "cli", "grafana"]
 
 
 def _tool(name: str) -> str:

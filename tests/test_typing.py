@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["models", "runtime", "connectors", "streams", "sinks", "portal", "cli"]
+PACKAGES = ["models", "runtime", "connectors", "streams", "sinks", "portal", "cli", "grafana"]
 
 # mypy's own grammar: "type:" and "ignore" may be spaced; codes are a bracketed, comma-separated list
 _IGNORE = re.compile(r"#\s*type:\s*ignore(?![\w-])(?P<codes>\[[^\]]*\])?(?P<rest>.*)")
