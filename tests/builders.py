@@ -45,6 +45,17 @@ def google_page(data_type: str, points: list[Any], *, token: str | None = None) 
                    fetched_at=1.0, request_id="t")
 
 
+def fitbit_minute_pages(day: date, n: int) -> list[tuple[str, bytes]]:
+    """Participant ``n``'s Fitbit steps and heart-rate intraday bodies of ``day``: every minute has a
+    valid value (steps 07:00-21:00, a steps daily total), so each page makes 1,440 samples."""
+    steps = [((minute * 7 + n) % 40) if 420 <= minute < 1260 else 0 for minute in range(1440)]
+    heart = [60 + (minute + n) % 50 for minute in range(1440)]
+    return [
+        ("activities-steps-intraday", fitbit_intraday_body("steps", day, minute_dataset(steps), daily=str(sum(steps)))),
+        ("activities-heart-intraday", fitbit_intraday_body("heart", day, minute_dataset(heart))),
+    ]
+
+
 def minute_dataset(values: Sequence[Any], *, start_minute: int = 0) -> list[dict[str, Any]]:
     return [{"time": clock(start_minute + i), "value": v} for i, v in enumerate(values)]
 

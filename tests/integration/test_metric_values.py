@@ -19,10 +19,11 @@ from models.ids import research_id
 from runtime.kafka import make_producer
 from runtime.lag import LagMonitor
 from runtime.settings import Settings
+from sinks.dataset import Dataset
 from sinks.runner import SinkRunner
-from tests.builders import fitbit_page
+from sinks.tables import TABLES
+from tests.builders import fitbit_minute_pages, fitbit_page
 from tests.conftest import worker
-from tests.integration.test_purge import _pages
 
 pytestmark = pytest.mark.integration
 PARTICIPANTS, DAYS, BAD_PAGES = 4, 2, 3
@@ -63,6 +64,8 @@ async def test_counters_lag_and_freshness_follow_a_run_of_known_size(settings_fa
         "new": ("dedup_samples_total", {"outcome": "new"}),
         "steps_rows": ("sink_rows_total", {"table": "steps_intraday"}),
         "heart_rows": ("sink_rows_total", {"table": "heart_rate_minute_level"}),
+        "updated": ("daily_summaries_total", {"status": "updated"}),
+        "sink_daily": ("sink_records_total", {"topic": "daily", "outcome": "written"}),
     }
     before = {name: _value(metric, **labels) for name, (metric, labels) in counters.items()}
 
@@ -79,7 +82,7 @@ async def test_counters_lag_and_freshness_follow_a_run_of_known_size(settings_fa
             for n, rid in enumerate(rids):
                 for offset in range(DAYS):
                     day = first + timedelta(days=offset)
-                    for data_type, body in _pages(day, n):
+                    for data_type, body in fitbit_minute_pages(day, n):
                         await producer.send(settings.topic("raw.fitbit"), fitbit_page(data_type, body, day=day)
                                             .to_bytes(), key=rid.encode())
             for _ in range(BAD_PAGES):
@@ -94,6 +97,10 @@ async def test_counters_lag_and_freshness_follow_a_run_of_known_size(settings_fa
             # every sample is new once: the minutes, and the vendor's daily step total of each steps page
             assert delta("new") == 2 * PARTICIPANTS * DAYS * MINUTES + PARTICIPANTS * DAYS
             assert delta("steps_rows") == delta("heart_rows") == PARTICIPANTS * DAYS * MINUTES
+            # every summary the worker emitted reached the sink, and the table has one row per participant-day
+            await _wait_for(lambda: delta("sink_daily") == delta("updated") > 0, 30, "the sink to read every summary")
+            days = Dataset(str(tmp_path / "dataset")).read_all(TABLES["daily_summary"])
+            assert days.height == PARTICIPANTS * DAYS and set(days["person_id"]) == set(rids)
             newest = _value("daily_newest_sample_timestamp_seconds", provider="fitbit")
             last_minute = int(time.mktime((first + timedelta(days=DAYS - 1)).timetuple()))  # local midnight, roughly
             assert newest >= last_minute  # the last day's samples were summarized
@@ -110,7 +117,7 @@ async def test_counters_lag_and_freshness_follow_a_run_of_known_size(settings_fa
             more = 6
             for n in range(more):
                 day = first + timedelta(days=DAYS)
-                data_type, body = _pages(day, n)[0]
+                data_type, body = fitbit_minute_pages(day, n)[0]
                 await producer.send(settings.topic("raw.fitbit"), fitbit_page(data_type, body, day=day).to_bytes(),
                                     key=rids[n % PARTICIPANTS].encode())
             await producer.flush()

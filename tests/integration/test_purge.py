@@ -28,22 +28,13 @@ from runtime.settings import Settings
 from sinks.dataset import Dataset
 from sinks.runner import SinkRunner
 from sinks.tables import STAGING, TABLES, Table
-from tests.builders import fitbit_intraday_body, fitbit_page, minute_dataset
+from tests.builders import fitbit_minute_pages, fitbit_page
 from tests.conftest import worker
 
 pytestmark = pytest.mark.integration
 PARTICIPANTS = 10
 DAYS = 3
 ALL_TABLES: tuple[Table, ...] = (*TABLES.values(), *STAGING)
-
-
-def _pages(day: date, n: int) -> list[tuple[str, bytes]]:
-    steps = [((minute * 7 + n) % 40) if 420 <= minute < 1260 else 0 for minute in range(1440)]
-    heart = [60 + (minute + n) % 50 for minute in range(1440)]
-    return [
-        ("activities-steps-intraday", fitbit_intraday_body("steps", day, minute_dataset(steps), daily=str(sum(steps)))),
-        ("activities-heart-intraday", fitbit_intraday_body("heart", day, minute_dataset(heart))),
-    ]
 
 
 def _rows(dataset: Dataset, *, without: str | None = None) -> dict[str, pl.DataFrame]:
@@ -108,7 +99,7 @@ async def test_a_purge_removes_one_participant_everywhere_and_nothing_else(
                                              key=rid.encode())
                 for offset in range(DAYS):
                     day = first + timedelta(days=offset)
-                    for data_type, body in _pages(day, n):
+                    for data_type, body in fitbit_minute_pages(day, n):
                         page = fitbit_page(data_type, body, day=day)
                         await producer.send(settings.topic("raw.fitbit"), page.to_bytes(), key=rid.encode())
             await producer.flush()
