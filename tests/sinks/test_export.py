@@ -34,8 +34,13 @@ def one_day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Dataset, list[str
     return dataset, sorted({s.research_id for s in summaries})
 
 
+def _files(out: Path, table: str, fmt: str = "parquet") -> list[Path]:
+    """A table's export files in name order (a researcher's ``ls``)."""
+    return sorted((out / table).glob(f"*.{fmt}"))
+
+
 def _read(out: Path, table: str, fmt: str = "parquet") -> pl.DataFrame:
-    files = sorted((out / table).glob(f"part-*.{fmt}"))
+    files = _files(out, table, fmt)
     if fmt == "csv":
         return pl.concat([pl.read_csv(f, try_parse_dates=True) for f in files])
     return pl.concat([pl.read_parquet(f) for f in files])
@@ -92,6 +97,94 @@ def test_export_command(one_day: tuple[Dataset, list[str]], tmp_path: Path) -> N
     missing = CliRunner().invoke(main, ["export", "--tier", "controlled", "--out", str(tmp_path / "x"),
                                         "--dataset", str(tmp_path / "nothing")], env={"WEARABLES_ENV": "demo"})
     assert missing.exit_code == 1 and "wearables sink" in missing.output
+
+
+# --------------------------------------------------------------------------- the layout tells no shift
+PEOPLE, DAYS = 6, 10
+PROBED = {"daily_summary": "date", "steps_intraday": "datetime", "heart_rate_minute_level": "datetime",
+          "activity_summary": "date"}
+
+
+def _moved(dataset: Dataset, root: Path, days: int) -> Dataset:
+    """The same cohort with every true date and datetime ``days`` later."""
+    moved = Dataset(str(root))
+    for table in TABLES.values():
+        for day in dataset.dates(table.name):
+            rows = dataset.read(table, day)
+            dated = [n for n, t in rows.schema.items() if isinstance(t, pl.Date | pl.Datetime)]
+            moved.write(table, day + timedelta(days=days),
+                        rows.with_columns([(pl.col(n) + pl.duration(days=days)).alias(n) for n in dated]))
+    return moved
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Dataset, list[str]]:
+    """Six participants' ten true days from 2026-11-01, the public first day of collection."""
+    summaries, batches, _ = cohort_records(participants=PEOPLE, days=DAYS)
+    dataset = Dataset(str(tmp_path_factory.mktemp("cohort")))
+    DatasetWriter(dataset).apply(summaries, batches)
+    return dataset, sorted({s.research_id for s in summaries})
+
+
+def _true_day(frame: pl.DataFrame, column: str) -> pl.Series:
+    """Each exported row's true date (what the attacker wants): shifted date + the row's shift."""
+    shift = frame["person_id"].map_elements(lambda p: date_shift_days(SECRET, p), return_dtype=pl.Int64)
+    return frame.select((pl.col(column).cast(pl.Date) + pl.duration(days=shift)).alias("true"))["true"]
+
+
+def test_registered_layout_is_the_same_whatever_the_true_dates(cohort: tuple[Dataset, list[str]],
+                                                               tmp_path: Path) -> None:
+    dataset, _ = cohort
+    moved = _moved(dataset, tmp_path / "moved", 40)
+    export(dataset, tmp_path / "a", tier=Tier.REGISTERED, first=None, last=None, fmt=Format.PARQUET, secret=SECRET)
+    export(moved, tmp_path / "b", tier=Tier.REGISTERED, first=None, last=None, fmt=Format.PARQUET, secret=SECRET)
+    fewer = FIRST + timedelta(days=3)  # fewer true days: the same files
+    export(dataset, tmp_path / "c", tier=Tier.REGISTERED, first=fewer, last=fewer + timedelta(days=2),
+           fmt=Format.PARQUET, secret=SECRET)
+    names = {run: sorted(str(p.relative_to(tmp_path / run)) for p in (tmp_path / run).rglob("*") if p.is_file())
+             for run in "abc"}
+    assert names["a"] == names["b"] == names["c"] == sorted(f"{t}/{t}.parquet" for t in TABLES)
+    for table, column in DATED.items():
+        order = ["person_id", TABLES[table].partition_by,
+                 *[k for k in TABLES[table].key if k not in ("person_id", TABLES[table].partition_by)]]
+        a, b = _read(tmp_path / "a", table), _read(tmp_path / "b", table)
+        assert a.height == b.height > 0
+        assert a["person_id"].to_list() == b["person_id"].to_list()  # the same rows in the same places
+        assert ((b[column].cast(pl.Datetime("us")) - a[column].cast(pl.Datetime("us"))).dt.total_days() == 40).all()
+        assert a.equals(a.sort(order, nulls_last=True, maintain_order=True))  # person_id, then shifted date
+
+
+def test_no_file_or_row_position_pins_a_true_date(cohort: tuple[Dataset, list[str]], tmp_path: Path) -> None:
+    dataset, people = cohort
+    export(dataset, tmp_path, tier=Tier.REGISTERED, first=None, last=None, fmt=Format.CSV, secret=SECRET)
+    for table, column in PROBED.items():
+        files = _files(tmp_path, table, "csv")
+        rows = [pl.read_csv(f, try_parse_dates=True) for f in files]
+        for frame in rows:  # rows that share a file do not share one true date across participants
+            assert frame["person_id"].n_unique() > 1
+            assert _true_day(frame, column).n_unique() > 1, table
+        every = pl.concat(rows)
+        true = _true_day(every, column)
+        assert set(every["person_id"]) == set(people) and true.n_unique() >= DAYS - 1
+        assert not true.is_sorted()  # reading the files in order does not walk the true calendar
+        rank = pl.DataFrame({"rank": range(every.height), "true": true.cast(pl.Int64)})
+        rho = rank.select(pl.corr("rank", "true", method="spearman")).item()
+        assert abs(rho) < 0.5, (table, rho)  # a row's position says little about its true date
+
+
+def test_the_audit_probe_recovers_no_shift(cohort: tuple[Dataset, list[str]], tmp_path: Path) -> None:
+    """Security audit finding 1: file number n + the public first date -> true date FIRST + n - 1, so
+    every participant's shift = that date - the shifted date of their rows in file n."""
+    dataset, people = cohort
+    export(dataset, tmp_path, tier=Tier.REGISTERED, first=None, last=None, fmt=Format.PARQUET, secret=SECRET)
+    guesses: dict[str, set[int]] = {}
+    for n, path in enumerate(_files(tmp_path, "daily_summary"), start=1):
+        assumed = FIRST + timedelta(days=n - 1)
+        for (person,), rows in pl.read_parquet(path).group_by("person_id"):
+            if rows["date"].n_unique() == 1:  # the file pins this person's rows to one day
+                guesses.setdefault(str(person), set()).add((assumed - rows["date"][0]).days)
+    recovered = [p for p in people if guesses.get(p) == {date_shift_days(SECRET, p)}]
+    assert recovered == []
 
 
 def test_dates_shift_as_dates() -> None:
