@@ -5,16 +5,23 @@ The scheduler decides per class:
     WearablesError (models.errors)
     └── VendorError          .provider, .status (None when no answer came)
         ├── RateLimited        429: wait for the reset the headers give (.retry_after), then try again
-        ├── TokenExpired       401 expired_token: refresh (once, under the participant's lock) and retry
-        ├── AccessRevoked      invalid_grant / invalid_token: the participant is ``revoked``; stop fetching
+        ├── TokenExpired       a data call's 401, whatever its body (Google says only UNAUTHENTICATED):
+        │                      refresh (once, under the participant's lock) and retry; a 401 again with
+        │                      the fresh token is retried with backoff, never taken for a revoked grant
+        ├── AccessRevoked      only the token endpoint's documented revocation answers: OAuth's
+        │                      ``invalid_grant`` (both vendors), Fitbit's ``invalid_token`` in its
+        │                      ``errors`` body; the participant is ``revoked``; stop fetching
         ├── VendorUnavailable  5xx (Google: 503 UNAVAILABLE, 504 DEADLINE_EXCEEDED), timeouts, broken
-        │                      connections: retry with jittered backoff
+        │                      connections, a body that is no vendor's answer (an HTML error page), a
+        │                      token endpoint's 429: retry with jittered backoff
         ├── ScopeMissing       403 for a scope the participant did not grant (Google
         │                      ACCESS_TOKEN_SCOPE_INSUFFICIENT, Fitbit insufficient_scope): skip that
         │                      data type until they consent again; not retried
         └── VendorRejected     any other 4xx: a bug or a bad request; not retried
 
-``error_for`` turns a non-2xx answer of either vendor into the most specific class;
+``error_for`` turns a non-2xx answer of either vendor's data API into the most specific class,
+``token_error_for`` one of its token endpoint (refresh, code exchange): a transient answer of
+either never reads as a revoked grant, since that unlinks the participant until they consent again;
 ``connectors.vendors.base.translate_errors`` turns the HTTP libraries' own exceptions (no answer
 at all) into ``VendorUnavailable``. Callers catch only these types.
 """
@@ -26,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from connectors.oauth import TokenSet
 from connectors.vendors.fitbit_spec import INSUFFICIENT_SCOPE, RATE_LIMIT_REMAINING, RATE_LIMIT_RESET
 from connectors.vendors.google_health_spec import INSUFFICIENT_SCOPE_REASON
 from models.errors import WearablesError
@@ -42,6 +50,8 @@ __all__ = [
     "error_for",
     "quota_remaining",
     "retry_after",
+    "token_error_for",
+    "token_set",
 ]
 
 
@@ -103,6 +113,14 @@ def quota_remaining(headers: Mapping[str, str]) -> int | None:
     return int(value) if value and value.strip().isdigit() else None
 
 
+def _is_json(body: bytes) -> bool:
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
 def _problem(body: bytes) -> str:
     """The OAuth / API error code in either vendor's error body: Fitbit's ``errorType``, an
     OAuth ``error``, or in a Google error object its ``google.rpc.ErrorInfo`` reason, else its
@@ -131,7 +149,11 @@ def _reason(details: Any) -> str:
 
 
 def error_for(provider: Provider, status: int, headers: Mapping[str, str], body: bytes) -> VendorError | None:
-    """The error a non-2xx answer means, or None for a success."""
+    """The error a data call's non-2xx answer means, or None for a success.
+
+    A 401 is an access token the vendor did not take, whatever the body says: refresh and try
+    again. Whether the grant itself is gone only the token endpoint says (``token_error_for``).
+    """
     if status < 300:
         return None
     problem = _problem(body)
@@ -144,8 +166,42 @@ def error_for(provider: Provider, status: int, headers: Mapping[str, str], body:
         return VendorRejected(message + " (check the client id and secret)", provider=provider, status=status)
     if problem in _SCOPE_PROBLEMS and status in (401, 403):
         return ScopeMissing(message, provider=provider, status=status)
-    if problem in _EXPIRED_PROBLEMS:
+    if status == 401 or problem in _EXPIRED_PROBLEMS:
         return TokenExpired(message, provider=provider, status=status)
-    if problem in ("invalid_grant", "invalid_token") or status == 401:
+    if body.strip() and not _is_json(body):  # an HTML page of a proxy or load balancer, not the API's answer
+        return VendorUnavailable(message + " (not the API's error body)", provider=provider, status=status)
+    return VendorRejected(message, provider=provider, status=status)
+
+
+def token_error_for(provider: Provider, status: int, headers: Mapping[str, str], body: bytes) -> VendorError | None:
+    """The error a token endpoint's non-2xx answer means, or None for a success.
+
+    Revoked only for the documented revocation answers (docs/vendors.md): ``invalid_grant``
+    (RFC 6749 §5.2: the refresh token or code is invalid, expired, revoked or spent), and
+    Fitbit's ``invalid_token`` in its ``errors`` body. 5xx, 429 and a body without an OAuth error
+    (an HTML page, anything unparsable) are the vendor's trouble: ``VendorUnavailable``.
+    """
+    if status < 300:
+        return None
+    problem = _problem(body)
+    message = f"{provider.value} token endpoint answered {status} {problem}".strip()
+    if status >= 500 or status == 429 or not problem:
+        return VendorUnavailable(message, provider=provider, status=status)
+    if problem == "invalid_client":
+        return VendorRejected(message + " (check the client id and secret)", provider=provider, status=status)
+    if problem == "invalid_grant" or (provider is Provider.FITBIT and problem == "invalid_token"):
         return AccessRevoked(message, provider=provider, status=status)
     return VendorRejected(message, provider=provider, status=status)
+
+
+def token_set(provider: Provider, body: bytes, *, previous_refresh: str | None = None) -> TokenSet:
+    """The tokens of a token endpoint's 2xx answer; a body without them (unparsable, an HTML page,
+    no access token) is the vendor's trouble, ``VendorUnavailable``, not a revoked grant."""
+    try:
+        data: Any = orjson.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return TokenSet.from_response(data, previous_refresh=previous_refresh)
+    except (ValueError, TypeError) as broken:  # orjson.JSONDecodeError is a ValueError
+        raise VendorUnavailable(f"{provider.value} token endpoint answered no tokens: {broken}",
+                                provider=provider) from None

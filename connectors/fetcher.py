@@ -1,8 +1,9 @@
 """Carry out one fetch request: every page of every day asked for, onto ``raw.<provider>``.
 
 Per call: wait for the rate limiter, take a fresh access token, call; on 429 wait for the
-vendor's reset, on an expired token refresh once, on 5xx/timeouts retry with jittered
-exponential backoff, on a revoked grant stop. A day counts as done only when all its pages
+vendor's reset, on a 401 refresh once (a 401 again is retried with backoff), on 5xx/timeouts
+and a failed refresh retry with jittered exponential backoff, on a grant the token endpoint
+refused (``invalid_grant``) stop. A day counts as done only when all its pages
 are acknowledged by Kafka, and the participant's cursor moves only over done days, in order:
 it never passes data that failed to publish. An undated type (the account's devices) is one
 snapshot per request, filed under the request's last day.
@@ -184,15 +185,27 @@ class Fetcher:
 
     async def _call(self, research_id: str, client: VendorClient, data_type: str,
                     call: Callable[[str], Awaitable[VendorPage]]) -> VendorPage:
-        """``call`` with a fresh access token. A 429 or an expired token goes round again (those are
-        not attempts: the vendor said when to come back, or with what); 5xx and timeouts are
-        retried with jittered backoff. One loop in one coroutine, not ``retrying`` around an
-        attempt: every vendor call passes here, and the extra coroutine layers cost the scheduler
-        about 6% of its CPU in ``bench connector``."""
-        provider, attempt = client.provider, 0
+        """``call`` with a fresh access token. A 429 goes round again (not an attempt: the vendor
+        said when to come back); so does the first 401, after one refresh (whatever its body says:
+        Google answers an expired token with a bare UNAUTHENTICATED). A 401 again with the fresh
+        token, 5xx, timeouts, and a token endpoint that failed (not refused) are retried with
+        jittered backoff; only the token endpoint's refusal of the grant unlinks the participant
+        (``TokenManager.refresh``), never a data call's answer. One loop in one coroutine, not
+        ``retrying`` around an attempt: every vendor call passes here, and the extra coroutine
+        layers cost the scheduler about 6% of its CPU in ``bench connector``."""
+        provider, attempt, stale, refreshed = client.provider, 0, None, False
         while True:
             await self._limiter.acquire(provider, research_id)
-            access = await self._tokens.access_token(research_id, provider)
+            try:
+                access = await (self._tokens.access_token(research_id, provider) if stale is None
+                                else self._tokens.refresh(research_id, provider, stale=stale))
+            except VendorUnavailable:  # the token endpoint failed (5xx, timeout, no tokens in its answer)
+                attempt += 1
+                if attempt >= self._retry.fetch_max_attempts:
+                    raise
+                await asyncio.sleep(backoff_delay(attempt, self._retry.retry_base_delay))
+                continue
+            stale = None
             started = time.perf_counter()
             try:
                 page = await call(access)
@@ -202,11 +215,17 @@ class Fetcher:
                 continue
             except TokenExpired:
                 CALLS.labels(provider.value, data_type, "token_expired").inc()
-                await self._tokens.refresh(research_id, provider, stale=access)
+                if not refreshed:  # refresh once, then retry at once
+                    refreshed, stale = True, access
+                    continue
+                # refused again with a fresh token: the vendor's trouble, retried like a 5xx
+                attempt += 1
+                if attempt >= self._retry.fetch_max_attempts:
+                    raise
+                await asyncio.sleep(backoff_delay(attempt, self._retry.retry_base_delay))
                 continue
-            except AccessRevoked:
+            except AccessRevoked:  # not a data call's answer (error_for): passed on, the link left as it is
                 CALLS.labels(provider.value, data_type, "revoked").inc()
-                await self._tokens.revoked(research_id, provider)
                 raise
             except ScopeMissing:  # asking again gets the same answer: the caller sets the type aside
                 CALLS.labels(provider.value, data_type, "scope_missing").inc()

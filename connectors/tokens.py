@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from connectors.errors import AccessRevoked
+from connectors.errors import AccessRevoked, VendorUnavailable
 from connectors.oauth import TokenSet
 from connectors.vault import TokenVault
 from connectors.vendors.base import VendorClient
@@ -23,7 +23,7 @@ __all__ = ["TokenManager"]
 
 REFRESHES = counter("connector_token_refreshes_total", "Access-token refreshes, by outcome", ["provider", "outcome"],
                     initial=[(p.value, o) for p in Provider
-                             for o in ("refreshed", "already_refreshed", "revoked", "lost_race")])
+                             for o in ("refreshed", "already_refreshed", "revoked", "unavailable", "lost_race")])
 _EARLY_S = 120.0  # refresh this long before expiry, so no request goes out with a dying token
 
 
@@ -34,7 +34,7 @@ class TokenManager:
 
         tokens = TokenManager(vault, clients, on_revoked=publish_link)
         access = await tokens.access_token(research_id, Provider.FITBIT)
-        # the vendor answered expired_token after all:
+        # the vendor answered 401 after all:
         access = await tokens.refresh(research_id, Provider.FITBIT, stale=access)
 
     :param vault: where the tokens are kept (rotated refresh tokens are stored before use).
@@ -80,9 +80,12 @@ class TokenManager:
                 return tokens.access_token
             try:
                 fresh = await self._clients[provider].refresh(tokens.refresh_token)
-            except AccessRevoked:
+            except AccessRevoked:  # the token endpoint refused the grant (invalid_grant): the only unlinking
                 REFRESHES.labels(provider.value, "revoked").inc()
                 await self.revoked(research_id, provider)
+                raise
+            except VendorUnavailable:  # 5xx, a timeout, no tokens in the answer: the tokens stay, retried
+                REFRESHES.labels(provider.value, "unavailable").inc()
                 raise
             if not await self._vault.rotate(research_id, fresh, version=version):
                 # another process rotated first; its tokens are the live ones (ours were never used)

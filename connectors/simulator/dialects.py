@@ -76,7 +76,8 @@ class VendorDialect(ABC):
 
     @abstractmethod
     def unauthorized(self, problem: str) -> dict[str, Any]:
-        """A data call's 401 body; ``problem`` is ``invalid_token`` or ``expired_token``."""
+        """A data call's 401 body; ``problem`` is ``invalid_token`` or ``expired_token`` (Fitbit says
+        which, Google does not)."""
 
     @abstractmethod
     def too_many(self) -> dict[str, Any]:
@@ -121,13 +122,20 @@ class _FitbitDialect(VendorDialect):
         return {"user_id": account.user_id}
 
 
+_GOOGLE_UNAUTHENTICATED = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid "
+    "authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.")
+
+
 @dataclass(frozen=True, slots=True)
 class _GoogleHealthDialect(VendorDialect):
     def oauth_error(self, error: str) -> dict[str, Any]:  # RFC 6749 §5.2
         return {"error": error, "error_description": error.replace("_", " ")}
 
     def unauthorized(self, problem: str) -> dict[str, Any]:
-        return {"error": {"code": 401, "status": "UNAUTHENTICATED", "message": problem}}
+        # Google's one answer to an access token it does not take, expired, revoked or never issued:
+        # nothing in it says which (so nothing here does either)
+        return {"error": {"code": 401, "status": "UNAUTHENTICATED", "message": _GOOGLE_UNAUTHENTICATED}}
 
     def too_many(self) -> dict[str, Any]:
         # status RESOURCE_EXHAUSTED, ErrorInfo RATE_LIMIT_EXCEEDED, QuotaFailure violations (docs/vendors.md,

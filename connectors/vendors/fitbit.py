@@ -1,15 +1,19 @@
 """The legacy Fitbit Web API through ``python-fitbit`` (sync, unmaintained), run off the event loop.
 
 We use its OAuth session (``FitbitOauth2Client``: requests-oauthlib with Fitbit's compliance
-fix) and its request handling (``_request``: timeouts, the expired-token retry), and close its
-gaps here rather than letting them leak into behaviour (docs/vendors.md, Fitbit Web API,
-"python-fitbit"):
+fix, the bearer token on every request), and close its gaps here rather than letting them leak
+into behaviour (docs/vendors.md, Fitbit Web API, "python-fitbit"):
 
 - PKCE: the authorize URL and code exchange carry ``code_challenge`` / ``code_verifier``.
 - Refresh happens only in our TokenManager (per-participant lock, rotated token persisted
-  first): the data session gets no ``refresh_cb`` and no auto-refresh URL.
+  first): the data session gets no ``refresh_cb`` and no auto-refresh URL. The refresh is posted
+  on the library's session with our timeout (its ``refresh_token`` has none) and classified by
+  ``token_error_for``: only ``invalid_grant`` / ``invalid_token`` revoke, a 5xx, an HTML page or a
+  timeout is ``VendorUnavailable``.
+- Its ``_request`` parses every 401 body as JSON (an HTML one raises) and re-sends it without a
+  refresh: data calls go on its session directly.
 - ``make_request`` drops the response (and its rate-limit headers) and raises ``KeyError`` on a
-  429 without ``Retry-After``: we take the response from ``_request`` and classify it ourselves.
+  429 without ``Retry-After``: we take the response from the session and classify it ourselves.
 - Sleep is v1.2 (with stages), not the library's v1 (``sleep`` there has no stages); no revoke
   in the library: we add one.
 
@@ -39,7 +43,7 @@ from fitbit.api import FitbitOauth2Client
 from requests.adapters import BaseAdapter
 from requests.auth import HTTPBasicAuth
 
-from connectors.errors import VendorUnavailable, error_for
+from connectors.errors import error_for, token_error_for, token_set
 from connectors.oauth import TokenSet
 from connectors.vendors.base import Identity, VendorClient, VendorPage, translate_errors
 from connectors.vendors.endpoints import Credentials, Endpoints, is_loopback
@@ -148,38 +152,31 @@ class FitbitWebClient(VendorClient):
             raise error
         return VendorPage(body=response.content, headers=response.headers)
 
-    def _post_token(self, form: dict[str, str]) -> tuple[TokenSet, str]:
-        # the library's fetch_access_token has no code_verifier: post the exchange on its session
+    def _post_token(self, form: dict[str, str], previous_refresh: str | None = None) -> tuple[TokenSet, str]:
+        """A token-endpoint call on the library's session, within the client's timeout (the
+        library's ``refresh_token`` passes none, and its oauthlib errors would not say whether the
+        endpoint refused the grant or merely failed). Revoked only for the documented answers."""
         with translate_errors(_P):
             response = self._oauth().session.post(self._urls.token, data=form, timeout=self._timeout,
                                                   auth=HTTPBasicAuth(self._client.client_id,
                                                                      self._client.client_secret))
-        page = self._response(response)
-        body = orjson.loads(page.body)
-        return TokenSet.from_response(body), str(body.get("user_id", ""))
+        error = token_error_for(_P, response.status_code, response.headers, response.content)
+        if error is not None:
+            raise error
+        tokens = token_set(_P, response.content, previous_refresh=previous_refresh)
+        body = orjson.loads(response.content)  # parsed by token_set already: a JSON object
+        return tokens, str(body.get("user_id", ""))
 
     def _refresh(self, refresh_token: str) -> TokenSet:
-        rotated: list[dict[str, Any]] = []
-        client = self._oauth(TokenSet("expired", refresh_token, 0.0))
-        client.session.token_updater = rotated.append  # the library refreshes only with an updater set
-        try:
-            with translate_errors(_P):
-                client.refresh_token()
-        except VendorUnavailable:
-            raise
-        except Exception as refused:  # oauthlib raises its own errors for an OAuth error body
-            error = error_for(_P, getattr(refused, "status_code", 400) or 400, {},
-                              orjson.dumps({"errors": [{"errorType": getattr(refused, "error", "invalid_grant")}]}))
-            assert error is not None, "an oauthlib error's status_code is 4xx/5xx: error_for never returns None"
-            raise error from None
-        token = rotated[-1]
-        if isinstance(token.get("scope"), list):  # oauthlib hands the granted scope back as a list
-            token = {**token, "scope": " ".join(token["scope"])}
-        return TokenSet.from_response(token)
+        refreshed, _ = self._post_token({"grant_type": "refresh_token", "refresh_token": refresh_token},
+                                        previous_refresh=refresh_token)
+        return refreshed
 
     def _get(self, tokens: TokenSet, url: str, method: str = "GET") -> VendorPage:
+        # the library's session, not its ``_request``: that one parses a 401's body as JSON (an
+        # HTML 401 would raise) and re-sends it once without refreshing
         with translate_errors(_P):
-            response = self._oauth(tokens)._request(method, url)  # noqa: SLF001 - see the module docstring
+            response = self._oauth(tokens).session.request(method, url, timeout=self._timeout)
         return self._response(response)
 
     async def exchange_code(self, code: str, verifier: str, redirect_uri: str) -> TokenSet:

@@ -18,7 +18,7 @@ reads. Paths, scopes, page sizes and the filter grammar are in ``google_health_s
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Self
 from urllib.parse import urlencode
@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 
-from connectors.errors import ScopeMissing, VendorRejected, error_for
+from connectors.errors import ScopeMissing, VendorError, VendorRejected, error_for, token_error_for, token_set
 from connectors.oauth import TokenSet
 from connectors.vendors.base import Identity, VendorClient, VendorPage, translate_errors
 from connectors.vendors.endpoints import Credentials, Endpoints
@@ -47,10 +47,12 @@ from connectors.vendors.google_health_spec import (
     SUBSCRIPTIONS_PATH,
     UNDATED_TYPES,
 )
+from models.providers import Provider
 
 __all__ = ["GoogleHealthClient", "next_page_token"]
 
 _SCOPES = " ".join(SCOPES)
+Classify = Callable[[Provider, int, Mapping[str, str], bytes], VendorError | None]
 _P = PROVIDER
 
 
@@ -97,19 +99,21 @@ class GoogleHealthClient(VendorClient):
             "scope": _SCOPES, "state": state, "code_challenge": challenge, "code_challenge_method": "S256",
             **AUTHORIZE_EXTRAS})
 
-    async def _call(self, method: str, url: str, **kwargs: Any) -> tuple[bytes, Mapping[str, str]]:
+    async def _call(self, method: str, url: str, *, classify: Classify = error_for,
+                    **kwargs: Any) -> tuple[bytes, Mapping[str, str]]:
         with translate_errors(_P):
             async with self._session.request(method, url, timeout=self._timeout, **kwargs) as response:
                 body = await response.read()
-                error = error_for(_P, response.status, response.headers, body)
+                error = classify(_P, response.status, response.headers, body)
                 if error is not None:
                     raise error
                 return body, response.headers
 
     async def _token_call(self, form: dict[str, str], previous_refresh: str | None = None) -> TokenSet:
-        body, _ = await self._call("POST", self._urls.token, data={
+        """A token-endpoint call, within the client's timeout; revoked only for ``invalid_grant``."""
+        body, _ = await self._call("POST", self._urls.token, classify=token_error_for, data={
             **form, "client_id": self._client.client_id, "client_secret": self._client.client_secret})
-        return TokenSet.from_response(orjson.loads(body), previous_refresh=previous_refresh)
+        return token_set(_P, body, previous_refresh=previous_refresh)
 
     async def exchange_code(self, code: str, verifier: str, redirect_uri: str) -> TokenSet:
         return await self._token_call({"grant_type": "authorization_code", "code": code,

@@ -91,11 +91,14 @@ class Vault:
 class Tokens:
     def __init__(self) -> None:
         self.version, self.revoked_for = 1, list[str]()
+        self.refresh_errors: list[Exception] = []  # raised by the next refreshes, in order
 
     async def access_token(self, research_id: str, provider: Provider) -> str:
         return f"access-{self.version}"
 
     async def refresh(self, research_id: str, provider: Provider, *, stale: str) -> str:
+        if self.refresh_errors:
+            raise self.refresh_errors.pop(0)
         self.version += 1
         return f"access-{self.version}"
 
@@ -187,15 +190,76 @@ async def test_it_gives_up_after_max_attempts_and_the_cursor_stays_behind_the_fa
     assert vault.cursors == [("steps", "2026-11-01")]
 
 
-async def test_a_revoked_grant_stops_the_fetch_and_tells_the_token_manager(tmp_path: Path) -> None:
+async def test_a_grant_the_token_endpoint_refused_stops_the_fetch(tmp_path: Path) -> None:
     def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
-        raise AccessRevoked("invalid_grant", provider=P, status=400)
+        raise TokenExpired("401", provider=P, status=401)
 
     fetcher, client, vault, tokens, _ = _fetcher(tmp_path, script)
+    # the token manager marked the participant revoked (invalid_grant) before raising
+    tokens.refresh_errors.append(AccessRevoked("invalid_grant", provider=P, status=400))
     assert (await fetcher.fetch("R1", _request())).outcome == "revoked"
-    assert len(client.calls) == 1 and tokens.revoked_for == ["R1"] and vault.cursors == []
+    assert len(client.calls) == 1 and vault.cursors == []
     vault.link = Link("R1", P, ApiGeneration.GOOGLE_HEALTH_V4, LinkStatus.REVOKED, None, 0.0, 1.0)
     assert (await fetcher.fetch("R1", _request())).outcome == "not_linked" and len(client.calls) == 1
+
+
+async def test_a_data_call_never_unlinks_the_participant(tmp_path: Path) -> None:
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        raise AccessRevoked("invalid_token", provider=P, status=401)
+
+    fetcher, _, _, tokens, _ = _fetcher(tmp_path, script)
+    assert (await fetcher.fetch("R1", _request())).outcome == "revoked"
+    assert tokens.revoked_for == []  # only the token endpoint's refusal revokes (TokenManager.refresh)
+
+
+async def test_a_401_again_after_the_refresh_is_retried_with_backoff_not_revoked(tmp_path: Path) -> None:
+    answers: list[Exception | None] = [TokenExpired("401", provider=P, status=401)] * 3 + [None]
+
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+        return VendorPage(body=b"{}")
+
+    def expired() -> float:
+        return REGISTRY.get_sample_value("wearables_connector_requests_total", {
+            "provider": P.value, "data_type": "steps", "outcome": "token_expired"}) or 0.0
+
+    before = expired()
+    fetcher, client, _, tokens, published = _fetcher(tmp_path, script, fetch_max_attempts=3)
+    assert (await fetcher.fetch("R1", _request("2026-11-01", "2026-11-01", "steps"))).outcome == "done"
+    assert [c[0] for c in client.calls] == ["access-1", "access-2", "access-2", "access-2"]
+    assert tokens.version == 2 and tokens.revoked_for == [] and len(published) == 1  # refreshed once
+    assert expired() - before == 3  # every 401 counted
+
+    answers[:] = [TokenExpired("401", provider=P, status=401)] * 10
+    fetcher, client, vault, tokens, _ = _fetcher(tmp_path, script, fetch_max_attempts=3)
+    assert (await fetcher.fetch("R1", _request("2026-11-01", "2026-11-01", "steps"))).outcome == "failed"
+    assert len(client.calls) == 4 and tokens.version == 2 and tokens.revoked_for == []  # 1 refresh, then 3 attempts
+    assert vault.link.status is LinkStatus.LINKED
+
+
+async def test_a_refresh_that_failed_is_retried_with_backoff(tmp_path: Path) -> None:
+    answers: list[Exception | None] = [TokenExpired("401", provider=P, status=401), None]
+
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+        return VendorPage(body=b"{}")
+
+    fetcher, client, _, tokens, published = _fetcher(tmp_path, script, fetch_max_attempts=3)
+    tokens.refresh_errors += [VendorUnavailable("503", provider=P, status=503), VendorUnavailable("timed out",
+                                                                                                  provider=P)]
+    assert (await fetcher.fetch("R1", _request("2026-11-01", "2026-11-01", "steps"))).outcome == "done"
+    assert [c[0] for c in client.calls] == ["access-1", "access-2"] and len(published) == 1
+    assert tokens.revoked_for == []
+
+    answers[:] = [TokenExpired("401", provider=P, status=401)]
+    fetcher, client, vault, tokens, _ = _fetcher(tmp_path, script, fetch_max_attempts=3)
+    tokens.refresh_errors += [VendorUnavailable("503", provider=P, status=503)] * 3
+    assert (await fetcher.fetch("R1", _request("2026-11-01", "2026-11-01", "steps"))).outcome == "failed"
+    assert len(client.calls) == 1 and tokens.revoked_for == [] and vault.link.status is LinkStatus.LINKED
 
 
 async def test_webhook_fetches_leave_the_cursor_alone(tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ from connectors.errors import (
     VendorRejected,
     error_for,
     quota_remaining,
+    token_error_for,
 )
-from connectors.simulator.dialects import DIALECTS, VendorDialect
+from connectors.simulator.dialects import DIALECTS, GOOGLE_HEALTH, VendorDialect
 from connectors.simulator.world import Account
 from connectors.vendors import fitbit_spec, google_health_spec
 from models.providers import Provider
@@ -33,17 +34,25 @@ def test_every_provider_has_a_dialect() -> None:
     assert len({d.token_path for d in DIALECTS.values()}) == len(DIALECTS)  # one host serves them all
 
 
-def test_401_bodies_say_expired_or_revoked(dialect: VendorDialect) -> None:
+def test_a_data_call_401_is_token_expired_whatever_it_says(dialect: VendorDialect) -> None:
     def classified(problem: str) -> object:
         return error_for(dialect.provider, 401, {}, orjson.dumps(dialect.unauthorized(problem)))
 
+    # refresh, then retry: whether the grant is gone only the token endpoint says
     assert isinstance(classified("expired_token"), TokenExpired)
-    assert isinstance(classified("invalid_token"), AccessRevoked)
+    assert isinstance(classified("invalid_token"), TokenExpired)
+
+
+def test_google_401s_are_googles_real_shape_without_a_hint() -> None:
+    expired, invalid = GOOGLE_HEALTH.unauthorized("expired_token"), GOOGLE_HEALTH.unauthorized("invalid_token")
+    assert expired == invalid and expired["error"]["status"] == "UNAUTHENTICATED"
+    assert expired["error"]["message"].startswith("Request had invalid authentication credentials.")
+    assert b"expired" not in orjson.dumps(expired)
 
 
 def test_oauth_errors(dialect: VendorDialect) -> None:
-    grant = error_for(dialect.provider, 400, {}, orjson.dumps(dialect.oauth_error("invalid_grant")))
-    client = error_for(dialect.provider, 401, {}, orjson.dumps(dialect.oauth_error("invalid_client")))
+    grant = token_error_for(dialect.provider, 400, {}, orjson.dumps(dialect.oauth_error("invalid_grant")))
+    client = token_error_for(dialect.provider, 401, {}, orjson.dumps(dialect.oauth_error("invalid_client")))
     assert isinstance(grant, AccessRevoked) and isinstance(client, VendorRejected)
 
 

@@ -179,7 +179,9 @@ async def test_revoke_posts_the_token_to_the_revoke_endpoint(fitbit: Any) -> Non
     (_json(429, {"errors": [{"errorType": "system"}]}, {"Fitbit-Rate-Limit-Reset": "42", "Retry-After": "7"}),
      RateLimited),
     (_error(401, "expired_token"), TokenExpired),
-    (_error(401, "invalid_token"), AccessRevoked),
+    (_error(401, "invalid_token"), TokenExpired),  # a data call's 401: refresh; only the token endpoint revokes
+    ((401, {"Content-Type": "text/html"}, b"<html><body>401 Unauthorized</body></html>"), TokenExpired),
+    ((502, {"Content-Type": "text/html"}, b"<html><body>502 Bad Gateway</body></html>"), VendorUnavailable),
     (_json(503, {"error": "unavailable"}), VendorUnavailable),
 ])
 async def test_answers_are_classified(fitbit: Any, answer: Answer, expected: type[Exception]) -> None:
@@ -188,7 +190,8 @@ async def test_answers_are_classified(fitbit: Any, answer: Answer, expected: typ
         await client.fetch_day("access-1", "sleep", DAY)
     if isinstance(raised.value, RateLimited):
         assert raised.value.retry_after == 42.0  # Fitbit's reset header wins over Retry-After
-    # python-fitbit re-sends an expired-token call once; it never refreshes behind our back
+    # one call each, never a refresh behind our back
+    assert len(transport.seen) == 1
     assert {r.url for r in transport.seen} == {fitbit_spec.API + "/1.2/user/-/sleep/date/2026-11-20.json"}
 
 
