@@ -4,17 +4,24 @@ Every page needs its participant's time zone (Fitbit times are local wall-clock 
 one of their ``FITBIT/profile/<id>/profile.json``, else the cohort's default
 (``--default-timezone`` / ``WEARABLES_DEFAULT_TIMEZONE``). Without either for someone, nothing
 is published at all (``require_zones``): a page without a zone could only be dead-lettered.
+
+The import ledger records a file only once Kafka acknowledged its page. A page the broker did not
+acknowledge (within the producer's request timeout, ``DELIVERY_TIMEOUT_S``) leaves its file out of
+the ledger, and the import ends with ``NotDelivered``: re-running it sends those files.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from rich.table import Table
 
 from cli.console import console, progress
@@ -29,15 +36,20 @@ from runtime.kafka import make_producer, resolve_bootstrap
 from runtime.logging import redact
 from runtime.settings import Settings
 
-__all__ = ["ImportReport", "MissingTimeZone", "require_zones", "run_import", "scan_or_fail"]
+__all__ = ["DELIVERY_TIMEOUT_S", "ImportReport", "MissingTimeZone", "NotDelivered", "require_zones", "run_import",
+           "scan_or_fail"]
 
 _FLUSH_EVERY = 500  # files; the ledger records a chunk only after the broker acknowledged it
+#: The producer's request timeout: a page not acknowledged by then counts as not delivered.
+DELIVERY_TIMEOUT_S = 30.0
+_WAIT_MARGIN_S = 5.0  # on top of the request timeout before a chunk's outstanding sends are given up
 
 
 @dataclass(slots=True)
 class ImportReport:
-    published: int = 0
+    published: int = 0  # acknowledged by Kafka (and recorded in the ledger)
     already_imported: int = 0
+    not_delivered: int = 0  # not acknowledged by Kafka: not in the ledger, the next import sends them
     skipped: Counter[str] = field(default_factory=Counter)
     participants: set[str] = field(default_factory=set)
     default_zone_files: int = 0  # published with the default zone (their participant has no profile)
@@ -46,6 +58,16 @@ class ImportReport:
 
 class MissingTimeZone(WearablesError):
     """Participants without a profile and no default time zone: their pages would be dead letters."""
+
+
+class NotDelivered(WearablesError):
+    """Files whose pages Kafka did not acknowledge; the ledger does not have them, so a re-run sends them."""
+
+    def __init__(self, report: ImportReport, reason: str) -> None:
+        files = "1 file was" if report.not_delivered == 1 else f"{report.not_delivered:,} files were"
+        super().__init__(f"{files} not delivered to Kafka ({reason}); {report.published:,} delivered. "
+                         "Re-running the import sends the undelivered files (the ledger does not have them)")
+        self.report = report
 
 
 def require_zones(scan: ScanResult, default_timezone: str | None) -> None:
@@ -86,23 +108,45 @@ async def run_import(settings: Settings, path: Path, *, force: bool = False, qui
     await create_all_topics(settings, bootstrap)
     report = ImportReport(skipped=Counter(s.reason for s in scan_result.skipped))
     ledger = ImportLedger(settings.data_dir / "imports.sqlite")
-    producer = make_producer(settings, bootstrap)
+    producer = make_producer(settings, bootstrap, request_timeout_ms=int(DELIVERY_TIMEOUT_S * 1000))
     await producer.start()
     try:
-        await _publish(scan_result, report, ledger, producer, settings, secret, force=force, quiet=quiet)
+        failure = await _publish(scan_result, report, ledger, producer, settings, secret, force=force, quiet=quiet)
     finally:
         await producer.stop()
         ledger.close()
     if not quiet:
         _print(report, scan_result, settings.default_timezone)
+    if report.not_delivered:
+        raise NotDelivered(report, failure or "no acknowledgement")
     return report
 
 
+@dataclass(slots=True)
+class _Sent:
+    """A file whose page was handed to the producer, and the future of its acknowledgement."""
+
+    entry: tuple[str, str, str]  # (relative, digest, zone) for the ledger
+    key: str
+    by_default: bool
+    future: asyncio.Future[Any]
+
+
+def _error_name(error: BaseException) -> str:
+    return type(error).__name__  # never the message: it may carry a topic or a broker address, not a file
+
+
 async def _publish(scan: ScanResult, report: ImportReport, ledger: ImportLedger, producer: AIOKafkaProducer,
-                   settings: Settings, secret: bytes, *, force: bool, quiet: bool) -> None:
+                   settings: Settings, secret: bytes, *, force: bool, quiet: bool) -> str | None:
+    """Send the files not yet imported; record in the ledger those Kafka acknowledged.
+
+    Returns why deliveries failed (``report.not_delivered`` counts them), or None. After a send
+    that fails at once (no metadata, producer closed) the rest are not tried: each would wait as long.
+    """
     topic = settings.topic(raw_topic_suffix(Provider.FITBIT))
-    pending: list[tuple[str, str, str]] = []
+    pending: list[_Sent] = []
     defaulted: set[str] = set()
+    failure: str | None = None
     with progress("importing", len(scan.files), quiet=quiet) as steps:
         for file in scan.files:
             body = file.path.read_bytes()
@@ -111,24 +155,54 @@ async def _publish(scan: ScanResult, report: ImportReport, ledger: ImportLedger,
             # a file published by an earlier version without any zone is published again with the default
             if not force and ledger.seen(file.relative, digest, with_zone=by_default):
                 report.already_imported += 1
+            elif failure is not None:
+                report.not_delivered += 1
             else:
                 page = file.page(body, profile, fetched_at=time.time())
-                key = research_id(secret, file.participant_id).encode()
-                await producer.send(topic, page.to_bytes(), key=key)
-                pending.append((file.relative, digest, profile.label))
-                report.published += 1
-                report.participants.add(key.decode())
-                if by_default:
-                    report.default_zone_files += 1
-                    defaulted.add(key.decode())
+                key = research_id(secret, file.participant_id)
+                try:
+                    future = await producer.send(topic, page.to_bytes(), key=key.encode())
+                except KafkaError as error:
+                    report.not_delivered += 1
+                    failure = _error_name(error)
+                else:
+                    pending.append(_Sent((file.relative, digest, profile.label), key, by_default, future))
             if len(pending) >= _FLUSH_EVERY:
-                await producer.flush()
-                ledger.record(pending)
+                failure = await _settle(pending, report, ledger, defaulted) or failure
                 pending.clear()
             steps.advance()
-        await producer.flush()
-        ledger.record(pending)
+        failure = await _settle(pending, report, ledger, defaulted) or failure
     report.default_zone_participants = len(defaulted)
+    return failure
+
+
+async def _settle(pending: list[_Sent], report: ImportReport, ledger: ImportLedger, defaulted: set[str]) -> str | None:
+    """Await the acknowledgements of ``pending`` (bounded), record the acknowledged files; why others failed."""
+    if not pending:
+        return None
+    futures = [sent.future for sent in pending]
+    try:
+        await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), DELIVERY_TIMEOUT_S + _WAIT_MARGIN_S)
+    except TimeoutError:
+        pass  # the futures still outstanding were cancelled: they count as not delivered below
+    delivered: list[tuple[str, str, str]] = []
+    failure: str | None = None
+    for sent in pending:
+        future = sent.future
+        if future.done() and not future.cancelled() and future.exception() is None:
+            delivered.append(sent.entry)
+            report.published += 1
+            report.participants.add(sent.key)
+            if sent.by_default:
+                report.default_zone_files += 1
+                defaulted.add(sent.key)
+        else:
+            report.not_delivered += 1
+            if failure is None:
+                error = future.exception() if future.done() and not future.cancelled() else None
+                failure = _error_name(error) if error is not None else "no acknowledgement in time"
+    ledger.record(delivered)
+    return failure
 
 
 def _zone(scan: ScanResult, file: ArchiveFile, default_timezone: str | None) -> tuple[Profile, bool]:
@@ -143,6 +217,8 @@ def _print(report: ImportReport, scan: ScanResult, default_timezone: str | None)
     table = Table("", "files", title="import")
     table.add_row("published to raw.fitbit", str(report.published))
     table.add_row("already imported (unchanged)", str(report.already_imported))
+    if report.not_delivered:
+        table.add_row("not delivered (sent again next time)", str(report.not_delivered))
     for reason, count in sorted(report.skipped.items()):
         table.add_row(f"skipped: {reason}", str(count))
     table.add_row("participants published", str(len(report.participants)))

@@ -20,7 +20,7 @@ __all__ = ["ImportLedger"]
 
 
 class ImportLedger:
-    """``ledger.seen(relative, digest)``; ``ledger.record([(relative, digest, zone), ...])`` after publishing."""
+    """``ledger.seen(relative, digest)``; ``ledger.record([(relative, digest, zone), ...])`` once Kafka acked them."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,27 +1,41 @@
 """`wearables import` against the embedded broker: every file published once, keyed by research_id,
 each page with its participant's zone (their profile's, else the default) and its file's date;
-an archive with participants of no zone at all is refused before anything is published."""
+an archive with participants of no zone at all is refused before anything is published; a file
+whose page Kafka did not acknowledge stays out of the ledger, fails the import and is sent next time."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from cli.importer import MissingTimeZone, run_import
+import cli.importer
+from cli.importer import MissingTimeZone, NotDelivered, run_import
 from cli.topics import create_all_topics
 from connectors.archive import scan_archive
 from models.ids import research_id
 from models.raw import RawPage
-from runtime.kafka import make_consumer
+from runtime.broker import BrokerService, EmbeddedBroker
+from runtime.kafka import make_consumer, make_producer
 from runtime.settings import Settings
 from streams.normalize import normalize
 from tests.connectors.test_archive import COHORT, make_archive
 
 pytestmark = pytest.mark.integration
+
+
+def _ledger_rows(settings: Settings) -> int:
+    ledger = sqlite3.connect(settings.data_dir / "imports.sqlite")
+    try:
+        count: int = ledger.execute("SELECT count(*) FROM imported").fetchone()[0]
+        return count
+    finally:
+        ledger.close()
 
 
 async def _raw_records(settings: Settings, expected: int) -> list[tuple[bytes, bytes]]:
@@ -64,7 +78,8 @@ async def test_import_publishes_every_file_once(settings_factory: Callable[..., 
     today.path.write_bytes(today.path.read_bytes().replace(b'"dateTime":"2021-11-10"', b'"dateTime":"today"', 1))
 
     first = await run_import(settings, archive, quiet=True)
-    assert first.published == 8 and first.already_imported == 0
+    assert first.published == 8 and first.already_imported == 0 and first.not_delivered == 0
+    assert _ledger_rows(settings) == 8  # every file, each after the broker acknowledged it
     assert sum(first.skipped.values()) == 5
     assert (first.default_zone_files, first.default_zone_participants) == (4, 1)
 
@@ -109,3 +124,69 @@ async def test_files_an_earlier_version_published_without_a_zone_are_published_a
     records = await _raw_records(settings, 4)
     assert {RawPage.from_bytes(v).timezone for _, v in records} == {"Europe/Berlin"}
     assert {k for k, _ in records} == {research_id(settings.require_secret_key(), COHORT.participant_ids[1]).encode()}
+
+
+async def test_files_kafka_did_not_acknowledge_stay_out_of_the_ledger_and_the_next_import_sends_them(
+        settings_factory: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli.importer, "DELIVERY_TIMEOUT_S", 3.0)  # the producer's request timeout
+    archive = make_archive(tmp_path / "archive")
+    own = BrokerService(EmbeddedBroker(log_path=tmp_path / "broker.log", ready_timeout=60))
+    await own.start()
+    try:
+        doomed = settings_factory(default_timezone="Europe/Berlin", kafka_bootstrap_servers=own.bootstrap)
+
+        def producer_losing_its_broker(settings: Settings, bootstrap: str | None = None,
+                                       **overrides: object) -> AIOKafkaProducer:
+            producer = make_producer(settings, bootstrap, **overrides)
+            start = producer.start
+
+            async def start_then_lose_the_broker() -> None:
+                await start()
+                await producer.partitions_for(settings.topic("raw.fitbit"))  # metadata known: sends are queued
+                await own.stop()
+
+            producer.start = start_then_lose_the_broker
+            return producer
+
+        monkeypatch.setattr(cli.importer, "make_producer", producer_losing_its_broker)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(NotDelivered) as failed:
+            await run_import(doomed, archive, quiet=True)
+        assert asyncio.get_running_loop().time() - started < 30  # bounded by the request timeout, no hang
+    finally:
+        await own.stop()
+    message = str(failed.value)
+    assert message.startswith("8 files were not delivered to Kafka") and "\n" not in message
+    assert "Re-running the import sends the undelivered files" in message
+    assert not any(p in message for p in COHORT.participant_ids)
+    assert (failed.value.report.published, failed.value.report.not_delivered) == (0, 8)
+    assert _ledger_rows(doomed) == 0  # nothing recorded: not one file reached Kafka
+
+    monkeypatch.undo()
+    working = settings_factory(default_timezone="Europe/Berlin")  # the same data dir, the session's broker
+    again = await run_import(working, archive, quiet=True)
+    assert (again.published, again.already_imported, again.not_delivered) == (8, 0, 0)
+    assert _ledger_rows(working) == 8
+    assert len(await _raw_records(working, 8)) == 8
+
+
+def test_the_command_exits_non_zero_with_one_line_naming_the_undelivered_files(
+        settings_factory: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.console import run_async
+
+    monkeypatch.setattr(cli.importer, "DELIVERY_TIMEOUT_S", 2.0)
+    archive = make_archive(tmp_path / "archive")
+    settings = settings_factory(default_timezone="Europe/Berlin")
+
+    def producer_whose_sends_fail(settings: Settings, bootstrap: str | None = None,
+                                  **overrides: object) -> AIOKafkaProducer:
+        return make_producer(settings, bootstrap, **overrides, max_request_size=64)  # every page is too large
+
+    monkeypatch.setattr(cli.importer, "make_producer", producer_whose_sends_fail)
+    with pytest.raises(SystemExit) as exited:
+        run_async(run_import)(settings, archive, quiet=True)
+    assert exited.value.code != 0
+    error = capsys.readouterr().err.strip()
+    assert "8 files were not delivered to Kafka" in error and "Re-running the import" in error
+    assert _ledger_rows(settings) == 0
