@@ -42,6 +42,8 @@ class Reason(StrEnum):
     BAD_TIME = "bad_time"
     INTERNAL_ERROR = "internal_error"
     DAY_EXPIRED = "day_expired"  # samples for a day older than the state retention
+    PAGE_TOO_LARGE = "page_too_large"  # a page over the byte limit (streams/normalize/limits.py)
+    TOO_DEEP = "too_deep"  # a page's JSON nested deeper than any vendor format
     # single samples
     NOT_A_NUMBER = "not_a_number"
     HR_OUT_OF_RANGE = "hr_out_of_range"

@@ -10,6 +10,7 @@ from models.providers import Provider
 from models.topics import raw_topic_suffix
 from runtime.metrics import counter
 from runtime.purges import SKIPPED
+from streams.normalize.limits import byte_batches
 from streams.normalize.stage import STAGE, RawRecord, normalize_records
 from streams.progress import Progress
 
@@ -51,6 +52,10 @@ def register_normalize(app: faust.App, settings: Settings, progress: Progress, p
                    if not purges.is_purged(e.message.key)]
         if len(records) < len(events):
             SKIPPED.labels(stage=STAGE).inc(len(events) - len(records))
+        for part in byte_batches(records):  # memory bounded by bytes: a 1-sec day is ~50x a minute page
+            await _normalize_part(part)
+
+    async def _normalize_part(records: list[RawRecord]) -> None:
         # Off the event loop: Polars releases the GIL, so the loop keeps producing and fetching meanwhile.
         outputs = await asyncio.to_thread(normalize_records, records, secret=secret)
         for record, output in zip(records, outputs, strict=True):

@@ -20,12 +20,16 @@ from models.raw import RawPage
 from runtime.metrics import counter, histogram
 from streams.dead_letters import for_error, for_rejects
 from streams.normalize import Normalized, normalize_pages
+from streams.normalize.limits import check_body, check_size
 
 __all__ = ["STAGE", "RawRecord", "StageOutput", "normalize_record", "normalize_records"]
 
 logger = logging.getLogger(__name__)
 
 STAGE = "normalize"
+
+#: How much of a page over the byte limit its dead letter keeps: enough to see what it was.
+_KEPT_OF_TOO_LARGE = 64 << 10
 
 _SAMPLE_REASONS = (Reason.NOT_A_NUMBER, Reason.HR_OUT_OF_RANGE, Reason.NEGATIVE_STEPS, Reason.STEPS_PER_MINUTE_TOO_HIGH,
                    Reason.NONEXISTENT_LOCAL_TIME)
@@ -72,17 +76,27 @@ def normalize_record(key: bytes | None, value: bytes | None, *, topic: str, secr
 def normalize_records(records: Sequence[RawRecord], *, secret: bytes) -> list[StageOutput]:
     """Normalize many records in one vectorised pass: one output per record, in order.
 
+    A page over a limit of ``limits.py`` (bytes, JSON depth) is a dead letter before any parsing.
     Should the shared pass fail on something no page check caught, every record is redone
-    alone, so that one bad page costs its own dead letter and nothing else.
+    alone, so that one bad page costs its own dead letter and nothing else. The pass holds all
+    of ``records`` at once: callers bound it by bytes with ``limits.byte_batches``.
     """
     started = time.perf_counter()
     outputs = [StageOutput() for _ in records]
     decoded: list[tuple[int, RawPage, str]] = []
     for i, record in enumerate(records):
         try:
-            decoded.append((i, RawPage.from_bytes(record.value or b""), _research_id(record.key)))
+            check_size(len(record.value or b""))  # before even the envelope is read
+            page = RawPage.from_bytes(record.value or b"")
         except DecodeError as error:
             _dead_letter(outputs[i], record, error, _provider_of(record.topic))
+            continue
+        try:
+            check_body(page.body)  # before orjson or Polars touch the body
+        except DecodeError as error:
+            _dead_letter(outputs[i], record, error, page.provider.value)
+            continue
+        decoded.append((i, page, _research_id(record.key)))
     try:
         results = normalize_pages([(page, research_id) for _, page, research_id in decoded], secret=secret)
     except BaseException as error:  # a Rust panic inside Polars surfaces as pyo3's PanicException
@@ -126,7 +140,10 @@ def _provider_of(topic: str) -> str:
 
 
 def _dead_letter(output: StageOutput, record: RawRecord, error: BaseException, provider: str) -> None:
-    output.letters.append(for_error(STAGE, error, key=record.key, original=record.value or b"", topic=record.topic))
+    original = record.value or b""
+    if isinstance(error, DecodeError) and error.reason is Reason.PAGE_TOO_LARGE:
+        original = original[:_KEPT_OF_TOO_LARGE]  # the whole page could not be sent to dlq either
+    output.letters.append(for_error(STAGE, error, key=record.key, original=original, topic=record.topic))
     PAGES.labels(provider=provider, outcome="dead_letter").inc()
 
 

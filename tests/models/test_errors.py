@@ -27,7 +27,8 @@ def test_every_deliberate_error_is_a_wearables_error() -> None:
 
 def test_reasons_are_a_closed_vocabulary_of_unique_snake_case_labels() -> None:
     values = [reason.value for reason in Reason]
-    assert len(values) == len(set(values)) == 15
+    assert len(values) == len(set(values)) == 17
+    assert Reason("page_too_large") is Reason.PAGE_TOO_LARGE and Reason("too_deep") is Reason.TOO_DEEP
     assert all(value.replace("_", "").isalpha() and value.islower() for value in values)
     assert Reason("not_json") is Reason.NOT_JSON and Reason.UNSUPPORTED_SCHEMA == "unsupported_schema_version"
     with pytest.raises(ValueError, match="weight"):
