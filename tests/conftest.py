@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -79,3 +80,11 @@ def fitabase_minutes() -> Any:
     from tests.builders import fitabase_minute_steps
 
     return fitabase_minute_steps(FITABASE)
+
+
+async def wait_until(check: Callable[[], bool], timeout: float, what: str, *, every: float = 0.5) -> None:
+    """Poll ``check`` every ``every`` seconds until it is true; an AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(every)

@@ -29,22 +29,26 @@ def _promtool() -> str:
     return path
 
 
-def _promtool_run(*args: str) -> None:
+def _promtool_run(*args: str) -> str:
+    """promtool's output (stdout and stderr) of a run that must succeed."""
     result = subprocess.run([_promtool(), *args], cwd=PROMETHEUS, capture_output=True, text=True, check=False,
                             timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
 
 
 def test_promtool_check_config() -> None:
-    _promtool_run("check", "config", "prometheus.yml")
+    output = _promtool_run("check", "config", "prometheus.yml")
+    assert f"SUCCESS: {len(_rules())} rules found" in output  # the config loads the rule file
 
 
 def test_promtool_check_rules() -> None:
-    _promtool_run("check", "rules", "alerts.yml")
+    assert f"SUCCESS: {len(_rules())} rules found" in _promtool_run("check", "rules", "alerts.yml")
 
 
 def test_promtool_test_rules() -> None:
-    _promtool_run("test", "rules", "alerts_test.yml")
+    output = _promtool_run("test", "rules", "alerts_test.yml")
+    assert "SUCCESS" in output and "FAILED" not in output
 
 
 def _rules() -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from sinks.dataset import Dataset
 from sinks.runner import SinkRunner
 from sinks.tables import TABLES
 from tests.builders import fitbit_minute_pages, fitbit_page
-from tests.conftest import worker
+from tests.conftest import wait_until, worker
 
 pytestmark = pytest.mark.integration
 PARTICIPANTS, DAYS, BAD_PAGES = 4, 2, 3
@@ -40,12 +40,6 @@ def _lag(settings: Settings, group: str, topic: str) -> float:
         total += _value("consumer_group_lag", group=group, topic=settings.topic(topic), partition=str(partition))
     return total
 
-
-async def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.5)
 
 
 @pytest.mark.timeout(240)
@@ -89,7 +83,7 @@ async def test_counters_lag_and_freshness_follow_a_run_of_known_size(settings_fa
                 await producer.send(settings.topic("raw.fitbit"), b"not json at all", key=rids[0].encode())
             await producer.flush()
             pages = PARTICIPANTS * DAYS * 2
-            await _wait_for(lambda: delta("heart_rows") >= PARTICIPANTS * DAYS * MINUTES, 120,
+            await wait_until(lambda: delta("heart_rows") >= PARTICIPANTS * DAYS * MINUTES, 120,
                             "the sink to write every heart-rate minute")
             # the numbers the input makes: a page per day and type, every minute a sample, written once
             assert delta("pages") == pages and delta("bad_pages") == BAD_PAGES and delta("bad_envelope") == BAD_PAGES
@@ -98,7 +92,7 @@ async def test_counters_lag_and_freshness_follow_a_run_of_known_size(settings_fa
             assert delta("new") == 2 * PARTICIPANTS * DAYS * MINUTES + PARTICIPANTS * DAYS
             assert delta("steps_rows") == delta("heart_rows") == PARTICIPANTS * DAYS * MINUTES
             # every summary the worker emitted reached the sink, and the table has one row per participant-day
-            await _wait_for(lambda: delta("sink_daily") == delta("updated") > 0, 30, "the sink to read every summary")
+            await wait_until(lambda: delta("sink_daily") == delta("updated") > 0, 30, "the sink to read every summary")
             days = Dataset(str(tmp_path / "dataset")).read_all(TABLES["daily_summary"])
             assert days.height == PARTICIPANTS * DAYS and set(days["person_id"]) == set(rids)
             newest = _value("daily_newest_sample_timestamp_seconds", provider="fitbit")
@@ -106,7 +100,7 @@ async def test_counters_lag_and_freshness_follow_a_run_of_known_size(settings_fa
             assert newest >= last_minute  # the last day's samples were summarized
 
             # drained: every group's lag reaches 0, read from the broker
-            await _wait_for(lambda: _lag(settings, settings.app_id, "raw.fitbit") == 0
+            await wait_until(lambda: _lag(settings, settings.app_id, "raw.fitbit") == 0
                             and _lag(settings, f"{settings.kafka.topic_prefix}sink", "intraday") == 0
                             and _value("topic_end_offset", topic=settings.topic("raw.fitbit"), partition="0") > 0,
                             60, "the lag to reach 0")
@@ -121,7 +115,7 @@ async def test_counters_lag_and_freshness_follow_a_run_of_known_size(settings_fa
                 await producer.send(settings.topic("raw.fitbit"), fitbit_page(data_type, body, day=day).to_bytes(),
                                     key=rids[n % PARTICIPANTS].encode())
             await producer.flush()
-            await _wait_for(lambda: _lag(settings, settings.app_id, "raw.fitbit") == more, 30,
+            await wait_until(lambda: _lag(settings, settings.app_id, "raw.fitbit") == more, 30,
                             f"the worker's lag to grow to {more}")
             await asyncio.sleep(1.0)
             assert _value("daily_newest_sample_timestamp_seconds", provider="fitbit") == newest  # nothing new

@@ -29,7 +29,7 @@ from sinks.dataset import Dataset
 from sinks.runner import SinkRunner
 from sinks.tables import STAGING, TABLES, Table
 from tests.builders import fitbit_minute_pages, fitbit_page
-from tests.conftest import worker
+from tests.conftest import wait_until, worker
 
 pytestmark = pytest.mark.integration
 PARTICIPANTS = 10
@@ -68,12 +68,6 @@ async def _read_all(settings: Settings, topic: str) -> list[tuple[bytes, bytes |
         await consumer.stop()
 
 
-async def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.5)
-
 
 @pytest.mark.timeout(240)
 async def test_a_purge_removes_one_participant_everywhere_and_nothing_else(
@@ -104,7 +98,7 @@ async def test_a_purge_removes_one_participant_everywhere_and_nothing_else(
                         await producer.send(settings.topic("raw.fitbit"), page.to_bytes(), key=rid.encode())
             await producer.flush()
             async with sink.running():
-                await _wait_for(lambda: dataset.read_all(TABLES["daily_summary"]).height == PARTICIPANTS * DAYS,
+                await wait_until(lambda: dataset.read_all(TABLES["daily_summary"]).height == PARTICIPANTS * DAYS,
                                 120, "every participant-day in daily_summary")
                 await asyncio.sleep(2)  # the last flush of intraday rows
                 before = _rows(dataset, without=gone)
@@ -119,7 +113,7 @@ async def test_a_purge_removes_one_participant_everywhere_and_nothing_else(
                 def purged_everywhere() -> bool:
                     return all((rows["person_id"] != gone).all() for rows in _rows(dataset).values())
 
-                await _wait_for(purged_everywhere, 60, "the sink to remove the participant's rows")
+                await wait_until(purged_everywhere, 60, "the sink to remove the participant's rows")
                 await asyncio.sleep(2)
                 now = _rows(dataset, without=gone)
                 assert all(now[name].equals(frame) for name, frame in before.items())
@@ -160,7 +154,7 @@ async def test_a_purge_removes_one_participant_everywhere_and_nothing_else(
                 await producer.send(settings.topic("raw.fitbit"), value, key=key)
             await producer.flush()
             mine = sum(key == gone.encode() for key, _ in raw)
-            await _wait_for(lambda: pipeline.progress.snapshot().get("raw_pages", 0) >= pages_before + len(raw) - mine,
+            await wait_until(lambda: pipeline.progress.snapshot().get("raw_pages", 0) >= pages_before + len(raw) - mine,
                             90, "the worker to read the replayed pages")
             await SinkRunner(settings, location=location, idle_exit=3).drain()
             assert not [k for k in days if k.startswith(f"{gone}|".encode())]

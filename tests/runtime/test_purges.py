@@ -13,6 +13,7 @@ from models.audit import Action, Actor, AuditRecord, subject_of
 from runtime.kafka import make_producer
 from runtime.purges import PurgeList
 from runtime.settings import Settings
+from tests.conftest import wait_until
 
 SECRET = b"a-test-secret-of-reasonable-length"
 
@@ -70,13 +71,6 @@ def test_an_audit_purge_record_adds_its_subject_and_others_do_not(caplog: pytest
         "unreadable audit record skipped (not_json)", "unreadable audit record skipped (not_json)"]
 
 
-async def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
 
 @pytest.mark.integration
 async def test_follow_reads_the_audit_log_then_keeps_following(settings_factory: Callable[..., Settings]) -> None:
@@ -109,7 +103,7 @@ async def test_follow_reads_the_audit_log_then_keeps_following(settings_factory:
 
         record = AuditRecord(subject_of(secret, later), Action.PURGE, Actor.PARTICIPANT, time.time(), "portal")
         await producer.send_and_wait(topic, record.to_bytes(), key=record.subject.encode())
-        await _wait_for(lambda: purges.is_purged(later), 30, "the later purge to be followed")
+        await wait_until(lambda: purges.is_purged(later), 30, "the later purge to be followed", every=0.1)
         assert len(purges) == 2
         assert purges.is_purged(withdrawn) is False
         assert not task.done()
