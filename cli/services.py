@@ -7,6 +7,7 @@ The one-shot compositions (demo, replay, benchmarks, test fixtures) enter the sa
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Sequence
 
@@ -155,7 +156,7 @@ async def withdraw_participants(settings: Settings, participants: Sequence[str],
             try:
                 for participant in participants:
                     rid = research_id(secret, participant)
-                    dates = dates_of(dataset, rid)
+                    dates = await asyncio.to_thread(dates_of, dataset, rid)  # reads Parquet: off the loop
                     if not purge and not dates and await vault.get(rid) is None:
                         reports.append(None)
                         continue
