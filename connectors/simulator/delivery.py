@@ -16,14 +16,28 @@ Bodies are signed with the simulator's key (``keyset_routes.SigningKey``) under 
 names the sources disagree on, alternating so that a receiver is tested with both, and carry
 the Authorization secret too (Google documents it; a user reports it missing: receivers
 should accept either). ``clientProvidedSubscriptionName`` is sent under the MANUAL policy only.
+
+Delivery is at least once, as the vendors' is: a notification the subscriber does not acknowledge
+(a 5xx, 408 or 429 answer, no answer at all) is sent again with backoff (1, 2, 4 … 30 s) for up to
+``retry_for_s`` (Google documents retries "for up to 7 days"; an hour here). A 4xx other than
+those is final. For fault tests and demos, ``copies`` sends each notification that many times at
+random moments over the next rounds (so copies arrive out of order among other notifications),
+and ``forged_share`` adds, for that share of notifications, a tampered copy under the original
+signature, which a subscriber must refuse (``webhooks_forged_accepted`` counts the ones it did not).
+During an outage of the vendor (``World.faults.down()``) devices cannot sync: no round runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
+import random
 import secrets
+import time
 import zoneinfo
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -43,6 +57,24 @@ logger = logging.getLogger(__name__)
 SENT = counter("simulator_webhooks_total", "Webhook notifications the simulator sent, by answer", ["provider",
                                                                                                  "outcome"])
 _SUBSCRIPTION_NAME = "wearables"  # the subscription id a MANUAL subscriber gave
+_RETRIED_STATUSES = frozenset({408, 429})  # besides every 5xx: what a vendor's delivery retries
+_BACKOFF_CAP_S = 30.0
+_TICK_S = 0.2  # how often queued sends are looked at while some are waiting
+
+
+@dataclass(order=True)
+class _Send:
+    """One POST to make at ``due`` (time.monotonic()): a first try, a retry or a copy."""
+
+    due: float
+    order: int
+    provider: Provider = field(compare=False)
+    url: str = field(compare=False)
+    body: bytes = field(compare=False)
+    headers: dict[str, str] = field(compare=False)
+    first_at: float = field(compare=False)
+    attempt: int = field(default=0, compare=False)
+    forged: bool = field(default=False, compare=False)
 
 
 class WebhookDelivery:
@@ -68,8 +100,12 @@ class WebhookDelivery:
     """
 
     def __init__(self, world: World, *, fitbit_url: str | None, google_url: str | None, fitbit_secret: str,
-                 fitbit_verify_code: str, google_token: str, signer: SigningKey, interval_s: float) -> None:
+                 fitbit_verify_code: str, google_token: str, signer: SigningKey, interval_s: float,
+                 copies: int = 1, forged_share: float = 0.0, retry_for_s: float = 3600.0) -> None:
         self.world = world
+        self.copies, self.forged_share, self.retry_for_s = copies, forged_share, retry_for_s
+        self._queue: list[_Send] = []  # a heap by due time
+        self._order = itertools.count()
         self.urls = {Provider.FITBIT: fitbit_url, Provider.GOOGLE_HEALTH: google_url}
         self.fitbit_secret, self.verify_code, self.google_token = fitbit_secret, fitbit_verify_code, google_token
         self.signer = signer
@@ -79,12 +115,31 @@ class WebhookDelivery:
 
     async def run(self, stop: asyncio.Event) -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            next_round = time.monotonic()
             while not stop.is_set():
-                await self.round(session)
+                if time.monotonic() >= next_round:
+                    next_round = time.monotonic() + self.interval_s
+                    if not self.world.faults.down():  # devices cannot sync to a vendor that is down
+                        await self.round(session)
+                await self._send_due(session)
+                wait = next_round - time.monotonic()
+                if self._queue:
+                    wait = min(wait, max(0.0, self._queue[0].due - time.monotonic()), _TICK_S)
                 try:
-                    await asyncio.wait_for(stop.wait(), self.interval_s)
+                    await asyncio.wait_for(stop.wait(), max(0.0, wait))
                 except TimeoutError:
                     pass
+
+    @property
+    def pending(self) -> int:
+        """Notifications waiting to be sent again (retries and copies)."""
+        return len(self._queue)
+
+    async def _send_due(self, session: aiohttp.ClientSession) -> None:
+        due: list[_Send] = []
+        while self._queue and self._queue[0].due <= time.monotonic():
+            due.append(heapq.heappop(self._queue))
+        await asyncio.gather(*(self._send(session, send) for send in due))
 
     async def round(self, session: aiohttp.ClientSession) -> None:
         """One round: verify who is not yet, tell of this round's syncs, then of announced changes."""
@@ -165,13 +220,56 @@ class WebhookDelivery:
 
     async def _post(self, session: aiohttp.ClientSession, provider: Provider, url: str, body: bytes,
                     headers: dict[str, str]) -> None:
+        """Send one notification now, its extra copies later, and a forged copy for ``forged_share`` of them."""
+        now = time.monotonic()
+        signed = {**headers, "Content-Type": "application/json"}
+        for _ in range(self.copies - 1):  # out of order: each copy at a random moment of the next rounds
+            self._schedule(_Send(now + random.uniform(0, 3 * self.interval_s), next(self._order), provider, url,
+                                 body, signed, now))
+        if self.forged_share and random.random() < self.forged_share:
+            self._schedule(_Send(now + random.uniform(0, self.interval_s), next(self._order), provider, url,
+                                 _tampered(body), signed, now, forged=True))
+        await self._send(session, _Send(now, next(self._order), provider, url, body, signed, now))
+
+    def _schedule(self, send: _Send) -> None:
+        heapq.heappush(self._queue, send)
+
+    async def _send(self, session: aiohttp.ClientSession, send: _Send) -> None:
+        status: int | None
         try:
-            async with session.post(url, data=body, headers={**headers, "Content-Type": "application/json"}) as r:
-                outcome = "acknowledged" if r.status < 300 else "refused"
+            async with session.post(send.url, data=send.body, headers=send.headers) as answer:
+                status = answer.status
         except (aiohttp.ClientError, TimeoutError):
-            outcome = "unreachable"
-        SENT.labels(provider.value, outcome).inc()
+            status = None
+        if send.forged:
+            outcome = "forged_accepted" if status is not None and status < 300 else "forged_refused"
+        elif status is not None and status < 300:
+            outcome = "acknowledged"
+        elif status is None or status >= 500 or status in _RETRIED_STATUSES:
+            outcome = "unreachable" if status is None else "refused"
+            self._retry(send)
+        else:
+            outcome = "refused"
+        SENT.labels(send.provider.value, outcome).inc()
         self.world.stats[f"webhooks_{outcome}"] += 1
+
+    def _retry(self, send: _Send) -> None:
+        delay = min(_BACKOFF_CAP_S, 2.0 ** send.attempt)
+        if time.monotonic() + delay - send.first_at > self.retry_for_s:
+            self.world.stats["webhooks_given_up"] += 1
+            return
+        self.world.stats["webhooks_retried"] += 1
+        self._schedule(_Send(time.monotonic() + delay, next(self._order), send.provider, send.url, send.body,
+                             send.headers, send.first_at, send.attempt + 1))
+
+
+def _tampered(body: bytes) -> bytes:
+    """The body with one character changed, so its signature no longer matches (a forgery)."""
+    spot = body.rfind(b'"')  # inside JSON the last quote closes a string: the character before it changes
+    if spot <= 0:
+        return body + b" "
+    changed = b"0" if body[spot - 1:spot] != b"0" else b"1"
+    return body[:spot - 1] + changed + body[spot:]
 
 
 def _utc(moment: datetime) -> str:

@@ -56,6 +56,8 @@ class SimulatorOptions:
     stalled_device_share: float = 0.05  # devices that stopped syncing 1-5 days before the end
     low_battery_share: float = 0.10  # devices reporting a battery below 20%
     never_sync_share: float = 0.03  # participants who link but whose tracker never syncs
+    webhook_copies: int = 1  # each notification sent this many times, copies out of order (fault tests)
+    forged_share: float = 0.0  # share of notifications followed by a tampered copy (must be refused)
 
     @classmethod
     def complete(cls, **others: Any) -> SimulatorOptions:
@@ -109,7 +111,8 @@ async def running_simulator(settings: Settings, options: SimulatorOptions) -> As
                                    google_url=f"{base}/webhooks/google_health",
                                    fitbit_secret=credentials(settings.vendors, Provider.FITBIT).client_secret,
                                    fitbit_verify_code=verify_code, google_token=google_token,
-                                   signer=signer, interval_s=options.sync_interval_s)
+                                   signer=signer, interval_s=options.sync_interval_s,
+                                   copies=options.webhook_copies, forged_share=options.forged_share)
         task = asyncio.ensure_future(delivery.run(stop))
     try:
         yield RunningSimulator(f"http://{options.host}:{port}", world, delivery)

@@ -1,10 +1,12 @@
 """The simulator operator's side door, ``/_sim/*``: statistics (the demo and the benchmark read
 them), revoking a participant's grant as if they had done it at the vendor, and withdrawing or
 restoring samples as if the participant had deleted them (``/_sim/delete``, ``/_sim/restore``;
-Google Health announces both with a notification)."""
+Google Health announces both with a notification), and an outage of the whole vendor
+(``/_sim/outage``: every vendor endpoint answers 503 for the seconds given, no device syncs)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +20,8 @@ __all__ = ["routes"]
 
 def routes() -> list[web.RouteDef]:
     return [web.get("/_sim/stats", _stats), web.post("/_sim/revoke", _revoke),
-            web.post("/_sim/delete", _delete), web.post("/_sim/restore", _restore)]
+            web.post("/_sim/delete", _delete), web.post("/_sim/restore", _restore),
+            web.post("/_sim/outage", _outage)]
 
 
 async def _stats(request: web.Request) -> web.StreamResponse:
@@ -37,6 +40,18 @@ async def _revoke(request: web.Request) -> web.StreamResponse:
     world.revoke(account)
     world.stats["revocations"] += 1
     return web.json_response({"revoked": True})
+
+
+async def _outage(request: web.Request) -> web.StreamResponse:
+    """``{"seconds": N}``: the vendor is down for the next N seconds (0 ends an outage now)."""
+    body = await request.json()
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds <= 86_400:
+        return web.json_response({"error": "seconds: a number from 0 to 86400"}, status=400)
+    world: World = request.app[WORLD]
+    world.faults.down_until = time.monotonic() + seconds
+    world.stats["outages"] += 1 if seconds else 0
+    return web.json_response({"down_for": seconds})
 
 
 async def _delete(request: web.Request) -> web.StreamResponse:

@@ -85,6 +85,11 @@ class Faults:
     timeout_rate: float = 0.0  # share of data calls that hang for ``hang_s`` before answering
     hang_s: float = 35.0
     latency_s: float = 0.0  # added to every data call
+    down_until: float = 0.0  # time.monotonic() until which every vendor endpoint answers 503 (an outage)
+
+    def down(self) -> bool:
+        """Whether the simulated vendor is in an outage now (``/_sim/outage``)."""
+        return time.monotonic() < self.down_until
 
 
 @dataclass

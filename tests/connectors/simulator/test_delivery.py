@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import time as dtime
@@ -225,3 +225,85 @@ async def test_the_gateway_verifies_what_the_simulator_sends(tmp_path: Path) -> 
     (deletion,) = [RawPage.from_bytes(v) for topic, v in sent if topic.endswith("raw.google_health")]
     assert deletion.data_type == "deletions" and orjson.loads(deletion.body)["dataType"] == "steps"
     assert world.stats["keyset_fetches"] == 1
+
+
+class Flaky(Subscriber):
+    """A subscriber that answers ``failures`` 503s (or the status given) before behaving."""
+
+    def __init__(self, failures: int, status: int = 503) -> None:
+        super().__init__()
+        self.failures, self.status = failures, status
+
+    async def on_fitbit(self, request: web.Request) -> web.Response:
+        if self.failures > 0:
+            self.failures -= 1
+            return web.Response(status=self.status)
+        return await super().on_fitbit(request)
+
+
+async def _deliver(found: Subscriber, until: Callable[[World], object], seconds: float, *, copies: int = 1,
+                   forged_share: float = 0.0) -> World:
+    """Run a delivery of one Fitbit participant's syncs to ``found`` until ``until(world)`` or ``seconds`` pass."""
+    world = World(SyntheticCohort(1, seed=5), days=2, late_share=1.0, duplicate_share=0.0)
+    world.account(Provider.FITBIT, world.cohort.participant_ids[0]).subscribed = True
+    async with TestServer(found.app()) as server:
+        url = str(server.make_url("")).rstrip("/")
+        delivery = WebhookDelivery(world, fitbit_url=f"{url}/webhooks/fitbit", google_url=None, fitbit_secret=SECRET,
+                                   fitbit_verify_code=CODE, google_token=TOKEN, signer=SigningKey(),
+                                   interval_s=0.05, copies=copies, forged_share=forged_share)
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(delivery.run(stop))
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not until(world):
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    return world
+
+
+async def test_an_unacknowledged_notification_is_sent_again_until_it_is() -> None:
+    found = Flaky(failures=2)
+    world = await _deliver(found, lambda w: w.stats["webhooks_acknowledged"], 10)
+    assert world.stats["webhooks_refused"] == 2 and world.stats["webhooks_retried"] == 2
+    assert world.stats["webhooks_acknowledged"] == 1 and len(found.fitbit) == 1  # the same body, in the end
+
+
+async def test_a_refusal_that_is_final_is_not_retried() -> None:
+    found = Flaky(failures=1, status=400)
+    world = await _deliver(found, lambda w: w.stats["webhooks_refused"], 5)
+    await asyncio.sleep(1.2)  # longer than the first backoff: a retry would have come
+    assert world.stats["webhooks_retried"] == 0 and found.fitbit == []
+
+
+async def test_copies_arrive_later_and_forgeries_are_refused() -> None:
+    found = Subscriber()
+    def done(w: World) -> bool:
+        return w.stats["webhooks_acknowledged"] >= 4 and w.stats["webhooks_forged_refused"] > 0
+
+    world = await _deliver(found, done, 10, copies=4, forged_share=1.0)
+    assert world.stats["webhooks_acknowledged"] == 4  # the first and three copies, byte for byte the same
+    assert len({orjson.dumps(body) for body in found.fitbit}) == 1
+    assert world.stats["webhooks_forged_refused"] == 1 and world.stats["webhooks_forged_accepted"] == 0
+
+
+async def test_no_device_syncs_while_the_vendor_is_down() -> None:
+    found = Subscriber()
+    world = World(SyntheticCohort(1, seed=5), days=2, late_share=1.0, duplicate_share=0.0)
+    world.faults.down_until = time.monotonic() + 60
+    async with TestServer(found.app()) as server:
+        url = str(server.make_url("")).rstrip("/")
+        delivery = WebhookDelivery(world, fitbit_url=f"{url}/webhooks/fitbit", google_url=None, fitbit_secret=SECRET,
+                                   fitbit_verify_code=CODE, google_token=TOKEN, signer=SigningKey(), interval_s=0.02)
+        world.account(Provider.FITBIT, world.cohort.participant_ids[0]).subscribed = True
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(delivery.run(stop))
+        await asyncio.sleep(0.3)
+        assert found.fitbit == [] and not world.fully_synced()
+        world.faults.down_until = 0.0
+        for _ in range(100):
+            if found.fitbit:
+                break
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert len(found.fitbit) == 1

@@ -45,3 +45,20 @@ async def test_delete_refuses_what_it_cannot_read(sim: Sim) -> None:
     assert (await sim.http.post("/_sim/delete", json=nobody)).status == 404  # no account is made for it
     assert sim.world.find_account(Provider.GOOGLE_HEALTH, "P-nobody") is None
     assert sim.world.deletions == {}
+
+
+async def test_an_outage_answers_503_everywhere_but_the_side_door_until_it_ends(sim: Sim) -> None:
+    auth = sim.bearer(Provider.FITBIT)
+    before = (await sim.http.get(fitbit_spec.PROFILE_PATH, headers=auth)).status
+    assert before != 503
+    assert (await sim.http.post("/_sim/outage", json={"seconds": 60})).status == 200
+    assert sim.world.faults.down()
+    during = await sim.http.get(fitbit_spec.PROFILE_PATH, headers=auth)
+    assert during.status == 503 and during.content_type == "text/html"  # a load balancer's page, not JSON
+    assert (await sim.http.post("/oauth2/token", data={"grant_type": "refresh_token"})).status == 503
+    stats = await (await sim.http.get("/_sim/stats")).json()  # the operator still gets through
+    assert stats["outages"] == 1 and stats["outage_503"] == 2
+    assert (await sim.http.post("/_sim/outage", json={"seconds": 0})).status == 200
+    assert (await sim.http.get(fitbit_spec.PROFILE_PATH, headers=auth)).status == before
+    for bad in ({"seconds": -1}, {"seconds": "60"}, {"seconds": True}, {}):
+        assert (await sim.http.post("/_sim/outage", json=bad)).status == 400
