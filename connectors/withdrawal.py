@@ -38,7 +38,7 @@ from models.purge import PurgeMarker
 from runtime.metrics import counter
 from runtime.settings import Settings
 
-__all__ = ["WithdrawalReport", "unlink", "withdraw"]
+__all__ = ["WithdrawalReport", "revoke_grant", "unlink", "withdraw"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,21 +74,32 @@ async def _end_grant(settings: Settings, vault: TokenVault, producer: AIOKafkaPr
     revoked = False
     held = await vault.tokens(research_id)
     if held is not None:
-        client = clients.get(link.provider)
-        try:
-            if client is not None:
-                await client.revoke(held[0].refresh_token)
-                revoked = True
-        except (VendorError, OSError, TimeoutError) as error:  # the tokens go anyway; the grant expires unused
-            REVOKE_FAILURES.labels(provider=link.provider.value).inc()
-            logger.warning("revoking a %s grant failed (%s); its tokens are deleted", link.provider.value,
-                           type(error).__name__)
-    await vault.set_status(research_id, status)
+        revoked = await revoke_grant(clients.get(link.provider), link.provider, held[0].refresh_token)
+    # nothing ties the row to the vendor account any more: its webhooks find nobody
+    await vault.set_status(research_id, status, forget_vendor_user=True)
     updated = await vault.get(research_id)
     if updated is not None:
         await producer.send_and_wait(settings.topic("participants"),
                                      updated.record(settings.secret_key_id).to_bytes(), key=research_id.encode())
     return link, revoked
+
+
+async def revoke_grant(client: VendorClient | None, provider: Provider, refresh_token: str) -> bool:
+    """Revoke a grant at the vendor, best effort: True when the vendor confirmed it. A failure (or
+    no client for ``provider``) is counted in ``vendor_revoke_failures_total`` and logged; the
+    caller deletes the tokens anyway, and the grant expires unused."""
+    if client is None:
+        REVOKE_FAILURES.labels(provider=provider.value).inc()
+        logger.warning("no %s client to revoke a grant with; its tokens are deleted", provider.value)
+        return False
+    try:
+        await client.revoke(refresh_token)
+    except (VendorError, OSError, TimeoutError) as error:
+        REVOKE_FAILURES.labels(provider=provider.value).inc()
+        logger.warning("revoking a %s grant failed (%s); its tokens are deleted", provider.value,
+                       type(error).__name__)
+        return False
+    return True
 
 
 async def unlink(settings: Settings, vault: TokenVault, producer: AIOKafkaProducer,

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 
 from connectors.errors import VendorRejected
-from connectors.linking import give_consent, link_through_consent
+from connectors.linking import complete_link, give_consent, link_through_consent
 from connectors.simulator.service import RunningSimulator, SimulatorOptions, running_simulator
-from connectors.vault import Link, TokenVault, open_vault
+from connectors.vault import AccountLinkedElsewhere, Link, TokenVault, open_vault
+from connectors.vendors.base import VendorClient
 from connectors.vendors.registry import VENDOR_CLIENTS, aclose_all, build_clients
 from models.fetch import FetchReason, FetchRequest
 from models.ids import research_id
@@ -113,3 +115,58 @@ async def test_a_withdrawn_fitbit_participant_is_not_collected_again_under_their
     google = await _link(rig, rig.settings.with_overrides(secret_key="another-demo-key-for-this-test-only"),
                          Provider.GOOGLE_HEALTH, participant, RecordingProducer())
     assert google.research_id != fitbit.research_id  # a new enrolment, a new research_id
+
+
+def _revoke_failures(provider: Provider) -> float:
+    return REGISTRY.get_sample_value("wearables_vendor_revoke_failures_total", {"provider": provider.value}) or 0.0
+
+
+async def test_a_second_research_id_linking_the_same_vendor_account_is_refused(rig: Rig) -> None:
+    """Audit finding 18: one vendor account, one participant (a webhook names the account)."""
+    participant = rig.sim.world.cohort.participant_ids[0]
+    first = await _link(rig, rig.settings, Provider.FITBIT, participant, RecordingProducer())
+    producer = RecordingProducer()
+    other = rig.settings.with_overrides(secret_key="another-demo-key-for-this-test-only")  # another research_id
+    with pytest.raises(AccountLinkedElsewhere) as refused:
+        await _link(rig, other, Provider.FITBIT, participant, producer)
+    assert refused.value.provider is Provider.FITBIT
+    assert producer.sent == []
+    assert [link.research_id for link in await rig.vault.links()] == [first.research_id]
+    assert not rig.sim.world.account(Provider.FITBIT, participant).revoked  # the first link still works
+    assert await rig.vault.tokens(first.research_id) is not None
+
+
+async def test_a_link_that_replaces_another_account_revokes_the_old_grant(rig: Rig) -> None:
+    """Audit finding 24: re-linking revoked nothing, and the replaced grant stayed live at the vendor."""
+    participant, world = rig.sim.world.cohort.participant_ids[0], rig.sim.world
+    clients = build_clients(rig.settings.vendors, rig.session)
+    try:
+        async def link(provider: Provider) -> Link:
+            return await complete_link_through_consent(rig, clients, provider, participant)
+
+        await link(Provider.FITBIT)
+        await link(Provider.FITBIT)  # the same account again: its grant is the new link's, kept
+        assert not world.account(Provider.FITBIT, participant).revoked
+        await link(Provider.GOOGLE_HEALTH)  # the same participant, now at Google: Fitbit's grant ends
+        assert world.account(Provider.FITBIT, participant).revoked
+        assert not world.account(Provider.GOOGLE_HEALTH, participant).revoked
+        assert await rig.vault.tokens(research_id(rig.settings.require_secret_key(), participant)) is not None
+    finally:
+        await aclose_all(clients)
+
+
+async def test_a_replaced_grant_at_a_vendor_without_a_client_is_counted_as_not_revoked(rig: Rig) -> None:
+    participant = rig.sim.world.cohort.participant_ids[0]
+    await _link(rig, rig.settings, Provider.FITBIT, participant, RecordingProducer())
+    before = _revoke_failures(Provider.FITBIT)
+    await _link(rig, rig.settings, Provider.GOOGLE_HEALTH, participant, RecordingProducer())  # no Fitbit client
+    assert _revoke_failures(Provider.FITBIT) == before + 1
+    assert not rig.sim.world.account(Provider.FITBIT, participant).revoked
+
+
+async def complete_link_through_consent(rig: Rig, clients: dict[Provider, VendorClient], provider: Provider,
+                                        participant: str) -> Link:
+    consent = await give_consent(clients[provider], rig.session, participant,
+                                 redirect_uri=rig.settings.vendors.redirect_uri)
+    return await complete_link(rig.settings, rig.vault, RecordingProducer(), clients[provider],  # type: ignore[arg-type]
+                               participant, consent.code, consent.verifier, clients=clients)

@@ -1,10 +1,15 @@
 """The token vault under a scheduler's load: batched reads and group-committed cursors stay exact,
-on SQLite (the default) and on PostgreSQL (a throwaway server, tests/postgres.py)."""
+on SQLite (the default) and on PostgreSQL (a throwaway server, tests/postgres.py); and what security
+audit finding 18 asked of it (rows bound, lookups cleared and unique, the file private and synced)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import os
 import random
+import stat
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,9 +17,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors.oauth import TokenSet
-from connectors.vault import TokenVault, open_vault
+from connectors.vault import AccountLinkedElsewhere, MisplacedCiphertext, TokenVault, open_vault
 from models.errors import ConfigurationError
 from models.participants import LinkStatus
 from models.providers import Provider
@@ -193,7 +199,9 @@ async def test_rotate_keys_re_encrypts_every_row_so_the_new_key_alone_reads_them
         assert await vault.undecryptable() == 0
         for n, rid in enumerate(ids):
             assert await vault.vendor_user(rid) == f"vendor-{n}"
-            assert await vault.find_vendor_user(Provider.GOOGLE_HEALTH, f"vendor-{n}") == rid
+            found = await vault.find_vendor_user(Provider.GOOGLE_HEALTH, f"vendor-{n}", revoked=True)
+            live = await vault.find_vendor_user(Provider.GOOGLE_HEALTH, f"vendor-{n}")
+            assert found == rid and live == (None if n == 3 else rid)  # a revoked link answers no webhook
             got = await vault.tokens(rid)
             if n == 3:
                 assert got is None
@@ -233,3 +241,186 @@ async def _blobs(vault: TokenVault) -> list[tuple[bytes | None, ...]]:
         rows = await conn.execute(sa.text("SELECT vendor_user_enc, access_enc, refresh_enc FROM links "
                                           "ORDER BY research_id"))
         return [tuple(row) for row in rows]
+
+
+# ------------------------------------------------------------------ audit finding 18
+async def _raw(vault: TokenVault, sql: str, **binds: object) -> list[sa.Row[object]]:
+    async with vault._engine.begin() as conn:
+        result = await conn.execute(sa.text(sql), binds)
+        return list(result) if result.returns_rows else []
+
+
+async def test_an_unlinked_or_withdrawn_participant_keeps_no_vendor_user_id_and_webhooks_find_nobody(
+        vault: TokenVault) -> None:
+    for n, rid in enumerate(("r1", "r2", "r3")):
+        await vault.link(rid, Provider.FITBIT, f"VU{n + 1}", _tokens(n))
+    await vault.set_status("r1", LinkStatus.WITHDRAWN)
+    await vault.set_status("r2", LinkStatus.REVOKED, forget_vendor_user=True)  # the participant unlinked
+    await vault.set_status("r3", LinkStatus.REVOKED, provider=Provider.FITBIT)  # the vendor revoked the grant
+
+    assert await vault.find_vendor_user(Provider.FITBIT, "VU1") is None
+    assert await vault.find_vendor_user(Provider.FITBIT, "VU2") is None
+    assert await vault.find_vendor_user(Provider.FITBIT, "VU1", revoked=True) is None
+    assert await vault.find_vendor_user(Provider.FITBIT, "VU2", revoked=True) is None
+    rows = await _raw(vault, "SELECT research_id, vendor_user_enc, vendor_user_hash FROM links ORDER BY research_id")
+    assert [(row[1], row[2]) for row in rows[:2]] == [(None, None), (None, None)]
+    assert await vault.vendor_user("r1") is None and await vault.vendor_user("r2") is None
+    # a grant the vendor revoked stays findable for a move to Google Health, never for a webhook
+    assert await vault.find_vendor_user(Provider.FITBIT, "VU3") is None
+    assert await vault.find_vendor_user(Provider.FITBIT, "VU3", revoked=True) == "r3"
+    assert await vault.vendor_user("r3") == "VU3"
+
+
+async def test_one_vendor_account_is_linked_to_one_research_id(vault: TokenVault) -> None:
+    await vault.link("r1", Provider.GOOGLE_HEALTH, "VU1", _tokens(1))
+    with pytest.raises(AccountLinkedElsewhere, match="already linked to another participant") as refused:
+        await vault.link("r2", Provider.GOOGLE_HEALTH, "VU1", _tokens(2))
+    assert refused.value.provider is Provider.GOOGLE_HEALTH
+    assert await vault.get("r2") is None and await vault.find_vendor_user(Provider.GOOGLE_HEALTH, "VU1") == "r1"
+    await vault.link("r1", Provider.GOOGLE_HEALTH, "VU1", _tokens(3))  # the same participant again: fine
+    await vault.link("r2", Provider.FITBIT, "VU1", _tokens(4))  # the same id at another vendor: another account
+    # the database refuses it too (a race of two links past the check)
+    with pytest.raises(sa.exc.IntegrityError):
+        await _raw(vault, "UPDATE links SET provider = :p, vendor_user_hash = (SELECT vendor_user_hash FROM links "
+                          "WHERE research_id = 'r1') WHERE research_id = 'r2'", p=Provider.GOOGLE_HEALTH.value)
+    # once the first participant unlinked, the account may be linked anew
+    await vault.set_status("r1", LinkStatus.REVOKED, forget_vendor_user=True)
+    await vault.link("r3", Provider.GOOGLE_HEALTH, "VU1", _tokens(5))
+    assert await vault.find_vendor_user(Provider.GOOGLE_HEALTH, "VU1") == "r3"
+
+
+async def test_a_ciphertext_moved_to_another_row_or_column_does_not_decrypt(vault: TokenVault) -> None:
+    await vault.link("r1", Provider.GOOGLE_HEALTH, "VU1", _tokens(1))
+    await vault.link("r2", Provider.GOOGLE_HEALTH, "VU2", _tokens(2))
+    await vault.link("r3", Provider.GOOGLE_HEALTH, "VU3", _tokens(3))
+    await _raw(vault, "UPDATE links SET access_enc = (SELECT access_enc FROM links WHERE research_id = 'r1'), "
+                      "refresh_enc = (SELECT refresh_enc FROM links WHERE research_id = 'r1') WHERE research_id = 'r2'")
+    await _raw(vault, "UPDATE links SET access_enc = refresh_enc WHERE research_id = 'r3'")
+    with pytest.raises(MisplacedCiphertext, match="written for another row or column"):
+        await vault.tokens("r2")
+    with pytest.raises(ConfigurationError, match="written for another row or column"):
+        await vault.tokens("r3")
+    held = await vault.tokens("r1")
+    assert held is not None and held[0].refresh_token == "refresh-1"
+    assert await vault.undecryptable() == 2
+    with pytest.raises(MisplacedCiphertext):  # re-encrypting it would make it look like its own
+        await vault.rotate_keys()
+
+
+async def test_sqlite_syncs_every_commit(tmp_path: Path) -> None:
+    async with open_vault(Settings.model_validate({"env": "demo", "data_dir": tmp_path})) as vault:
+        assert [tuple(row) for row in await _raw(vault, "PRAGMA synchronous")] == [(2,)]  # FULL
+
+
+async def test_the_sqlite_vault_and_its_wal_and_shm_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"env": "demo", "data_dir": tmp_path / "data"})
+    previous = os.umask(0o022)
+    try:
+        async with open_vault(settings) as vault:
+            await vault.link("r1", Provider.FITBIT, "VU1", _tokens(1))
+            files = sorted((tmp_path / "data").glob("vault.sqlite*"))
+            assert [f.name for f in files] == ["vault.sqlite", "vault.sqlite-shm", "vault.sqlite-wal"]
+            assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+        (tmp_path / "data" / "vault.sqlite").chmod(0o644)  # made by an older version
+        async with open_vault(settings):
+            assert stat.S_IMODE((tmp_path / "data" / "vault.sqlite").stat().st_mode) == 0o600
+    finally:
+        os.umask(previous)
+
+
+async def test_vendor_user_lookups_are_keyed_with_a_key_of_their_own(tmp_path: Path) -> None:
+    secret = "a-production-secret-of-more-than-32-characters"
+    async with open_vault(_keyed(tmp_path, None, _KEY_A)) as vault:
+        await vault.link("r1", Provider.FITBIT, "VU1", _tokens(1))
+        [(stored,)] = await _raw(vault, "SELECT vendor_user_hash FROM links")
+    message = b"vendor-user\x00fitbit\x00VU1"
+    assert stored != hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    lookup_key = hashlib.sha256(b"vault-vendor-user-lookup\x00" + secret.encode()).digest()
+    assert stored == hmac.new(lookup_key, message, hashlib.sha256).hexdigest()
+
+
+async def test_a_vault_url_that_cannot_be_used_is_named_without_its_password(tmp_path: Path) -> None:
+    for url in ("postgresql://user:hunter2@db.example:notaport/vault", "nosuchdb://user:hunter2@db.example/vault"):
+        settings = Settings.model_validate({"env": "demo", "data_dir": tmp_path, "vault_url": url})
+        with pytest.raises(ConfigurationError) as refused:
+            async with open_vault(settings):
+                pass
+        assert "hunter2" not in str(refused.value) and refused.value.__cause__ is None
+    assert "nosuchdb://user:***@db.example/vault" in str(refused.value)
+
+
+# the links table as versions before row binding made it (vendor user columns NOT NULL, no row_format)
+_OLD_LINKS = sa.Table(
+    "links", sa.MetaData(),
+    sa.Column("research_id", sa.String(32), primary_key=True),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("api_generation", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("vendor_user_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("vendor_user_enc", sa.LargeBinary, nullable=False),
+    sa.Column("access_enc", sa.LargeBinary),
+    sa.Column("refresh_enc", sa.LargeBinary),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("scope", sa.String(512)),
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("linked_at", sa.Float),
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("token_version", sa.Integer, nullable=False, default=0),
+    sa.Column("denied", sa.String(512), nullable=False, default="", server_default=""),
+)
+
+
+async def _old_vault(settings: Settings, rows: list[tuple[str, str, str]]) -> None:
+    """A vault as the old code wrote it: unbound ciphertexts, hashes keyed with the secret key."""
+    secret, fernet = settings.require_secret_key(), Fernet(_KEY_A.encode())
+    engine = create_async_engine(settings.vault_database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_OLD_LINKS.metadata.create_all)
+            for rid, vendor_user, status in rows:
+                lookup = hmac.new(secret, f"vendor-user\x00fitbit\x00{vendor_user}".encode(), hashlib.sha256)
+                withdrawn = status == "withdrawn"
+                await conn.execute(_OLD_LINKS.insert().values(
+                    research_id=rid, provider="fitbit", api_generation="fitbit_web_api", status=status,
+                    vendor_user_hash=lookup.hexdigest(), vendor_user_enc=fernet.encrypt(vendor_user.encode()),
+                    access_enc=None if withdrawn else fernet.encrypt(f"access-{rid}".encode()),
+                    refresh_enc=None if withdrawn else fernet.encrypt(f"refresh-{rid}".encode()),
+                    expires_at=0.0, scope="steps", linked_at=1.0, token_version=0, denied=""))
+    finally:
+        await engine.dispose()
+
+
+async def test_a_vault_written_before_row_binding_is_upgraded_when_opened(tmp_path: Path,
+                                                                         vault_url: str | None) -> None:
+    settings = _keyed(tmp_path, vault_url, _KEY_A)
+    await _old_vault(settings, [("r1", "VU1", "linked"), ("r2", "VU2", "withdrawn"), ("r3", "VU3", "linked")])
+    async with open_vault(settings) as vault:
+        held = await vault.tokens("r1")
+        assert held is not None and held[0].refresh_token == "refresh-r1"
+        assert await vault.find_vendor_user(Provider.FITBIT, "VU1") == "r1"  # re-hashed with the lookup key
+        assert await vault.find_vendor_user(Provider.FITBIT, "VU2") is None and await vault.vendor_user("r2") is None
+        rows = await _raw(vault, "SELECT research_id, row_format, vendor_user_hash FROM links ORDER BY research_id")
+        assert [(row[0], row[1], row[2] is None) for row in rows] == [("r1", 2, False), ("r2", 2, True),
+                                                                      ("r3", 2, False)]
+        with pytest.raises(AccountLinkedElsewhere):  # the unique index came with the upgrade
+            await vault.link("r9", Provider.FITBIT, "VU3", _tokens(9))
+        await vault.set_status("r3", LinkStatus.REVOKED, forget_vendor_user=True)  # NULL is allowed now
+        # now bound: the old tokens of r1 copied onto r3 do not decrypt there
+        await _raw(vault, "UPDATE links SET access_enc = (SELECT access_enc FROM links WHERE research_id = 'r1'), "
+                          "refresh_enc = (SELECT refresh_enc FROM links WHERE research_id = 'r1'), "
+                          "status = 'linked' WHERE research_id = 'r3'")
+        with pytest.raises(MisplacedCiphertext):
+            await vault.tokens("r3")
+    async with open_vault(settings) as vault:  # opening again changes nothing
+        assert await vault.find_vendor_user(Provider.FITBIT, "VU1") == "r1"
+
+
+async def test_an_old_vault_with_an_account_linked_twice_opens_without_the_index_and_refuses_a_third(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = _keyed(tmp_path, None, _KEY_A)
+    await _old_vault(settings, [("r1", "VU1", "linked"), ("r2", "VU1", "linked")])
+    async with open_vault(settings) as vault:
+        assert "links a vendor account to more than one research id" in caplog.text
+        assert await vault.find_vendor_user(Provider.FITBIT, "VU1") in {"r1", "r2"}
+        with pytest.raises(AccountLinkedElsewhere):
+            await vault.link("r3", Provider.FITBIT, "VU1", _tokens(3))

@@ -56,8 +56,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         yield Rig(settings, vault, RecordingProducer())
 
 
-async def _link(vault: TokenVault, rid: str = RID) -> None:
-    await vault.link(rid, Provider.GOOGLE_HEALTH, VENDOR_USER, TokenSet(ACCESS, REFRESH, time.time() + 3600))
+async def _link(vault: TokenVault, rid: str = RID, vendor_user: str = VENDOR_USER) -> None:
+    await vault.link(rid, Provider.GOOGLE_HEALTH, vendor_user, TokenSet(ACCESS, REFRESH, time.time() + 3600))
 
 
 def _clients(vendor: Vendor) -> Any:
@@ -229,7 +229,7 @@ async def test_withdraw_of_a_revoked_participant_is_not_linked_and_skips_the_ven
 
 async def test_other_participants_are_untouched(rig: Rig) -> None:
     await _link(rig.vault)
-    await _link(rig.vault, "R00000002")
+    await _link(rig.vault, "R00000002", "another-vendor-user")
     await withdraw(rig.settings, rig.vault, rig.producer, _clients(Vendor()), RID,  # type: ignore[arg-type]
                    actor=Actor.STAFF, purge=True)
     other = await rig.vault.get("R00000002")
@@ -238,3 +238,21 @@ async def test_other_participants_are_untouched(rig: Rig) -> None:
     assert held is not None and held[0].refresh_token == REFRESH
     assert all(b"R00000002" not in (key or b"") for _, _, key in rig.producer.sent)
     assert orjson.loads(rig.producer.sent[0][1] or b"null")["research_id"] == RID
+
+
+@pytest.mark.parametrize("leave", ["unlink", "withdraw"])
+async def test_after_unlink_or_withdrawal_webhooks_find_nobody_and_the_vendor_user_id_is_gone(rig: Rig,
+                                                                                           leave: str) -> None:
+    """Audit finding 18: the gateway must not publish fetch requests for someone who left."""
+    await _link(rig.vault)
+    assert await rig.vault.find_vendor_user(Provider.GOOGLE_HEALTH, VENDOR_USER) == RID
+    if leave == "unlink":
+        await unlink(rig.settings, rig.vault, rig.producer, _clients(Vendor()), RID)  # type: ignore[arg-type]
+    else:
+        await withdraw(rig.settings, rig.vault, rig.producer, _clients(Vendor()), RID,  # type: ignore[arg-type]
+                       actor=Actor.PARTICIPANT, purge=False)
+    assert await rig.vault.find_vendor_user(Provider.GOOGLE_HEALTH, VENDOR_USER) is None
+    assert await rig.vault.find_vendor_user(Provider.GOOGLE_HEALTH, VENDOR_USER, revoked=True) is None
+    assert await rig.vault.vendor_user(RID) is None
+    await _link(rig.vault, "R00000002")  # the account is free for a new link (say, a re-enrolment)
+    assert await rig.vault.find_vendor_user(Provider.GOOGLE_HEALTH, VENDOR_USER) == "R00000002"
