@@ -8,6 +8,12 @@ is published at all (``require_zones``): a page without a zone could only be dea
 The import ledger records a file only once Kafka acknowledged its page. A page the broker did not
 acknowledge (within the producer's request timeout, ``DELIVERY_TIMEOUT_S``) leaves its file out of
 the ledger, and the import ends with ``NotDelivered``: re-running it sends those files.
+
+Files the scan skips (links, special files, names that are not UTF-8, impossible dates, files
+above ``MAX_FILE_BYTES``, places outside the layout) never stop the import: they are counted by
+reason, and the import succeeds with the good files. Only an archive with nothing to publish
+(no data file, or none readable) ends with ``NothingToImport``. The console shows a few skipped
+paths with participant folders masked; nothing here logs a path or an ID.
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ from rich.table import Table
 
 from cli.console import console, progress
 from cli.topics import create_all_topics
-from connectors.archive import PROFILE_PATH, ArchiveFile, Profile, ScanResult, scan_archive
-from connectors.import_ledger import ImportLedger
+from connectors.archive import PROFILE_PATH, ArchiveFile, Profile, ScanResult, UnreadableFile, scan_archive
+from connectors.import_ledger import ImportLedger, ledger_key
 from models.errors import WearablesError
 from models.ids import research_id
 from models.providers import Provider
@@ -36,8 +42,8 @@ from runtime.kafka import make_producer, resolve_bootstrap
 from runtime.logging import redact
 from runtime.settings import Settings
 
-__all__ = ["DELIVERY_TIMEOUT_S", "ImportReport", "MissingTimeZone", "NotDelivered", "require_zones", "run_import",
-           "scan_or_fail"]
+__all__ = ["DELIVERY_TIMEOUT_S", "ImportReport", "MissingTimeZone", "NotDelivered", "NothingToImport", "require_zones",
+           "run_import", "scan_or_fail"]
 
 _FLUSH_EVERY = 500  # files; the ledger records a chunk only after the broker acknowledged it
 #: The producer's request timeout: a page not acknowledged by then counts as not delivered.
@@ -58,6 +64,26 @@ class ImportReport:
 
 class MissingTimeZone(WearablesError):
     """Participants without a profile and no default time zone: their pages would be dead letters."""
+
+
+class NothingToImport(WearablesError):
+    """The archive holds no data file that could be read: every file was skipped (counted by reason)."""
+
+    def __init__(self, skipped: Counter[str]) -> None:
+        total = sum(skipped.values())
+        if total:
+            super().__init__(f"nothing to import: every file was skipped ({_skip_summary(skipped)})")
+        else:
+            super().__init__("nothing to import: no file below the path: give the folder that holds FITBIT/")
+        self.skipped = skipped
+
+
+def _skip_summary(skipped: Counter[str]) -> str:
+    """``2 skipped: 1 a symlink (never followed), 1 larger than 64 MiB`` (reasons name no file)."""
+    total = sum(skipped.values())
+    by_count = sorted(skipped.items(), key=lambda reason_count: (-reason_count[1], reason_count[0]))
+    reasons = ", ".join(f"{count:,} {reason}" for reason, count in by_count)
+    return f"{total:,} skipped: {reasons}"
 
 
 class NotDelivered(WearablesError):
@@ -98,16 +124,19 @@ async def run_import(settings: Settings, path: Path, *, force: bool = False, qui
                      archive: ScanResult | None = None) -> ImportReport:
     """Publish every data file of the archive at ``path`` (keyed by research_id); idempotent.
 
-    ``archive``: the scan of ``path`` when the caller already has it. Refuses (MissingTimeZone)
-    before connecting to Kafka when a participant has no zone.
+    ``archive``: the scan of ``path`` when the caller already has it. Refuses before connecting to
+    Kafka when a participant has no zone (MissingTimeZone) or there is no data file (NothingToImport);
+    skipped files are counted in ``ImportReport.skipped`` by reason.
     """
     scan_result = archive if archive is not None else scan_or_fail(path)
+    if not scan_result.files:
+        raise NothingToImport(Counter(s.reason for s in scan_result.skipped))
     require_zones(scan_result, settings.default_timezone)
     secret = settings.require_secret_key()
     bootstrap = resolve_bootstrap(settings)
     await create_all_topics(settings, bootstrap)
     report = ImportReport(skipped=Counter(s.reason for s in scan_result.skipped))
-    ledger = ImportLedger(settings.data_dir / "imports.sqlite")
+    ledger = ImportLedger(settings.data_dir / "imports.sqlite", key=ledger_key(secret))
     producer = make_producer(settings, bootstrap, request_timeout_ms=int(DELIVERY_TIMEOUT_S * 1000))
     await producer.start()
     try:
@@ -119,6 +148,8 @@ async def run_import(settings: Settings, path: Path, *, force: bool = False, qui
         _print(report, scan_result, settings.default_timezone)
     if report.not_delivered:
         raise NotDelivered(report, failure or "no acknowledgement")
+    if not report.published and not report.already_imported:  # every data file was unreadable
+        raise NothingToImport(report.skipped)
     return report
 
 
@@ -149,7 +180,12 @@ async def _publish(scan: ScanResult, report: ImportReport, ledger: ImportLedger,
     failure: str | None = None
     with progress("importing", len(scan.files), quiet=quiet) as steps:
         for file in scan.files:
-            body = file.path.read_bytes()
+            try:
+                body = file.read_bytes()  # O_NOFOLLOW, the file the scan saw, within the size cap
+            except UnreadableFile as unreadable:
+                report.skipped[unreadable.reason] += 1
+                steps.advance()
+                continue
             digest = hashlib.sha256(body).hexdigest()
             profile, by_default = _zone(scan, file, settings.default_timezone)
             # a file published by an earlier version without any zone is published again with the default
@@ -224,8 +260,21 @@ def _print(report: ImportReport, scan: ScanResult, default_timezone: str | None)
     table.add_row("participants published", str(len(report.participants)))
     console.print(table)
     for skipped in scan.skipped[:5]:  # a few examples, participant folders masked
-        console.print(f"  skipped {redact(str(skipped.path))}: {skipped.reason}", markup=False)
+        console.print(f"  skipped {_shown(skipped.path)}: {skipped.reason}", markup=False, soft_wrap=True)
+    summary = f"imported {report.published:,} file(s)"
+    if report.already_imported:
+        summary += f" ({report.already_imported:,} already imported)"
+    if report.not_delivered:
+        summary += f", {report.not_delivered:,} not delivered"
+    console.print(summary + (f", {_skip_summary(report.skipped)}" if report.skipped else ""), markup=False,
+                  soft_wrap=True)  # one line, whatever the terminal's width
     if report.default_zone_files:
         console.print(f"{report.default_zone_files:,} file(s) of {report.default_zone_participants:,} participant(s) "
                       f"without {PROFILE_PATH} published with the default time zone {default_timezone}",
                       markup=False)
+
+
+def _shown(path: Path) -> str:
+    """A path for the console: undecodable bytes and control characters escaped, participant folders masked."""
+    text = str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+    return redact("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))

@@ -1,12 +1,15 @@
 """`wearables import` against the embedded broker: every file published once, keyed by research_id,
 each page with its participant's zone (their profile's, else the default) and its file's date;
 an archive with participants of no zone at all is refused before anything is published; a file
-whose page Kafka did not acknowledge stays out of the ledger, fails the import and is sent next time."""
+whose page Kafka did not acknowledge stays out of the ledger, fails the import and is sent next time;
+unsafe or unusable files (links, files above the size cap, names not UTF-8, impossible dates) are
+skipped with their reasons while the rest is imported, and the ledger holds no participant ID."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +18,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 import cli.importer
-from cli.importer import MissingTimeZone, NotDelivered, run_import
+from cli.importer import MissingTimeZone, NotDelivered, NothingToImport, run_import
 from cli.topics import create_all_topics
-from connectors.archive import scan_archive
+from connectors.archive import MAX_FILE_BYTES, scan_archive
 from models.ids import research_id
 from models.raw import RawPage
 from runtime.broker import BrokerService, EmbeddedBroker
@@ -32,7 +35,7 @@ pytestmark = pytest.mark.integration
 def _ledger_rows(settings: Settings) -> int:
     ledger = sqlite3.connect(settings.data_dir / "imports.sqlite")
     try:
-        count: int = ledger.execute("SELECT count(*) FROM imported").fetchone()[0]
+        count: int = ledger.execute("SELECT count(*) FROM published").fetchone()[0]
         return count
     finally:
         ledger.close()
@@ -190,3 +193,80 @@ def test_the_command_exits_non_zero_with_one_line_naming_the_undelivered_files(
     error = capsys.readouterr().err.strip()
     assert "8 files were not delivered to Kafka" in error and "Re-running the import" in error
     assert _ledger_rows(settings) == 0
+
+
+def _add_unsafe_files(archive: Path, outside: Path) -> None:
+    """A link to a secret outside the archive, a linked participant folder, a sparse file above the cap,
+    a name that is not UTF-8 and an impossible date, beside the good files of ``make_archive``."""
+    folder = next((archive / "raw").rglob("activities-steps-intraday")) / COHORT.participant_ids[0]
+    outside.mkdir()
+    (outside / "service.env").write_bytes(b"WEARABLES_VAULT_KEY=Zm9vYmFy")
+    (folder / "activities_steps_date_2021-11-11_1d_1min.json").symlink_to(outside / "service.env")
+    (outside / "P3456789012").mkdir()
+    (outside / "P3456789012" / "activities_steps_date_2021-11-10_1d_1min.json").write_bytes(b"{}")
+    (folder.parent / "P3456789012").symlink_to(outside / "P3456789012", target_is_directory=True)
+    with (folder / "activities_steps_date_2021-11-12_1d_1min.json").open("wb") as sparse:
+        sparse.truncate(MAX_FILE_BYTES + 1)
+    os.close(os.open(os.fsencode(folder) + b"/activities_steps_date_2021-11-13_\xff.json", os.O_CREAT | os.O_WRONLY))
+    (folder / "activities_steps_date_2021-13-45_1d_1min.json").write_bytes(b"{}")
+
+
+async def test_unsafe_files_are_skipped_with_reasons_and_the_rest_is_imported(
+        settings_factory: Callable[..., Settings], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = settings_factory(default_timezone="Europe/Berlin")
+    archive = make_archive(tmp_path / "archive")
+    _add_unsafe_files(archive, tmp_path / "outside")
+
+    report = await run_import(settings, archive)
+    assert (report.published, report.already_imported, report.not_delivered) == (8, 0, 0)
+    assert {reason: report.skipped[reason] for reason in (
+        "a symlink (never followed)", "larger than 64 MiB", "name is not valid UTF-8",
+        "the date in the file name is no calendar date")} == {
+        "a symlink (never followed)": 2, "larger than 64 MiB": 1, "name is not valid UTF-8": 1,
+        "the date in the file name is no calendar date": 1}
+    assert sum(report.skipped.values()) == 5 + 5  # make_archive's strays and these
+    records = await _raw_records(settings, 8)
+    assert len(records) == 8
+    assert not any(b"WEARABLES_VAULT_KEY" in value for _, value in records)  # the link's target stayed home
+
+    out = capsys.readouterr().out
+    assert "imported 8 file(s), 10 skipped: " in out and "2 a symlink (never followed)" in out
+    assert "1 larger than 64 MiB" in out
+    assert not any(p in out for p in (*COHORT.participant_ids, "P3456789012"))  # example paths are masked
+
+    stored = (settings.data_dir / "imports.sqlite").read_bytes()
+    assert _ledger_rows(settings) == 8
+    assert not any(p.encode() in stored for p in COHORT.participant_ids)  # the ledger keys places by HMAC
+
+
+async def test_a_file_unreadable_at_publish_time_is_skipped_and_an_archive_of_nothing_readable_fails(
+        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = settings_factory(default_timezone="Europe/Berlin")
+    archive = make_archive(tmp_path / "archive")
+    scan = scan_archive(archive)
+    secret = tmp_path / "secret.env"
+    secret.write_bytes(b"WEARABLES_SECRET_KEY=x")
+    for file in scan.files:  # each swapped for a link after the scan
+        file.path.unlink()
+        file.path.symlink_to(secret)
+    with pytest.raises(NothingToImport) as failed:
+        await run_import(settings, archive, quiet=True, archive=scan)
+    assert failed.value.skipped["a symlink (never followed)"] == 8
+    assert str(failed.value).startswith("nothing to import: every file was skipped (13 skipped: 8 a symlink")
+    assert await _raw_records(settings, 0) == []
+
+
+def test_an_archive_without_data_files_fails_in_one_line_before_kafka(tmp_path: Path) -> None:
+    from cli.console import run_async
+
+    archive = tmp_path / "archive" / "FITBIT" / "activities-steps-intraday" / "P1234567890"
+    archive.mkdir(parents=True)
+    (archive / "activities_steps_date_2021-11-10_1d_1min.json").symlink_to(tmp_path / "elsewhere.json")
+    settings = Settings.model_validate({"env": "demo", "data_dir": tmp_path / "data",
+                                        "kafka_bootstrap_servers": "127.0.0.1:9"})  # never reached
+    with pytest.raises(NothingToImport, match=r"^nothing to import: every file was skipped \(1 skipped: 1 a symlink"):
+        asyncio.run(run_import(settings, tmp_path / "archive", quiet=True))
+    with pytest.raises(SystemExit) as exited:
+        run_async(run_import)(settings, tmp_path / "archive", quiet=True)
+    assert exited.value.code != 0
+    assert not (tmp_path / "data" / "imports.sqlite").exists()
