@@ -26,7 +26,7 @@ from aiokafka import TopicPartition
 from rich.table import Table
 
 from cli.console import console, follow_pages
-from cli.importer import require_zones, run_import, scan_or_fail
+from cli.importer import NothingToImport, require_zones, run_import, scan_or_fail
 from cli.kafka_session import kafka_session
 from cli.topics import create_all_topics
 from models.dead_letter import DeadLetter
@@ -73,6 +73,8 @@ async def run_replay(settings: Settings, archive: Path, out: Path, *, timeout: f
                      quiet_s: float = 3.0) -> ReplayReport:
     started = time.monotonic()
     scan = scan_or_fail(archive)
+    if not scan.files:  # before the worker starts: an archive without one usable file is nothing to replay
+        raise NothingToImport(Counter(s.reason for s in scan.skipped))
     require_zones(scan, settings.default_timezone)  # before any broker, topic or page
     secret = settings.require_secret_key()
     with tempfile.TemporaryDirectory(prefix="wearables-replay-") as scratch:
