@@ -45,7 +45,7 @@ from markupsafe import Markup
 from connectors.errors import VendorError
 from connectors.linking import complete_link
 from connectors.oauth import pkce_pair
-from connectors.vault import Link, TokenVault
+from connectors.vault import AccountLinkedElsewhere, Link, TokenVault
 from connectors.vendors.base import VendorClient
 from connectors.vendors.endpoints import endpoints
 from connectors.withdrawal import unlink, withdraw
@@ -319,7 +319,9 @@ class Portal:
         participant = str(session[PARTICIPANT])
         try:
             await complete_link(self.settings, self.vault, self.producer, self.clients[provider], participant,
-                                code, verifier)
+                                code, verifier, clients=self.clients)
+        except AccountLinkedElsewhere:  # one vendor account, one research ID (the vault refuses a second)
+            raise Problem(409, "linked_elsewhere") from None
         except VendorError as error:  # e.g. a replayed code: the vendor answers invalid_grant
             logger.info("a %s link did not complete (%s)", provider.value, type(error).__name__)
             raise Problem(400, "link_failed") from None

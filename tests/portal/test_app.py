@@ -341,3 +341,16 @@ async def test_my_data_chart_devices_and_the_days_table(rig: Rig, monkeypatch: p
     assert '<svg' in page and "<title" in page
     _, page = await rig.get("/me", headers={"Accept-Language": "es"})
     assert "batería al 80 por ciento" in page and "8.001" in page and "días con datos" in page
+
+
+async def test_a_vendor_account_already_linked_for_someone_else_is_refused_in_plain_words(rig: Rig) -> None:
+    first, second = rig.sim.world.cohort.participant_ids[:2]
+    await rig.sign_in(first)
+    await rig.link()
+    await rig.sign_in(second)  # the second participant signs in at the vendor with the first one's account
+    callback = await rig.consent(await rig.start_link(), participant=first)
+    status, page = await rig.get(callback)
+    assert status == 409 and "already connected for another person" in page
+    assert await rig.vault.get(rig.rid(second)) is None
+    kept = await rig.vault.get(rig.rid(first))
+    assert kept is not None and kept.status is LinkStatus.LINKED  # the first link is untouched
