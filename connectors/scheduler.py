@@ -5,8 +5,14 @@ process's own reconciliation poll (every linked participant's every data type no
 the undated ones, their devices, included), all through the ``fetch-requests`` topic, so several
 schedulers can share the work by partition. Each request runs as its own task; a partition's
 offset is committed only up to its oldest unfinished request, so a crash re-runs what was in
-flight (re-fetched pages are deduplicated downstream). A failed request leaves its cursor
+flight (re-fetched pages are deduplicated downstream). A stop (SIGTERM) cancels the requests in
+flight and commits only what finished: they re-run too. A failed request leaves its cursor
 where it was, and the next poll asks again.
+
+A member the group fenced (Kafka out of reach for longer than the session timeout) has its next
+commit refused: the offsets it held are dropped, not committed, and it goes on consuming once
+it rejoined; the group hands those partitions to it or to another member, which re-runs the
+requests from the last commit.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import contextlib
 import functools
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 from connectors.fetcher import Fetcher, FetchOutcome
@@ -48,6 +55,8 @@ logger = logging.getLogger(__name__)
 REQUESTS_IN = counter("scheduler_fetch_requests_total", "Fetch requests consumed, by outcome", ["reason", "outcome"])
 IN_FLIGHT = gauge("scheduler_fetches_in_flight", "Fetch requests being carried out")
 POLLS = counter("scheduler_polls_total", "Reconciliation poll rounds")
+FENCED = counter("scheduler_commits_refused_total", "Commits the group refused (the member was fenced or the group "
+                 "rebalanced): their offsets were dropped and those requests re-run")
 LINKED = gauge("participants_linked", "Participants in the token vault, by provider, link status and vendor API "
                "generation", ["provider", "status", "api_generation"])
 _POLL_OVERLAP_DAYS = 2  # late syncs add to recent days: polls re-read them (dedup absorbs the repeats)
@@ -135,27 +144,70 @@ class SchedulerProgress:
     in_flight: int = 0
 
 
-def _finished(offsets: _Offsets, tp: TopicPartition, offset: int, _task: asyncio.Task[None]) -> None:
-    offsets.finish(tp, offset)
+def _finished(partition: _Partition, offset: int, task: asyncio.Task[None]) -> None:
+    """A request's task ended: its offset may be committed only if it ran to its end.
+
+    Cancelled (the scheduler stopped): it did not finish and re-runs from the last commit. Raised:
+    ``_one`` handles every fetch failure itself (an outcome, the cursor left behind), so what
+    escapes it is a dead letter that could not be written; kept unfinished rather than lost, it
+    holds its partition's commits back until a restart or a rebalance re-runs it."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        logger.error("a fetch request's task failed (%s); its offset stays uncommitted and the request re-runs "
+                     "after a restart or a rebalance", type(error).__name__)
+        return
+    partition.finish(offset)
+
+
+class _Partition:
+    """One partition's requests: the offsets still running (a multiset: after a rebalance the
+    same record can be handed out again while its first run goes on) and the highest started."""
+
+    __slots__ = ("highest", "running")
+
+    def __init__(self) -> None:
+        self.running: Counter[int] = Counter()
+        self.highest = -1
+
+    def start(self, offset: int) -> None:
+        self.running[offset] += 1
+        self.highest = max(self.highest, offset)
+
+    def finish(self, offset: int) -> None:
+        left = self.running[offset] - 1
+        if left > 0:
+            self.running[offset] = left
+        else:
+            del self.running[offset]
+
+    def committable(self) -> int:
+        return min(self.running) if self.running else self.highest + 1
 
 
 class _Offsets:
-    """Per partition: the offsets still running; what is safe to commit is below the oldest."""
+    """Per partition: the offsets still running; what is safe to commit is below the oldest.
+
+    Each task's callback holds its own partition's record: dropping a partition (revoked, or a
+    refused commit) leaves the tasks still running on it updating a record nobody reads."""
 
     def __init__(self) -> None:
-        self.running: dict[TopicPartition, set[int]] = defaultdict(set)
-        self.highest: dict[TopicPartition, int] = {}
+        self.partitions: dict[TopicPartition, _Partition] = {}
 
-    def start(self, tp: TopicPartition, offset: int) -> None:
-        self.running[tp].add(offset)
-        self.highest[tp] = max(self.highest.get(tp, -1), offset)
+    def start(self, tp: TopicPartition, offset: int) -> _Partition:
+        partition = self.partitions.get(tp)
+        if partition is None:
+            partition = self.partitions[tp] = _Partition()
+        partition.start(offset)
+        return partition
 
-    def finish(self, tp: TopicPartition, offset: int) -> None:
-        self.running[tp].discard(offset)
-
-    def committable(self) -> dict[TopicPartition, OffsetAndMetadata]:
-        return {tp: OffsetAndMetadata(min(self.running[tp]) if self.running[tp] else top + 1, "")
-                for tp, top in self.highest.items()}
+    def committable(self, assigned: set[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
+        """What to commit for the partitions still ``assigned``; the others are dropped (the
+        group gave them to another member, which commits them)."""
+        for tp in self.partitions.keys() - assigned:
+            del self.partitions[tp]
+        return {tp: OffsetAndMetadata(partition.committable(), "") for tp, partition in self.partitions.items()}
 
 
 class Scheduler(TaskService):
@@ -254,30 +306,50 @@ class Scheduler(TaskService):
         offsets, running = _Offsets(), _InFlight(_MAX_IN_FLIGHT)
         tasks = running.tasks
         last_commit = time.monotonic()
-        while not stop.is_set():
-            # full: stop fetching records but keep polling, so the group keeps us and commits go on
-            if running.room.is_set():
-                consumer.resume(*consumer.paused())
-            else:
-                consumer.pause(*consumer.assignment())
-            batch = await consumer.getmany(timeout_ms=300, max_records=2000)
-            for tp, messages in batch.items():
-                for message in messages:
-                    offsets.start(tp, message.offset)
-                    task = asyncio.ensure_future(self._one(fetcher, message.key, message.value))
-                    task.add_done_callback(functools.partial(_finished, offsets, tp, message.offset))
-                    running.add(task)
-            self.progress.in_flight = len(tasks)
-            IN_FLIGHT.set(len(tasks))
-            if time.monotonic() - last_commit >= self.settings.kafka.commit_interval and offsets.highest:
-                await consumer.commit(offsets.committable())
-                last_commit = time.monotonic()
-        if tasks:  # stopping: let running fetches finish their current call, then keep their offsets
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if offsets.highest:
-            await consumer.commit(offsets.committable())
+        try:
+            while not stop.is_set():
+                # full: stop fetching records but keep polling, so the group keeps us and commits go on
+                if running.room.is_set():
+                    consumer.resume(*consumer.paused())
+                else:
+                    consumer.pause(*consumer.assignment())
+                batch = await consumer.getmany(timeout_ms=300, max_records=2000)
+                for tp, messages in batch.items():
+                    for message in messages:
+                        partition = offsets.start(tp, message.offset)
+                        task = asyncio.ensure_future(self._one(fetcher, message.key, message.value))
+                        task.add_done_callback(functools.partial(_finished, partition, message.offset))
+                        running.add(task)
+                self.progress.in_flight = len(tasks)
+                IN_FLIGHT.set(len(tasks))
+                if time.monotonic() - last_commit >= self.settings.kafka.commit_interval and offsets.partitions:
+                    offsets = await self._commit(consumer, offsets)
+                    last_commit = time.monotonic()
+        finally:  # stopping, or an error: the fetches in flight end their current call; none is left unawaited
+            if tasks:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        # after the cancelled tasks ended: their offsets are not finished, so this commits only what was
+        await self._commit(consumer, offsets)
+
+    @staticmethod
+    async def _commit(consumer: AIOKafkaConsumer, offsets: _Offsets) -> _Offsets:
+        """Commit what finished; the offsets to go on with (new ones if the group refused them)."""
+        committable = offsets.committable(consumer.assignment())
+        if not committable:
+            return offsets
+        try:
+            await consumer.commit(committable)
+        except CommitFailedError:
+            # Fenced: Kafka was out of reach longer than the session timeout, or the group rebalanced
+            # meanwhile. The partitions may be another member's now; whoever gets them re-runs
+            # from the last commit (fetches are idempotent downstream). aiokafka rejoins at the next poll.
+            FENCED.inc()
+            logger.warning("the consumer group refused a commit (this member was fenced or the group rebalanced); "
+                           "its offsets are dropped and those requests re-run from the last commit")
+            return _Offsets()
+        return offsets
 
     async def _one(self, fetcher: Fetcher, key: bytes | None, value: bytes | None) -> None:
         self.progress.consumed += 1

@@ -1,5 +1,7 @@
 """The scheduler's loop: a fetch that hits a bug is counted and logged (without identifiers), not lost
-silently; at its in-flight cap it pauses its consumer and resumes as fetches finish. Its poll asks
+silently; at its in-flight cap it pauses its consumer and resumes as fetches finish. A stop commits
+only the requests that finished; a commit the group refused (a fenced member) drops its offsets and
+the scheduler goes on consuming. Its poll asks
 for every data type a participant granted (the undated ones too) and none they did not; a Google
 grant without sleep: sleep is skipped, reported on the participant's record, never asked again,
 and the other types flow."""
@@ -14,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
 from cli.topics import create_all_topics
@@ -60,6 +65,101 @@ class _HeldFetcher:
     async def fetch(self, research_id: str, request: FetchRequest) -> Any:
         await self.release.wait()
         return FetchOutcome("done")
+
+
+class _Message:
+    def __init__(self, offset: int, key: bytes, value: bytes) -> None:
+        self.offset, self.key, self.value = offset, key, value
+
+
+class _StubConsumer:
+    """A consumer of one partition: hands out what ``give`` queued, records the commits, and
+    refuses the first ``refuse`` of them as aiokafka does for a fenced member."""
+
+    tp = TopicPartition("fetch-requests", 0)
+
+    def __init__(self, *, refuse: int = 0) -> None:
+        self.queued: list[_Message] = []
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.refuse, self.next_offset = refuse, 0
+
+    def give(self, count: int) -> None:
+        request = FetchRequest(Provider.GOOGLE_HEALTH, "steps", "2026-11-01", "2026-11-01", FetchReason.POLL)
+        for _ in range(count):
+            self.queued.append(_Message(self.next_offset, b"r", request.to_bytes()))
+            self.next_offset += 1
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.tp}
+
+    def paused(self) -> set[TopicPartition]:
+        return set()
+
+    def pause(self, *tps: TopicPartition) -> None:
+        pass
+
+    def resume(self, *tps: TopicPartition) -> None:
+        pass
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[_Message]]:
+        await asyncio.sleep(0.01)
+        batch, self.queued = self.queued, []
+        return {self.tp: batch} if batch else {}
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        if self.refuse:
+            self.refuse -= 1
+            raise CommitFailedError("Commit cannot be completed since the group has already rebalanced")
+        self.commits.append({tp: o.offset for tp, o in offsets.items()})
+
+
+class _DoneFetcher:
+    async def fetch(self, research_id: str, request: FetchRequest) -> Any:
+        return FetchOutcome("done")
+
+
+def _stub_scheduler(tmp_path: Path) -> Scheduler:
+    settings = Settings.model_validate({"env": "demo", "data_dir": tmp_path, "kafka_commit_interval": 0.02})
+    return Scheduler(settings, bootstrap="unused:9092", vault=None)  # type: ignore[arg-type]
+
+
+async def _until_true(condition: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+async def test_a_stop_with_fetches_in_flight_commits_none_of_them(tmp_path: Path) -> None:
+    scheduler, consumer, stop = _stub_scheduler(tmp_path), _StubConsumer(), asyncio.Event()
+    consumer.give(3)
+    never = _HeldFetcher()  # fetches that never return
+    running = asyncio.ensure_future(scheduler._consume(stop, consumer, never))  # type: ignore[arg-type]
+    await _until_true(lambda: scheduler.progress.consumed == 3)
+    stop.set()  # SIGTERM
+    await asyncio.wait_for(running, 5)
+    assert consumer.commits, "it commits on the way out"
+    assert consumer.commits[-1] == {consumer.tp: 0}  # 3 started, 0 finished: all 3 re-run after the restart
+    assert scheduler.progress.outcomes == {}
+
+
+async def test_a_refused_commit_of_a_fenced_member_drops_its_offsets_and_consuming_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    scheduler, consumer, stop = _stub_scheduler(tmp_path), _StubConsumer(refuse=1), asyncio.Event()
+    consumer.give(3)
+    with caplog.at_level(logging.WARNING, logger="connectors.scheduler"):
+        running = asyncio.ensure_future(scheduler._consume(stop, consumer, _DoneFetcher()))  # type: ignore[arg-type]
+        await _until_true(lambda: consumer.refuse == 0)  # the first commit was refused
+        assert not running.done(), "a refused commit does not end the scheduler"
+        consumer.give(2)  # the group took the member back: later records
+        await _until_true(lambda: scheduler.progress.consumed == 5 and bool(consumer.commits))
+        stop.set()
+        await asyncio.wait_for(running, 5)
+    assert scheduler.progress.outcomes == {"done": 5}
+    assert consumer.commits[-1] == {consumer.tp: 5}  # the later records' offsets are committed again
+    refused = [r for r in caplog.records if "refused a commit" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelno == logging.WARNING
 
 
 @pytest.mark.integration
