@@ -13,6 +13,11 @@ vendor refuses for a missing scope (``ScopeMissing``: they unticked it at consen
 is set aside for the rest of the request, not retried, and denied in the vault, so that no later
 request (a poll's, a webhook's) asks for it again until they consent anew; the changed link goes
 to the ``participants`` topic. The request's other data types go on.
+
+A day's pages are followed by their ``nextPageToken`` until the vendor gives none, but never round
+a loop: a token the day already asked for, or a day past ``MAX_PAGES_PER_DAY`` pages, is the
+vendor's error (``VendorRejected``, not retried; ``connector_paging_stopped_total`` counts it).
+The pages so far stay published, the request fails, and the cursor stays before that day.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from connectors.errors import (
     ScopeMissing,
     TokenExpired,
     VendorError,
+    VendorRejected,
     VendorUnavailable,
     quota_remaining,
 )
@@ -46,7 +52,11 @@ from models.raw import RawPage
 from runtime.metrics import counter, histogram
 from runtime.settings import SchedulerSettings
 
-__all__ = ["FetchOutcome", "Fetcher"]
+__all__ = ["MAX_PAGES_PER_DAY", "FetchOutcome", "Fetcher"]
+
+#: Pages of one data type and day followed at most. At ``page_size=1000`` a day of 1-s heart rate is
+#: about 87 pages; past this many the vendor is looping, not paging.
+MAX_PAGES_PER_DAY = 200
 
 #: outcome: ok | rate_limited (a 429) | token_expired | revoked | scope_missing | unavailable (5xx, timeout)
 _SPECS = {Provider.FITBIT: fitbit_spec, Provider.GOOGLE_HEALTH: google_health_spec}  # their data types
@@ -59,6 +69,12 @@ CALL_SECONDS = histogram("connector_request_seconds", "Vendor API call latency",
 PAGES = counter("connector_pages_published_total", "Raw pages published", ["provider", "data_type"])
 FETCHES = counter("connector_fetches_total", "Fetch requests carried out, by outcome", ["provider", "reason",
                                                                                        "outcome"])
+PAGING_STOPPED = counter("connector_paging_stopped_total",
+                         "Days whose paging was given up as the vendor's error: a page token repeated, or more "
+                         "pages than the cap", ["provider", "data_type", "reason"],
+                         initial=[(provider.value, data_type, reason) for provider, spec in _SPECS.items()
+                                  for data_type in (*spec.DATA_TYPES, *spec.UNDATED_TYPES)
+                                  for reason in ("token_repeated", "page_cap")])
 SCOPE_MISSING = counter("connector_scope_missing_total",
                         "Data types a vendor refused for a scope the participant did not grant (then denied in the "
                         "vault)", ["provider", "data_type"])
@@ -97,14 +113,17 @@ class Fetcher:
     :param publish: sends one raw page onto its topic; returns the future of Kafka's ack.
     :param link_changed: awaited with the research_id once a data type was denied in the vault
         (the scheduler publishes the participant's link); None: nobody is told.
+    :param max_pages: pages of one data type and day followed at most (``MAX_PAGES_PER_DAY``).
     """
 
     def __init__(self, *, retry: SchedulerSettings, vault: TokenVault, tokens: TokenManager,
                  clients: Mapping[Provider, VendorClient], limiter: RateLimiter, publish: Publish,
-                 link_changed: LinkChanged | None = None) -> None:
+                 link_changed: LinkChanged | None = None, max_pages: int = MAX_PAGES_PER_DAY) -> None:
+        if max_pages < 1:
+            raise ValueError("max_pages must be at least 1")
         self._retry, self._vault, self._tokens = retry, vault, tokens
         self._clients, self._limiter, self._publish = clients, limiter, publish
-        self._link_changed = link_changed
+        self._link_changed, self._max_pages = link_changed, max_pages
         # request ids: unique per process run and call, cheaper than a uuid4 per page
         self._run_id, self._calls = secrets.token_hex(6), itertools.count()
 
@@ -163,8 +182,13 @@ class Fetcher:
 
     async def _day(self, research_id: str, client: VendorClient, data_type: str, day: date,
                    timezone: str | None) -> tuple[int, int]:
-        """Fetch and publish every page of one day; (pages, bytes) once Kafka acknowledged them all."""
+        """Fetch and publish every page of one day; (pages, bytes) once Kafka acknowledged them all.
+
+        ``VendorRejected`` when the vendor's tokens go round in a loop or past the page cap (after
+        the pages so far were acknowledged)."""
         acks, token, size = [], None, 0
+        asked: set[str] = set()
+        stopped: str | None = None
         while True:
             def call(access: str, t: str | None = token) -> Awaitable[VendorPage]:
                 return client.fetch_day(access, data_type, day, page_token=t)
@@ -179,8 +203,20 @@ class Fetcher:
             PAGES.labels(client.provider.value, data_type).inc()
             if not page.next_token:
                 break
+            if page.next_token in asked:
+                stopped = "token_repeated"
+                break
+            if len(acks) >= self._max_pages:
+                stopped = "page_cap"
+                break
             token = page.next_token
+            asked.add(token)
         await asyncio.gather(*acks)  # a Kafka failure raises here: the cursor stays behind this day
+        if stopped is not None:
+            PAGING_STOPPED.labels(client.provider.value, data_type, stopped).inc()
+            what = "repeated a page token" if stopped == "token_repeated" else f"had more than {self._max_pages} pages"
+            raise VendorRejected(f"{client.provider.value} {data_type}: a day {what}; its paging was given up",
+                                 provider=client.provider)
         return len(acks), size
 
     async def _call(self, research_id: str, client: VendorClient, data_type: str,

@@ -1,7 +1,7 @@
 """The fetcher with stand-ins for the vault, tokens and the vendor (no server, no Kafka): every
 page of every day, what counts as an attempt, when it gives up, and where the cursor stops; a data
 type not granted is set aside (denied in the vault, the link announced), the others go on; an
-undated type is one snapshot a request."""
+undated type is one snapshot a request; a vendor whose page tokens loop or never end is given up on."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any, Self
 import aiohttp
 from prometheus_client import REGISTRY
 
+from connectors import fetcher as fetcher_module
 from connectors.errors import AccessRevoked, RateLimited, ScopeMissing, TokenExpired, VendorUnavailable
 from connectors.fetcher import Fetcher
 from connectors.oauth import TokenSet
@@ -106,7 +107,7 @@ class Tokens:
         self.revoked_for.append(research_id)
 
 
-def _fetcher(tmp_path: Path, script: Script, announced: list[str] | None = None,
+def _fetcher(tmp_path: Path, script: Script, announced: list[str] | None = None, *, max_pages: int | None = None,
              **settings: Any) -> tuple[Fetcher, ScriptedClient, Vault, Tokens, list[RawPage]]:
     client, vault, tokens, published = ScriptedClient(script), Vault(), Tokens(), list[RawPage]()
 
@@ -122,8 +123,9 @@ def _fetcher(tmp_path: Path, script: Script, announced: list[str] | None = None,
 
     config = Settings.model_validate({"data_dir": tmp_path, "retry_base_delay": 0.001, **settings})
     changed = link_changed if announced is not None else None
+    cap: dict[str, Any] = {} if max_pages is None else {"max_pages": max_pages}
     fetcher = Fetcher(retry=config.scheduler, vault=vault, tokens=tokens, clients={P: client},  # type: ignore[arg-type]
-                      limiter=RateLimiter(), publish=publish, link_changed=changed)
+                      limiter=RateLimiter(), publish=publish, link_changed=changed, **cap)
     return fetcher, client, vault, tokens, published
 
 
@@ -313,3 +315,58 @@ async def test_an_undated_type_that_fails_leaves_no_cursor(tmp_path: Path) -> No
     fetcher, _, vault, _, _ = _fetcher(tmp_path, script, fetch_max_attempts=1)
     assert (await fetcher.fetch("R1", _request(data_type="paired-devices"))).outcome == "failed"
     assert vault.cursors == []
+
+
+def _stopped(reason: str) -> float:
+    return REGISTRY.get_sample_value("wearables_connector_paging_stopped_total",
+                                     {"provider": P.value, "data_type": "steps", "reason": reason}) or 0.0
+
+
+def _bounded(script: Script, most: int = 250) -> Script:
+    """``script``, but a test failure (not a hang) once it was called more than ``most`` times (fewer
+    than the 300 a minute the rate limiter lets out before it holds the next call back)."""
+    calls = 0
+
+    def bounded(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        nonlocal calls
+        calls += 1
+        assert calls <= most, f"still paging after {most} calls"
+        return script(access, data_type, day, token)
+
+    return bounded
+
+
+async def test_a_repeating_page_token_is_not_followed_round_again(tmp_path: Path) -> None:
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        return VendorPage(body=b'{"dataPoints": []}', page_token=token, next_token="same-again")
+
+    before = _stopped("token_repeated")
+    fetcher, client, vault, _, published = _fetcher(tmp_path, _bounded(script))
+    outcome = await fetcher.fetch("R1", _request("2026-11-01", "2026-11-02", "steps"))
+    assert outcome.outcome == "failed"  # the vendor's error: the cursor stays before the day
+    assert [p.page_token for p in published] == [None, "same-again"] and len(client.calls) == 2
+    assert vault.cursors == [] and _stopped("token_repeated") == before + 1
+
+
+async def test_a_day_past_the_page_cap_is_given_up_as_the_vendors_error(tmp_path: Path) -> None:
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        n = int(token or "0")
+        if day == date(2026, 11, 1):  # an ordinary day: three pages
+            return VendorPage(body=b"{}", page_token=token, next_token=str(n + 1) if n < 2 else None)
+        return VendorPage(body=b"{}", page_token=token, next_token=str(n + 1))  # never ends, never repeats
+
+    before = _stopped("page_cap")
+    fetcher, client, vault, _, published = _fetcher(tmp_path, _bounded(script), max_pages=5)
+    outcome = await fetcher.fetch("R1", _request("2026-11-01", "2026-11-03", "steps"))
+    assert outcome.outcome == "failed" and outcome.pages == 3
+    assert len(published) == 3 + 5 and [c[2] for c in client.calls].count(date(2026, 11, 3)) == 0
+    assert vault.cursors == [("steps", "2026-11-01")] and _stopped("page_cap") == before + 1
+
+
+async def test_the_default_page_cap_bounds_a_day_that_never_ends(tmp_path: Path) -> None:
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        return VendorPage(body=b"{}", page_token=token, next_token=str(int(token or "0") + 1))
+
+    fetcher, _, _, _, published = _fetcher(tmp_path, _bounded(script))
+    assert (await fetcher.fetch("R1", _request("2026-11-01", "2026-11-01", "steps"))).outcome == "failed"
+    assert len(published) == fetcher_module.MAX_PAGES_PER_DAY == 200
