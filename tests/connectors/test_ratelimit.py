@@ -1,4 +1,5 @@
-"""The rate limiter: per-user windows, and the vendor's own count for requests we did not send."""
+"""The rate limiter: per-user windows, and the vendor's own count for requests we did not send; spent
+windows and past blocks are dropped (memory follows the cohort's activity), the limits still hold."""
 
 from __future__ import annotations
 
@@ -58,3 +59,58 @@ def test_the_headroom_the_vendor_last_reported_is_a_gauge_and_a_429_leaves_none(
     assert remaining() == 120
     limiter.block(Provider.FITBIT, "a", 0.01)
     assert remaining() == 0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _windows(limiter: RateLimiter) -> int:
+    return sum(len(users) for users in limiter._users.values())
+
+
+async def test_spent_windows_are_dropped_and_the_limits_hold_across_it() -> None:
+    clock = _Clock()
+    limiter = RateLimiter(google_project_limit=1_000_000, clock=clock)
+    assert await _granted(limiter, Provider.FITBIT, "hourly", 200) == 150  # Fitbit: 150 an hour
+    for n in range(100_000):
+        await limiter.acquire(Provider.GOOGLE_HEALTH, f"g{n}")
+    assert _windows(limiter) == 100_001
+    clock.now += 30
+    assert await _granted(limiter, Provider.GOOGLE_HEALTH, "minutely", 400) == 300  # Google: 300 a minute
+    clock.now += 40  # 70 s on: the 100,000 sent nothing within Google's window (61 s)
+    for n in range(3):
+        await limiter.acquire(Provider.GOOGLE_HEALTH, f"g{n}")  # the active few
+    assert _windows(limiter) == 1 + 1 + 3  # "hourly", "minutely" (30 s ago) and the few
+    assert await _granted(limiter, Provider.FITBIT, "hourly", 10) == 0  # kept: its hour is not over
+    assert await _granted(limiter, Provider.GOOGLE_HEALTH, "minutely", 10) == 0  # kept: within its minute
+    clock.now += 32  # "minutely" spent (62 s)
+    assert await _granted(limiter, Provider.GOOGLE_HEALTH, "minutely", 400) == 300  # a full window again, no more
+    clock.now += 3601 - 102 + 1  # "hourly" spent too: nothing left inside its window
+    await limiter.acquire(Provider.GOOGLE_HEALTH, "g0")
+    assert _windows(limiter) == 1
+    assert await _granted(limiter, Provider.FITBIT, "hourly", 200) == 150
+
+
+async def test_blocks_are_dropped_once_their_reset_passed_and_hold_until_then() -> None:
+    clock = _Clock()
+    limiter = RateLimiter(clock=clock)
+    for n in range(100_000):
+        limiter.block(Provider.FITBIT, f"f{n}", 60)
+    limiter.block(Provider.FITBIT, "long", 600)
+    limiter.block(Provider.FITBIT, "f7", 300)  # a second 429 extends the first block
+    assert len(limiter._blocked) == 100_001
+    clock.now += 100
+    for n in range(3):
+        await limiter.acquire(Provider.FITBIT, f"f{n}")  # theirs are over
+    assert sorted(key[1] for key in limiter._blocked) == ["f7", "long"]
+    assert len(limiter._unblocks) == 2
+    assert await _granted(limiter, Provider.FITBIT, "long", 1) == 0  # still blocked
+    assert await _granted(limiter, Provider.FITBIT, "f7", 1) == 0
+    clock.now += 501
+    assert await _granted(limiter, Provider.FITBIT, "long", 1) == 1
+    assert limiter._blocked == {} and limiter._unblocks == []
