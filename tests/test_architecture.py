@@ -67,7 +67,6 @@ UNMIRRORED: dict[str, str] = {
                               "tests/cli/test_bench.py::test_bench_connector_writes_its_figures",
     "cli/demo.py": "composition of the services; run end to end by "
                    "tests/cli/test_main.py::test_demo_links_the_cohort_and_summarizes_every_day",
-    "cli/replay.py": "composition of import, worker and sink; run end to end by tests/integration/test_replay.py",
 }
 
 

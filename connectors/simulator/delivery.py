@@ -22,8 +22,8 @@ Delivery is at least once, as the vendors' is: a notification the subscriber doe
 ``retry_for_s`` (Google documents retries "for up to 7 days"; an hour here). A 4xx other than
 those is final. For fault tests and demos, ``copies`` sends each notification that many times at
 random moments over the next rounds (so copies arrive out of order among other notifications),
-and ``forged_share`` adds, for that share of notifications, a tampered copy under the original
-signature, which a subscriber must refuse (``webhooks_forged_accepted`` counts the ones it did not).
+and ``forged_share`` adds that share of tampered copies (one per 1/share sends, copies counted)
+under the original signature, which a subscriber must refuse (``webhooks_forged_accepted`` counts the ones it did not).
 During an outage of the vendor (``World.faults.down()``) devices cannot sync: no round runs.
 """
 
@@ -106,6 +106,7 @@ class WebhookDelivery:
         self.copies, self.forged_share, self.retry_for_s = copies, forged_share, retry_for_s
         self._queue: list[_Send] = []  # a heap by due time
         self._order = itertools.count()
+        self._forged_owed = 0.0  # forged copies owed so far (``forged_share`` of every send)
         self.urls = {Provider.FITBIT: fitbit_url, Provider.GOOGLE_HEALTH: google_url}
         self.fitbit_secret, self.verify_code, self.google_token = fitbit_secret, fitbit_verify_code, google_token
         self.signer = signer
@@ -226,8 +227,11 @@ class WebhookDelivery:
         for _ in range(self.copies - 1):  # out of order: each copy at a random moment of the next rounds
             self._schedule(_Send(now + random.uniform(0, 3 * self.interval_s), next(self._order), provider, url,
                                  body, signed, now))
-        if self.forged_share and random.random() < self.forged_share:
-            self._schedule(_Send(now + random.uniform(0, self.interval_s), next(self._order), provider, url,
+        # forgeries are an exact share of what is sent (copies included), not a roll of the dice
+        self._forged_owed += self.forged_share * self.copies
+        while self._forged_owed >= 1:
+            self._forged_owed -= 1
+            self._schedule(_Send(now + random.uniform(0, 3 * self.interval_s), next(self._order), provider, url,
                                  _tampered(body), signed, now, forged=True))
         await self._send(session, _Send(now, next(self._order), provider, url, body, signed, now))
 
