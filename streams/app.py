@@ -83,7 +83,10 @@ def build_pipeline(settings: Settings, *, bootstrap: str | None = None,
         broker_rebalance_timeout=max(settings.kafka.session_timeout, 10.0),
         broker_commit_interval=settings.kafka.commit_interval,
         table_standby_replicas=0,
-        stream_buffer_maxsize=4096,  # events buffered per agent: bounds memory (raw pages are ~50 KB)
+        # Events buffered per agent, ahead of its take: a count, not bytes (Faust's queue counts events). Raw
+        # pages are ~50 KB at minute resolution but ~2.5 MB for a 1-sec day, so 4096 could hold ~10 GiB of
+        # those; 1024 holds at most ~2.5 GiB of them, and still a full take (500 pages, 1000 batches) ahead.
+        stream_buffer_maxsize=1024,
     )
     app.monitor = _monitor(registry)
     progress = Progress()

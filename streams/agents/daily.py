@@ -23,10 +23,10 @@ from models.purge import PurgeMarker, is_purge_marker
 from models.samples import SampleBatch
 from runtime.metrics import counter, gauge, histogram
 from runtime.purges import SKIPPED
-from streams.agents.normalize import BATCH_ERRORS
+from streams.agents.normalize import BATCH_ERRORS, LAST_EVENT, Deliveries, halt
 from streams.daily.aggregate import DailyRules
 from streams.daily.process import DayPolicy, DayUpdate, apply_batches, finalize_due
-from streams.dead_letters import for_error
+from streams.dead_letters import for_error, is_infrastructure
 from streams.event_context import as_current_event, by_partition
 from streams.progress import Progress
 
@@ -80,6 +80,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
                      help="research_id|local_date -> packed day state")
     marks = app.Table("watermarks", partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes,
                       help="p<partition> -> event-time watermark (epoch seconds)")
+    sent = Deliveries()  # confirmed before each take is acknowledged
     last_sweep: dict[int, float] = {}
     newest: dict[str, int] = {}  # per provider, the newest sample of a summary emitted (the gauge only rises)
 
@@ -88,16 +89,40 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
         await purges.ready.wait()  # a replay must not bring a purged participant back
         async for events in stream.take_events(1000, within=0.25):  # type: ignore[attr-defined]  # faust's StreamT lacks take_events (Stream has it)
             try:
-                events = await _take_purges(events)
-                if events:
-                    await _apply(events)
-            except Exception:  # never kill the agent; the batch's records go to the dlq
-                BATCH_ERRORS.labels(stage=STAGE).inc()
-                logger.exception("daily batch of %d events failed", len(events))
-                for event in events:
-                    await dlq.send(key=event.message.key, value=for_error(
-                        STAGE, RuntimeError("daily batch failed"), key=event.message.key,
-                        original=event.message.value or b"", topic=event.message.topic).to_bytes())
+                try:
+                    await _take(events)
+                except Exception as error:
+                    if is_infrastructure(error):
+                        raise
+                    # One bad record must not divert the take's good ones: redo it record by record
+                    # (replayed samples are duplicates to the day states, so a partial first try is harmless).
+                    BATCH_ERRORS.labels(stage=STAGE).inc()
+                    logger.exception("daily take of %d events failed; redoing it record by record", len(events))
+                    for event in events:
+                        await _take_alone(event)
+                await sent.confirm()  # before take_events acknowledges the take
+            except Exception as error:
+                if is_infrastructure(error):
+                    await halt(app, STAGE, events, error)
+                raise
+            LAST_EVENT.labels(stage=STAGE).set_to_current_time()
+
+    async def _take(events: list[EventT[bytes]]) -> None:
+        kept = await _take_purges(events)
+        if kept:
+            await _apply(kept)
+
+    async def _take_alone(event: EventT[bytes]) -> None:
+        """One record of a failed take on its own; to the dlq if it fails alone too."""
+        try:
+            await _take([event])
+        except Exception as error:
+            if is_infrastructure(error):
+                raise
+            logger.warning("a daily record failed alone (%s); it goes to the dlq", type(error).__name__)
+            await sent.send(dlq, key=event.message.key, value=for_error(
+                STAGE, error, key=event.message.key, original=event.message.value or b"",
+                topic=event.message.topic).to_bytes())
 
     async def _take_purges(events: list[EventT[bytes]]) -> list[EventT[bytes]]:
         """Carry out the take's purge markers; the events left, without any of a purged participant.
@@ -109,7 +134,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
                 try:
                     marker = PurgeMarker.from_bytes(event.message.value or b"")
                 except DecodeError as error:
-                    await dlq.send(key=event.message.key, value=for_error(
+                    await sent.send(dlq, key=event.message.key, value=for_error(
                         STAGE, error, key=event.message.key, original=event.message.value or b"",
                         topic=event.message.topic).to_bytes())
                     continue
@@ -137,12 +162,12 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
         PURGED_DAYS.inc(len(keys))
         dates = {key.decode().partition("|")[2] for key in keys} | set(marker.dates)
         for day in sorted(dates):
-            await daily.send(key=daily_key(marker.research_id, day).encode(), value=None)
-        await intraday.send(key=marker.research_id.encode(), value=marker.to_bytes())
+            await sent.send(daily, key=daily_key(marker.research_id, day).encode(), value=None)
+        await sent.send(intraday, key=marker.research_id.encode(), value=marker.to_bytes())
         subject = subject_of(secret, marker.research_id)
         record = AuditRecord(subject, Action.REMOVED, Actor.SYSTEM, time.time(), "worker",
                              {"day_states": len(keys), "daily_tombstones": len(dates)})
-        await audit.send(key=subject.encode(), value=record.to_bytes())
+        await sent.send(audit, key=subject.encode(), value=record.to_bytes())
 
     async def _apply(events: list[EventT[bytes]]) -> None:
         """One vectorised pass over the whole batch; table writes under each key's own partition."""
@@ -156,7 +181,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
                     decoded.append(SampleBatch.from_bytes(event.message.value or b""))
                     raw.append(event.message.value or b"")
                 except DecodeError as error:
-                    await dlq.send(key=event.message.key, value=for_error(
+                    await sent.send(dlq, key=event.message.key, value=for_error(
                         STAGE, error, key=event.message.key, original=event.message.value or b"",
                         topic=event.message.topic).to_bytes())
             with as_current_event(group[-1]):
@@ -181,7 +206,7 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
                         STATE_BYTES.set(len(blob))
         phase("write")
         for position in update.forwarded:
-            await intraday.send(key=batches[position].research_id.encode(), value=raw[position])
+            await sent.send(intraday, key=batches[position].research_id.encode(), value=raw[position])
         await _send(update, status="updated")
         phase("send")
         DEDUP.labels(outcome="new").inc(update.new)
@@ -225,13 +250,13 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
         # One await at a time: gathering thousands of sends measured slower (wake-ups cost more
         # than the round trips they overlap).
         for batch in update.intraday:
-            await intraday.send(key=batch.research_id.encode(), value=batch.to_bytes())
+            await sent.send(intraday, key=batch.research_id.encode(), value=batch.to_bytes())
         for summary in update.summaries:
-            await daily.send(key=summary.key.encode(), value=summary.to_bytes())
+            await sent.send(daily, key=summary.key.encode(), value=summary.to_bytes())
             SUMMARIES.labels(status="late" if summary.late else status).inc()
             note_newest_sample(newest, summary)
         for letter in update.letters:
-            await dlq.send(key=letter.key, value=letter.to_bytes())
+            await sent.send(dlq, key=letter.key, value=letter.to_bytes())
 
 
 def note_newest_sample(newest: dict[str, int], summary: DailySummary) -> None:

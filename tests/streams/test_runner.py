@@ -1,8 +1,9 @@
 """WorkerService (streams/runner.py) on the embedded broker: ready once started, counting the
-raw pages its agents consume, not ready once stopped."""
+raw pages its agents consume, not ready once stopped, and ending ``serve`` when its app crashed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import date
 
@@ -15,8 +16,9 @@ from models.ids import research_id
 from models.providers import Provider
 from models.raw import RawPage
 from runtime.kafka import make_producer
+from runtime.service import serve
 from runtime.settings import Settings
-from streams.runner import WorkerService
+from streams.runner import WorkerCrashed, WorkerService
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +55,22 @@ async def test_a_started_worker_is_ready_and_counts_a_published_page(settings_fa
         assert progress.get("samples") == 1440 + 1  # a minute a day, and the page's daily total
         assert progress.get("dead_letters") == 0
     assert not worker.ready() and _ready_gauge() == 0
+
+
+async def test_a_crashed_app_ends_serve_with_one_line_and_the_worker_not_ready(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory()
+    await create_all_topics(settings)
+    service = WorkerService(settings, registry=CollectorRegistry())
+    seen: list[bool] = []
+
+    async def crash_it() -> None:  # what a store that cannot be opened does to the app
+        seen.append(service.ready())
+        await service.pipeline.app.crash(Exception("Corruption: CURRENT file does not end with newline"))
+
+    with pytest.raises(WorkerCrashed, match="Corruption: CURRENT file") as crashed:
+        await asyncio.wait_for(serve(service, metrics_port=0, until=asyncio.Event().wait(), on_ready=crash_it), 60)
+    assert seen == [True] and not service.ready() and _ready_gauge() == 0
+    message = str(crashed.value)
+    assert "\n" not in message and "restarts it" in message and "changelog" in message
