@@ -28,17 +28,20 @@ def google_keysets(settings: Settings) -> KeysetCache:
 
 
 def build_gateway_app(settings: Settings, vault: TokenVault, producer: AIOKafkaProducer,
-                      keysets: KeysetCache | None = None) -> web.Application:
+                      keysets: KeysetCache | None = None, *, body_timeout: float = 5.0) -> web.Application:
     """The gateway's routes; ``keysets`` defaults to ``google_keysets(settings)`` and is closed
-    with the app."""
+    with the app. A request body must arrive within ``body_timeout`` seconds (else 408)."""
     verify_code, google_token = webhook_secrets(settings.gateway)
     keysets = google_keysets(settings) if keysets is None else keysets
     receiver = WebhookReceiver(vault, producer, fetch_topic=settings.topic("fetch-requests"),
                                raw_topic=settings.topic(raw_topic_suffix(Provider.GOOGLE_HEALTH)),
                                fitbit_secret=credentials(settings.vendors, Provider.FITBIT).client_secret,
                                fitbit_verify_code=verify_code, google_token=google_token, keysets=keysets,
-                               repeat_window=settings.gateway.webhook_repeat_window)
-    app = web.Application(client_max_size=1 << 20)  # notifications are small; refuse anything large
+                               repeat_window=settings.gateway.webhook_repeat_window,
+                               backfill_days=settings.scheduler.backfill_days, body_timeout=body_timeout)
+    # notifications are small: refuse anything large. No lingering after an answer given before
+    # the whole body came (408, 413): aiohttp would otherwise read a trickling body 10 s more.
+    app = web.Application(client_max_size=1 << 20, handler_args={"lingering_time": 0})
     app.cleanup_ctx.append(receiver.deferred_publisher)
 
     async def close_keysets(_: web.Application) -> None:

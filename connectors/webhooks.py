@@ -14,7 +14,8 @@ Google Health (the wire format: ``vendors/google_health_notifications.py``):
   without a signature, 403 with one that does not verify under Google's keyset, 503 while the
   gateway has no usable keyset (never fetched, or older than 7 days: Google retries anything but
   204, so "try later" is the honest answer), 400 when the body cannot be read;
-- every accepted body is answered **204 at once**, as Google asks. Delivery is at-least-once, so
+- every accepted body is answered **204** once Kafka acknowledged what it asked for, as Google
+  asks (within its deadline: the wait is bounded). Delivery is at-least-once, so
   a notification whose (user, data type, interval) was last seen with the same operation within
   the repeat window is a redelivery: answered 204, counted ``redelivered``, nothing published.
   Refusing it with a 4xx would only make Google send it again for days. Keying on the last
@@ -34,19 +35,33 @@ Google Health (the wire format: ``vendors/google_health_notifications.py``):
 Google outcomes (``gateway_webhooks_total{provider="google_health"}``): per call ``verified``,
 ``verify_refused``, ``bad_authorization``, ``missing_signature``, ``bad_signature``, ``no_keys``,
 ``malformed``; per accepted notification ``accepted``, ``deleted``, ``redelivered``,
-``ignored_data_type``, ``unknown_user``.
+``ignored_data_type``, ``unknown_user``, ``out_of_range`` (and ``clamped``).
 
-Everything is acknowledged within the vendors' deadline because nothing slow happens here:
-one indexed vault lookup and a Kafka send per notification (the keyset is refreshed in the
-background; only a gateway with no keys at all fetches them while a call waits). Refused
-notifications are counted by reason and publish nothing.
+Both vendors, per call: ``too_large`` (413, over the app's body limit), ``body_timeout`` (408,
+the body did not arrive within ``body_timeout`` seconds: a trickling client holds no connection),
+``publish_failed`` (503). Dates are ``YYYY-MM-DD`` exactly (``date.fromisoformat`` and back) in the
+years ``_YEARS``; anything else is ``malformed``, never a 500.
+
+**Nothing is acknowledged before Kafka has it.** A notification's records are sent and their
+delivery awaited, bounded by ``publish_timeout`` (3 s: inside Fitbit's 5 s); when Kafka does not
+acknowledge them in time the call is answered **503**, counted ``publish_failed``, and nothing of
+it is remembered, so the vendor's retry is treated as new (a Fitbit body is not "seen", a Google
+notification not "delivered"). A send that timed out may still reach Kafka later: at-least-once,
+and the fetch is idempotent. Otherwise everything is quick: one indexed vault lookup and a Kafka
+round trip per notification (the keyset is refreshed in the background; only a gateway with no
+keys at all fetches them while a call waits). Refused notifications are counted by reason and
+publish nothing.
 
 A Fitbit body has no nonce or timestamp, so a byte-identical repeat is either a replay or a
 device syncing the same day again, and nothing can tell them apart. Refusing it would lose the
 re-sync's data when polls are rare; obeying it would let a captured body spend a participant's
 rate limit. So a repeat within the window publishes nothing now (answered 204, which Fitbit wants,
 and counted ``replayed``); the body's fetches are published once when its window closes, however
-many repeats came — a re-sync is read, a replay costs at most one fetch per window.
+many repeats came — a re-sync is read, a replay costs at most one fetch per window. Deferred
+fetches Kafka does not acknowledge stay owed and are tried again each second (counted
+``publish_failed``); those still owed when the gateway stops are logged as lost. A signed batch
+with malformed items (no ``ownerId``, a bad date) publishes its good items, answered 204, and
+counts each bad one ``malformed``; a batch with no good item is refused 400.
 """
 
 from __future__ import annotations
@@ -61,12 +76,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from connectors.vault import TokenVault
 from connectors.vendors import fitbit_spec, google_health_spec
@@ -80,27 +96,44 @@ from connectors.vendors.google_health_notifications import (
     signature_values,
     verify_signature,
 )
+from models.errors import DecodeError
 from models.fetch import FetchReason, FetchRequest
 from models.providers import Provider
 from models.raw import RawPage
 from runtime.metrics import counter, histogram
 
-__all__ = ["WebhookReceiver", "deletion_body"]
+__all__ = ["MAX_WEBHOOK_DAYS", "WebhookReceiver", "deletion_body"]
 
 logger = logging.getLogger(__name__)
+# per-call outcomes of both vendors, exported at 0 so that an alert on them can be checked
+_CALL_OUTCOMES = ("publish_failed", "too_large", "body_timeout", "malformed")
 NOTIFICATIONS = counter("gateway_webhooks_total", "Webhook calls (refused ones) and notifications, by outcome",
-                        ["provider", "outcome"])
+                        ["provider", "outcome"],
+                        initial=[(provider.value, outcome) for provider in (Provider.FITBIT, Provider.GOOGLE_HEALTH)
+                                 for outcome in _CALL_OUTCOMES])
 ACK_SECONDS = histogram("gateway_webhook_ack_seconds", "Time to answer a webhook call", ["provider"])
 _REPLAY_MEMORY = 200_000
 _FITBIT_COLLECTIONS = tuple(fitbit_spec.COLLECTIONS)
 _GOOGLE = Provider.GOOGLE_HEALTH
+_YEARS = range(2000, 2101)  # a date outside these is a broken body (and keeps date arithmetic off the edges)
+#: A Google fetch covers at most the last date of its (clamped) interval and this many days before it.
+MAX_WEBHOOK_DAYS = 7
 _Found = list[tuple[str, FetchRequest]]
+_Record = tuple[str, bytes, bytes]  # topic, value, key
+
+
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
 
 
 class _Rejected(Exception):
     def __init__(self, status: int, outcome: str) -> None:
         super().__init__(outcome)
         self.status, self.outcome = status, outcome
+
+
+def _not_published() -> _Rejected:
+    return _Rejected(503, "publish_failed")  # Kafka did not acknowledge: the vendor is to retry
 
 
 @dataclass(slots=True)
@@ -131,17 +164,25 @@ class WebhookReceiver:
     :param keysets: Google's public keyset, which verifies notification signatures.
     :param repeat_window: seconds a Fitbit body counts as a repeat, and a Google notification as
         a redelivery (module docstring).
+    :param backfill_days: how far back a Google notification's fetch may reach (the scheduler's
+        ``backfill_days``).
+    :param publish_timeout: seconds to wait for Kafka's acknowledgement before answering 503.
+    :param body_timeout: seconds a request body may take to arrive before it is answered 408.
     :param clock: monotonic seconds, for the windows (injectable for tests).
+    :param today: today's UTC date, for the Google clamp (injectable for tests).
     """
 
     def __init__(self, vault: TokenVault, producer: AIOKafkaProducer, *, fetch_topic: str, raw_topic: str,
                  fitbit_secret: str, fitbit_verify_code: str, google_token: str, keysets: KeysetCache,
-                 repeat_window: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 repeat_window: float = 300.0, backfill_days: int = 30, publish_timeout: float = 3.0,
+                 body_timeout: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 today: Callable[[], date] = _utc_today) -> None:
         self._vault, self._producer, self._topic, self._raw_topic = vault, producer, fetch_topic, raw_topic
         self._fitbit_secret = fitbit_secret
         self._verify_code, self._google_token = fitbit_verify_code, google_token
         self._keysets = keysets
-        self._window, self._clock = repeat_window, clock
+        self._window, self._clock, self._today = repeat_window, clock, today
+        self._backfill_days, self._publish_timeout, self._body_timeout = backfill_days, publish_timeout, body_timeout
         self._seen: OrderedDict[bytes, _Seen] = OrderedDict()
         self._owed: dict[bytes, _Seen] = {}  # entries with deferred fetches, until published
         self._delivered: OrderedDict[bytes, tuple[str, float]] = OrderedDict()  # Google: operation, when
@@ -161,6 +202,9 @@ class WebhookReceiver:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await self._publish_due(float("inf"))
+            if self._owed:
+                logger.error("%d deferred Fitbit fetch request(s) lost at shutdown: Kafka did not acknowledge them",
+                             sum(len(seen.deferred or ()) for seen in self._owed.values()))
 
     async def _publish_due_forever(self) -> None:
         while True:
@@ -168,71 +212,123 @@ class WebhookReceiver:
             await self._publish_due(self._clock() - self._window)
 
     async def _publish_due(self, opened_before: float) -> None:
+        """Publish the owed fetches whose window opened before ``opened_before``; one Kafka does
+        not acknowledge stays owed (tried again next round, which this one then ends: the broker
+        is down for the rest too)."""
         due = [digest for digest, seen in self._owed.items() if seen.at <= opened_before]
         for digest in due:
             seen = self._owed.pop(digest)
             found, seen.deferred = seen.deferred or [], None
-            await self._publish(found)
-            NOTIFICATIONS.labels(Provider.FITBIT.value, "deferred_published").inc()
+            if await self._publish(found):
+                NOTIFICATIONS.labels(Provider.FITBIT.value, "deferred_published").inc()
+                continue
+            NOTIFICATIONS.labels(Provider.FITBIT.value, "publish_failed").inc()
+            if digest not in self._owed:  # else a repeat during the attempt already owes these fetches
+                seen.deferred = found
+                self._owed[digest] = seen
+            return
+
+    async def _read(self, request: web.Request) -> bytes:
+        """The body, within ``body_timeout`` seconds and the app's size limit; ``_Rejected`` otherwise."""
+        try:
+            return await asyncio.wait_for(request.read(), self._body_timeout)
+        except TimeoutError:
+            raise _Rejected(408, "body_timeout") from None
+        except web.HTTPRequestEntityTooLarge:
+            raise _Rejected(413, "too_large") from None
+
+    async def _deliver(self, records: list[_Record]) -> bool:
+        """Send ``records`` and wait, at most ``publish_timeout`` seconds, until Kafka acknowledged
+        every one; False (logged by topic and error type) when it did not."""
+        if not records:
+            return True
+
+        async def send_all() -> None:
+            futures = [await self._producer.send(topic, value, key=key) for topic, value, key in records]
+            await asyncio.gather(*futures)
+
+        try:
+            await asyncio.wait_for(send_all(), self._publish_timeout)
+        except (KafkaError, TimeoutError) as error:
+            logger.warning("%d record(s) for %s not acknowledged by Kafka within %gs (%s)", len(records),
+                           ", ".join(sorted({topic for topic, _, _ in records})), self._publish_timeout,
+                           type(error).__name__)
+            return False
+        return True
 
     # ------------------------------------------------------------------ Fitbit
     async def fitbit_verify(self, request: web.Request) -> web.Response:
         given = request.query.get(fitbit_spec.VERIFY_PARAMETER, "")
-        good = hmac.compare_digest(given.encode(), self._verify_code.encode())
+        good = hmac.compare_digest(_raw(given), self._verify_code.encode())
         NOTIFICATIONS.labels("fitbit", "verified" if good else "verify_refused").inc()
         return web.Response(status=204 if good else 404)
 
     async def fitbit(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        body = await request.read()
         try:
+            body = await self._read(request)
             found = await self._fitbit_requests(request, body)
-            if self._is_repeat(body, found):
+            digest = hashlib.sha256(body).digest()
+            if self._is_repeat(digest, found):
                 raise _Rejected(204, "replayed")
+            if not await self._publish(found):
+                raise _not_published()  # not remembered as seen: Fitbit's retry is news, not a repeat
+            self._seen[digest] = _Seen(self._clock())
         except _Rejected as rejected:
             NOTIFICATIONS.labels(Provider.FITBIT.value, rejected.outcome).inc()
             return web.Response(status=rejected.status)
+        except (DecodeError, OverflowError, ValueError) as error:  # a case the checks missed: still no 500
+            logger.warning("a Fitbit notification could not be handled: %s", type(error).__name__)
+            NOTIFICATIONS.labels(Provider.FITBIT.value, "malformed").inc()
+            return web.Response(status=400)
         finally:
             ACK_SECONDS.labels(Provider.FITBIT.value).observe(time.perf_counter() - started)
-        await self._publish(found)
         NOTIFICATIONS.labels(Provider.FITBIT.value, "accepted" if found else "unknown_user").inc()
         return web.Response(status=204)
 
     async def _fitbit_requests(self, request: web.Request, body: bytes) -> _Found:
+        """The fetches a verified body asks for; each malformed item is skipped and counted, and a
+        body with no good item is refused (module docstring)."""
         expected = fitbit_spec.signature(body, self._fitbit_secret).encode()
-        if not hmac.compare_digest(request.headers.get(fitbit_spec.SIGNATURE_HEADER, "").encode(), expected):
+        if not hmac.compare_digest(_raw(request.headers.get(fitbit_spec.SIGNATURE_HEADER, "")), expected):
             raise _Rejected(404, "bad_signature")  # Fitbit: answer 404 to a notification that fails verification
         items = _json(body)
         if not isinstance(items, list) or not items:
             raise _Rejected(400, "malformed")
-        found = []
+        found, bad = [], 0
         for item in items:
-            if not isinstance(item, dict) or not isinstance(item.get("ownerId"), str) or not _is_date(item.get("date")):
-                raise _Rejected(400, "malformed")
+            day = _day(item.get("date")) if isinstance(item, dict) else None
+            if day is None or not isinstance(item.get("ownerId"), str):
+                bad += 1
+                continue
             collection = item.get("collectionType") or "activities"
             if collection not in _FITBIT_COLLECTIONS:
                 continue  # body/foods/userRevokedAccess: not fetched by this connector
             rid = await self._vault.find_vendor_user(Provider.FITBIT, item["ownerId"])
             if rid is not None:
-                found.append((rid, FetchRequest(Provider.FITBIT, collection, item["date"], item["date"],
-                                                FetchReason.WEBHOOK, time.time())))
+                found.append((rid, FetchRequest(Provider.FITBIT, collection, day, day, FetchReason.WEBHOOK,
+                                                time.time())))
+        if bad == len(items):
+            raise _Rejected(400, "malformed")  # nothing to act on: refused, counted once
+        if bad:
+            logger.warning("a signed Fitbit notification had %d malformed item(s) of %d; the rest is acted on",
+                           bad, len(items))
+            NOTIFICATIONS.labels(Provider.FITBIT.value, "malformed").inc(bad)
         return found
 
-    async def _publish(self, found: _Found) -> None:
-        for rid, fetch in found:
-            await self._producer.send(self._topic, fetch.to_bytes(), key=rid.encode())
+    async def _publish(self, found: _Found) -> bool:
+        return await self._deliver([(self._topic, fetch.to_bytes(), rid.encode()) for rid, fetch in found])
 
-    def _is_repeat(self, body: bytes, found: _Found) -> bool:
-        """Whether this verified Fitbit body was seen within the window; a repeat owes its
-        fetches at the window's end (module docstring)."""
+    def _is_repeat(self, digest: bytes, found: _Found) -> bool:
+        """Whether this verified Fitbit body was seen (and published) within the window; a repeat
+        owes its fetches at the window's end (module docstring). A new body is remembered by the
+        caller, once Kafka has its fetches."""
         now = self._clock()
         while self._seen and (len(self._seen) > _REPLAY_MEMORY
                               or next(iter(self._seen.values())).at < now - self._window):
             self._seen.popitem(last=False)  # an owed entry stays in _owed until it is published
-        digest = hashlib.sha256(body).digest()
         seen = self._seen.get(digest)
         if seen is None:
-            self._seen[digest] = _Seen(now)
             return False
         if found and seen.deferred is None:
             seen.deferred = found
@@ -243,15 +339,18 @@ class WebhookReceiver:
     async def google(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         try:
-            body = await request.read()
-            try:
-                notifications = await self._google_verified(request, body)
-            except _Rejected as rejected:
-                NOTIFICATIONS.labels(_GOOGLE.value, rejected.outcome).inc()
-                return web.Response(status=rejected.status)
-            for notification in notifications:
+            body = await self._read(request)
+            notifications = await self._google_verified(request, body)
+            for notification in notifications:  # one not published ends the call: 503, Google retries
                 NOTIFICATIONS.labels(_GOOGLE.value, await self._google_notification(notification)).inc()
             return web.Response(status=204)
+        except _Rejected as rejected:
+            NOTIFICATIONS.labels(_GOOGLE.value, rejected.outcome).inc()
+            return web.Response(status=rejected.status)
+        except (DecodeError, OverflowError, ValueError) as error:  # a case the checks missed: still no 500
+            logger.warning("a Google Health notification could not be handled: %s", type(error).__name__)
+            NOTIFICATIONS.labels(_GOOGLE.value, "malformed").inc()
+            return web.Response(status=400)
         finally:
             ACK_SECONDS.labels(_GOOGLE.value).observe(time.perf_counter() - started)
 
@@ -273,18 +372,21 @@ class WebhookReceiver:
             items = orjson.loads(body)
         except orjson.JSONDecodeError:
             items = None
-        readable, unreadable = read_notifications(items if isinstance(items, list) else [items])
-        for error in unreadable:
+        parsed, unreadable = read_notifications(items if isinstance(items, list) else [items])
+        readable = [notification for notification in parsed if _within_years(notification)]
+        reasons = [error.reason for error in unreadable] + ["a date outside the years "
+                                                            f"{_YEARS[0]}-{_YEARS[-1]}"] * (len(parsed) - len(readable))
+        for reason in reasons:
             # signed by Google yet unreadable: the format changed again, which someone must hear of
-            logger.warning("a signed Google Health notification could not be read: %s", error.reason)
+            logger.warning("a signed Google Health notification could not be read: %s", reason)
         if not readable:  # nothing to act on: the body is refused (and counted once, as malformed)
             raise _Rejected(400, "malformed")
         # the readable ones are acted on and answered 204; each unreadable one beside them is counted
-        NOTIFICATIONS.labels(Provider.GOOGLE_HEALTH.value, "malformed").inc(len(unreadable))
+        NOTIFICATIONS.labels(Provider.GOOGLE_HEALTH.value, "malformed").inc(len(reasons))
         return readable
 
     def _is_google_secret(self, authorization: str) -> bool:
-        return hmac.compare_digest(authorization.encode(), self._google_token.encode())
+        return hmac.compare_digest(_raw(authorization), self._google_token.encode())
 
     async def _check_signature(self, body: bytes, signatures: list[str]) -> None:
         keyset = await self._keysets.current()
@@ -301,13 +403,30 @@ class WebhookReceiver:
         raise _Rejected(403, "bad_signature")
 
     async def _google_notification(self, notification: Notification) -> str:
-        """Publish what one verified notification asks for; returns its outcome."""
+        """Publish what one verified notification asks for; returns its outcome (``_Rejected``
+        503 when Kafka did not take it)."""
         digest = _delivery_key(notification)
         if self._is_redelivery(digest, notification.operation):
             return "redelivered"
         outcome = await self._google_publish(notification)
         self._remember(digest, notification.operation)  # only once handled: a failed one may come again
         return outcome
+
+    def _google_dates(self, notification: Notification) -> tuple[date, date] | None:
+        """The dates to fetch: the notification's, clamped to the backfill window and to the last
+        ``MAX_WEBHOOK_DAYS`` before its end; None when none is left (module docstring)."""
+        asked_first, asked_last = notification.dates()
+        today = self._today()
+        first = max(asked_first, today - timedelta(days=self._backfill_days))
+        last = min(asked_last, today + timedelta(days=1))
+        if first > last:
+            return None
+        first = max(first, last - timedelta(days=MAX_WEBHOOK_DAYS))
+        if (first, last) != (asked_first, asked_last):
+            logger.info("a Google Health %s notification asked for %d dates; %d fetched", notification.data_type,
+                        (asked_last - asked_first).days + 1, (last - first).days + 1)
+            NOTIFICATIONS.labels(_GOOGLE.value, "clamped").inc()
+        return first, last
 
     async def _google_publish(self, notification: Notification) -> str:
         deleting = notification.operation == "DELETE"
@@ -319,12 +438,16 @@ class WebhookReceiver:
         if deleting:
             page = RawPage(provider=_GOOGLE, data_type="deletions", date=None, body=deletion_body(notification),
                            fetched_at=time.time(), request_id=uuid.uuid4().hex, origin="webhook")
-            await self._producer.send(self._raw_topic, page.to_bytes(), key=rid.encode())
+            if not await self._deliver([(self._raw_topic, page.to_bytes(), rid.encode())]):
+                raise _not_published()
             return "deleted"
-        first, last = notification.dates()
-        fetch = FetchRequest(_GOOGLE, notification.data_type, first.isoformat(), last.isoformat(),
+        dates = self._google_dates(notification)
+        if dates is None:
+            return "out_of_range"
+        fetch = FetchRequest(_GOOGLE, notification.data_type, dates[0].isoformat(), dates[1].isoformat(),
                              FetchReason.WEBHOOK, time.time())
-        await self._producer.send(self._topic, fetch.to_bytes(), key=rid.encode())
+        if not await self._publish([(rid, fetch)]):
+            raise _not_published()
         return "accepted"
 
     def _is_redelivery(self, digest: bytes, operation: str) -> bool:
@@ -386,9 +509,25 @@ def _json(body: bytes) -> Any:
         raise _Rejected(400, "malformed") from None
 
 
-def _is_date(value: Any) -> bool:
+def _day(value: Any) -> str | None:
+    """``value`` if it is a ``YYYY-MM-DD`` date (exactly: ``2026-1-5`` and ``20260105`` are not)
+    in the years ``_YEARS``; None otherwise."""
+    if not isinstance(value, str):
+        return None
     try:
-        datetime.strptime(str(value), "%Y-%m-%d")
+        parsed = date.fromisoformat(value)
     except ValueError:
-        return False
-    return True
+        return None
+    return value if parsed.isoformat() == value and parsed.year in _YEARS else None
+
+
+def _within_years(notification: Notification) -> bool:
+    moments = [moment for interval in notification.intervals
+               for moment in (interval.start, interval.end, interval.civil_start, interval.civil_end)]
+    return all(moment.year in _YEARS for moment in moments if moment is not None)
+
+
+def _raw(header: str) -> bytes:
+    """A header's bytes as sent: aiohttp decodes them with surrogateescape, so a strict encode of
+    a non-UTF-8 value would raise (a 500) rather than fail the comparison."""
+    return header.encode("utf-8", "surrogateescape")

@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiokafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 
 from cli.topics import create_all_topics
@@ -35,12 +37,14 @@ from models.providers import Provider
 from models.raw import RawPage
 from runtime.kafka import make_producer
 from runtime.settings import Settings
+from tests.conftest import wait_until
 from tests.integration.test_normalize_agent import _drain
 
 FITBIT_USER, GOOGLE_USER = "ABC123", "4242424242"
 FITBIT_RID, GOOGLE_RID = "R" + "1" * 20, "R" + "2" * 20
 SECRET = DEMO_SECRETS["google_webhook_token"]
 TOKENS = TokenSet("a", "r", time.time() + 3600)
+TODAY = date(2026, 11, 21)  # the receiver's today where notification()'s dates are recent
 
 
 def _count(outcome: str, provider: str) -> float:
@@ -170,7 +174,8 @@ async def _fitbit_cases(http: TestClient) -> None:
 @pytest.mark.integration
 async def test_google_notifications_through_the_gateway_reach_the_broker(
         settings_factory: Callable[..., Settings], keys: KeyHost) -> None:
-    settings = settings_factory(google_keyset_url=keys.url)
+    # the longest backfill window: notification()'s dates stay inside it for years
+    settings = settings_factory(google_keyset_url=keys.url, backfill_days=3650)
     before = _google("verified", "verify_refused", "accepted", "deleted")
     async with _gateway(settings, GOOGLE_RID, Provider.GOOGLE_HEALTH, GOOGLE_USER) as http:
         verification = b'{"type": "verification"}'
@@ -210,12 +215,20 @@ DELETION_BODY_WEIGHT = (b'{"operation":"DELETE","dataType":"weight","intervals":
 # ---------------------------------------------------------------------- the receiver alone, a recording producer
 @dataclass
 class Recorder:
-    """Stands in for the Kafka producer: keeps what was sent."""
+    """Stands in for the Kafka producer: keeps what was sent, each acknowledged at once (or, while
+    ``down``, failed as a producer without its broker fails it)."""
 
     sent: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
+    down: bool = False
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        self.sent.append((topic, value, key))
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.down:
+            acknowledged.set_exception(KafkaConnectionError("no broker"))
+        else:
+            self.sent.append((topic, value, key))
+            acknowledged.set_result(None)
+        return acknowledged
 
     def on(self, topic: str) -> list[bytes]:
         return [value for to, value, _ in self.sent if to == topic]
@@ -246,12 +259,19 @@ class Rig:
         body = orjson.dumps(list(items))
         return await self.post(body, signed(self.keys.key, body, header))
 
+    async def fitbit(self, body: bytes) -> int:
+        """A Fitbit notification signed with the rig's client secret ("f")."""
+        answer = await self.http.post("/webhooks/fitbit", data=body,
+                                      headers={"X-Fitbit-Signature": fitbit_signature(body, "f")})
+        return answer.status
+
 
 @pytest.fixture
 async def vault(tmp_path: Path) -> AsyncIterator[TokenVault]:
     settings = Settings.model_validate({"env": "demo", "data_dir": tmp_path})
     async with open_vault(settings) as found:
         await found.link(GOOGLE_RID, Provider.GOOGLE_HEALTH, GOOGLE_USER, TOKENS)
+        await found.link(FITBIT_RID, Provider.FITBIT, FITBIT_USER, TOKENS)
         yield found
 
 
@@ -261,9 +281,10 @@ async def rig(vault: TokenVault, keys: KeyHost) -> AsyncIterator[Rig]:
     cache = KeysetCache(keys.url, clock=keyset_clock)
     receiver = WebhookReceiver(vault, sent, fetch_topic="fetch", raw_topic="raw",  # type: ignore[arg-type]
                                fitbit_secret="f", fitbit_verify_code="v", google_token=SECRET, keysets=cache,
-                               repeat_window=300, clock=clock)
+                               repeat_window=300, clock=clock, today=lambda: TODAY)
     app = web.Application()
     app.add_routes(receiver.routes())
+    app.cleanup_ctx.append(receiver.deferred_publisher)
     async with TestClient(TestServer(app)) as http:
         yield Rig(http, sent, keys, keyset_clock, clock, cache)
     await cache.aclose()
@@ -411,3 +432,147 @@ async def test_a_deletion_end_with_a_fraction_of_a_second_rounds_up(rig: Rig) ->
     (page,) = [RawPage.from_bytes(value) for value in rig.sent.on("raw")]
     interval = orjson.loads(page.body)["intervals"][0]["physicalTimeInterval"]
     assert interval == {"startTime": "2026-11-20T10:00:00Z", "endTime": "2026-11-20T10:01:00Z"}  # :59 is inside
+
+
+# ---------------------------------------------------------------------- Kafka does not acknowledge (audit finding 8)
+def fitbit_body(*items: dict[str, Any]) -> bytes:
+    return orjson.dumps(list(items) or [{"collectionType": "activities", "date": "2026-11-20",
+                                         "ownerId": FITBIT_USER, "ownerType": "user", "subscriptionId": "s1"}])
+
+
+def _fitbit(*outcomes: str) -> dict[str, float]:
+    return {outcome: _count(outcome, "fitbit") for outcome in outcomes}
+
+
+def _fitbit_since(before: dict[str, float]) -> dict[str, float]:
+    return {outcome: _count(outcome, "fitbit") - value for outcome, value in before.items()}
+
+
+async def test_a_notification_kafka_does_not_take_is_answered_503_and_its_retry_is_news(rig: Rig) -> None:
+    fitbit, google = _fitbit("publish_failed", "accepted", "replayed"), _google("publish_failed", "accepted",
+                                                                                 "redelivered")
+    rig.sent.down = True
+    assert await rig.fitbit(fitbit_body()) == 503  # not 204: the vendor is to send it again
+    assert await rig.notify(notification()) == 503
+    rig.sent.down = False
+    assert await rig.fitbit(fitbit_body()) == 204  # Fitbit's retry: published, not folded as a repeat
+    assert await rig.notify(notification()) == 204  # Google's retry: published, not a redelivery
+    fetches = [FetchRequest.from_bytes(value) for value in rig.sent.on("fetch")]
+    assert sorted((f.provider, f.start_date) for f in fetches) == [(Provider.FITBIT, "2026-11-20"),
+                                                                   (Provider.GOOGLE_HEALTH, "2026-11-19")]
+    assert _fitbit_since(fitbit) == {"publish_failed": 1, "accepted": 1, "replayed": 0}
+    assert _since(google) == {"publish_failed": 1, "accepted": 1, "redelivered": 0}
+
+
+async def test_a_deferred_fetch_kafka_does_not_take_is_tried_again(rig: Rig) -> None:
+    before = _fitbit("publish_failed", "deferred_published", "replayed")
+    assert await rig.fitbit(fitbit_body()) == 204
+    assert await rig.fitbit(fitbit_body()) == 204  # a repeat: owes one fetch at the window's end
+    rig.sent.down = True
+    rig.clock.now += 301  # the window closes while Kafka is down
+    await wait_until(lambda: _count("publish_failed", "fitbit") > before["publish_failed"], 10,
+                     "the deferred publish to fail", every=0.1)
+    assert len(rig.sent.on("fetch")) == 1
+    rig.sent.down = False
+    await wait_until(lambda: _count("deferred_published", "fitbit") > before["deferred_published"], 10,
+                     "the deferred fetch to be published on a later round", every=0.1)
+    assert len(rig.sent.on("fetch")) == 2
+    assert _fitbit_since(before)["replayed"] == 1
+
+
+# ---------------------------------------------------------------------- odd but signed input (audit 16, 22, 15)
+async def test_a_signed_fitbit_batch_with_malformed_items_publishes_the_good_ones(rig: Rig) -> None:
+    before = _fitbit("malformed", "accepted")
+    good = {"collectionType": "sleep", "date": "2026-11-20", "ownerId": FITBIT_USER}
+    body = fitbit_body(good, {"ownerId": FITBIT_USER, "date": "2026-1-5"}, {"date": "2026-11-20"}, "no object")
+    assert await rig.fitbit(body) == 204
+    (fetch,) = [FetchRequest.from_bytes(value) for value in rig.sent.on("fetch")]
+    assert (fetch.provider, fetch.data_type, fetch.start_date, fetch.end_date) == (Provider.FITBIT, "sleep",
+                                                                                    "2026-11-20", "2026-11-20")
+    assert _fitbit_since(before) == {"malformed": 3, "accepted": 1}
+
+
+async def test_fitbit_dates_are_exactly_iso_and_in_bounded_years(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    before = _fitbit("malformed")
+    for day in ("2026-1-5", "20261120", "0001-01-01", "9999-12-31", "2026-02-30", 20261120):
+        item = {"collectionType": "activities", "date": day, "ownerId": FITBIT_USER}
+        assert await rig.fitbit(fitbit_body(item)) == 400, day
+    assert rig.sent.sent == []
+    assert _fitbit_since(before) == {"malformed": 6}
+    assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"
+
+
+def _civil_only(start: str, end: str, operation: str = "UPSERT") -> dict[str, Any]:
+    item = notification(operation)
+    item["data"]["intervals"] = [{"civilIso8601TimeInterval": {"startTime": start, "endTime": end}}]
+    return item
+
+
+async def test_google_dates_at_the_calendars_edges_are_malformed(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    before = _google("malformed")
+    for item in (_civil_only("0001-01-01T00:00:00", "0001-01-01T06:00:00"),  # a day before it: overflow
+                 _civil_only("9999-12-31T00:00:00", "9999-12-31T23:59:59"),
+                 notification("DELETE", start="9999-12-31T23:59:58Z", end="9999-12-31T23:59:59.500Z"),
+                 notification(start="1999-12-31T00:00:00Z", end="2000-01-01T00:00:00Z")):
+        assert await rig.notify(item) == 400
+    assert rig.sent.sent == []
+    assert _since(before) == {"malformed": 4}
+    assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"
+
+
+async def _raw_post(rig: Rig, path: str, headers: bytes, body: bytes) -> int:
+    """A POST with header bytes as given (aiohttp's client would not send non-UTF-8 ones); its status."""
+    reader, writer = await asyncio.open_connection(rig.http.host, rig.http.port)
+    try:
+        writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n" + headers
+                     + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
+async def test_non_utf8_signature_and_authorization_headers_are_refused_not_500(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    before = _google("bad_authorization", "bad_signature") | {"fitbit": _count("bad_signature", "fitbit")}
+    body = orjson.dumps([notification()])
+    assert await _raw_post(rig, "/webhooks/fitbit", b"X-Fitbit-Signature: \xff\xfe=\r\n", fitbit_body()) == 404
+    assert await _raw_post(rig, "/webhooks/google_health", b"Authorization: Bearer \xff\r\n", body) == 401
+    bad_signature = SIGNATURE_HEADERS[0].encode() + b": \xc3\x28sig\r\n"
+    assert await _raw_post(rig, "/webhooks/google_health", bad_signature, body) == 403
+    verification = b'{"type": "verification"}'
+    assert await _raw_post(rig, "/webhooks/google_health", b"Authorization: \xff\r\n", verification) == 401
+    assert rig.sent.sent == []
+    counted = _since({k: v for k, v in before.items() if k != "fitbit"})
+    assert counted == {"bad_authorization": 1, "bad_signature": 1}
+    assert _count("bad_signature", "fitbit") == before["fitbit"] + 1
+    assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"
+
+
+async def test_a_google_fetch_is_clamped_to_the_backfill_window_and_a_week(rig: Rig) -> None:
+    before = _google("accepted", "clamped", "out_of_range")
+    long_ago = notification(start="2025-10-25T00:00:00Z", end="2026-11-21T03:00:00Z")  # 392 days, TODAY = Nov 21
+    assert await rig.notify(long_ago) == 204
+    (fetch,) = [FetchRequest.from_bytes(value) for value in rig.sent.on("fetch")]
+    assert (fetch.start_date, fetch.end_date) == ("2026-11-14", "2026-11-21")  # the last 8 dates, not 393
+    future = notification(data_type="sleep", start="2026-11-20T00:00:00Z", end="2027-06-01T00:00:00Z")
+    assert await rig.notify(future) == 204
+    fetch = FetchRequest.from_bytes(rig.sent.on("fetch")[-1])
+    assert (fetch.start_date, fetch.end_date) == ("2026-11-19", "2026-11-22")  # through tomorrow
+    for outside in (_civil_only("2026-01-01T00:00:00", "2026-01-02T00:00:00"),  # before the backfill window
+                    notification(data_type="heart-rate", start="2027-01-01T00:00:00Z", end="2027-01-02T00:00:00Z")):
+        if "physicalTimeInterval" in outside["data"]["intervals"][0]:
+            del outside["data"]["intervals"][0]["civilIso8601TimeInterval"]
+        assert await rig.notify(outside) == 204  # not broken, nothing to fetch: Google is not to retry
+    assert len(rig.sent.on("fetch")) == 2
+    assert _since(before) == {"accepted": 2, "clamped": 2, "out_of_range": 2}
+
+
+async def test_a_redelivery_is_known_by_what_it_says_not_by_its_bytes(rig: Rig) -> None:
+    before = _google("accepted", "redelivered")
+    assert await rig.notify(notification()) == 204
+    respaced = orjson.dumps([notification(start="2026-11-19T22:00:00+00:00")], option=orjson.OPT_INDENT_2)
+    assert await rig.post(respaced, signed(rig.keys.key, respaced)) == 204
+    assert len(rig.sent.on("fetch")) == 1
+    assert _since(before) == {"accepted": 1, "redelivered": 1}
