@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
+from typing import Any
 
 import orjson
 
-from models._validate import load_object, req_int, req_str
+from models._validate import Kind, check_value, load_object, mapping_of, req_int, req_str
 from models.errors import DecodeError, Reason
 
 __all__ = ["DAILY_SCHEMA_VERSION", "HR_ZONES", "DailySummary", "daily_key"]
@@ -86,7 +87,32 @@ class DailySummary:
         unknown = set(record) - known - {"v"}
         if unknown:
             raise DecodeError(f"unknown field(s) {sorted(unknown)}", reason=Reason.BAD_FIELD, field=sorted(unknown)[0])
+        for name, value in record.items():
+            if name != "v":
+                _check_field(name, value)
         try:
             return cls(**{k: v for k, v in record.items() if k != "v"})
         except TypeError as error:
             raise DecodeError(str(error), reason=Reason.MISSING_FIELD) from None
+
+
+# What each field's annotation allows (the sink builds typed Parquet columns from them, so a
+# string of steps or a list of zone minutes must be refused here, not where it is written).
+# Built from the annotations, so a new field of a new type fails at import until it is listed.
+_CHECKS: dict[str, tuple[Kind, bool]] = {  # annotation → (kind, nullable)
+    "str": ("str", False), "int": ("int", False), "bool": ("bool", False), "str | None": ("str", True),
+    "int | None": ("int", True), "float | None": ("number", True),
+}
+_MAPPINGS: dict[str, Kind] = {"dict[str, int]": "int"}  # annotation → the kind of its values
+_FIELD_TYPES = {f.name: str(f.type) for f in fields(DailySummary)}
+if unchecked := {t for t in _FIELD_TYPES.values() if t not in _CHECKS and t not in _MAPPINGS}:
+    raise TypeError(f"DailySummary: no decode check for annotation(s) {sorted(unchecked)}")
+
+
+def _check_field(name: str, value: Any) -> None:
+    annotation = _FIELD_TYPES[name]
+    if annotation in _MAPPINGS:
+        mapping_of(value, name, _MAPPINGS[annotation])
+    else:
+        kind, nullable = _CHECKS[annotation]
+        check_value(value, name, kind, nullable=nullable)

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from models._validate import load_object, req_float, req_int, req_list, req_str
+from models._validate import list_of, load_object, req, req_float, req_int, req_str
 from models.errors import DecodeError, Reason
 from models.providers import Provider
 
@@ -163,17 +163,27 @@ class SampleBatch:
             source = Provider(req_str(record, "source"))
         except ValueError as error:
             raise DecodeError(str(error), reason=Reason.BAD_FIELD, field="metric/unit/resolution/source") from None
-        attributes = record.get("attributes") or {}
-        if not isinstance(attributes, dict):
-            raise DecodeError("expected an object", reason=Reason.BAD_FIELD, field="attributes")
+        local_date = req_str(record, "local_date")
+        try:
+            date.fromisoformat(local_date)
+        except ValueError:
+            raise DecodeError("is not an ISO date", reason=Reason.BAD_FIELD, field="local_date") from None
+        # Element types and shapes are checked here, not left to Polars: a wrong one would
+        # otherwise fail (TypeError, a Series build error) where the sink writes, far from the record.
+        # Values, labels and durations may hold nulls (a device without a battery level; a
+        # duration the vendor did not give); timestamps never do.
+        labels, durations = record.get("labels"), record.get("durations")
         return cls(
             research_id=req_str(record, "research_id"), metric=metric, unit=unit, resolution=resolution,
-            source=source, utc_offset_s=req_int(record, "utc_offset_s"), local_date=req_str(record, "local_date"),
-            timestamps=req_list(record, "timestamps"), values=req_list(record, "values"),
-            labels=record.get("labels"), durations=record.get("durations"),
+            source=source, utc_offset_s=req_int(record, "utc_offset_s"), local_date=local_date,
+            timestamps=list_of(req(record, "timestamps"), "timestamps", "int"),
+            values=list_of(req(record, "values"), "values", "number", nullable=True),
+            labels=None if labels is None else list_of(labels, "labels", "str", nullable=True),
+            durations=None if durations is None else list_of(durations, "durations", "int", nullable=True),
             fetched_at=req_float(record, "fetched_at") if record.get("fetched_at") is not None else 0.0,
-            request_id=str(record.get("request_id") or ""), attributes=attributes,
-            rejected_timestamps=list(record.get("rejected_timestamps") or []),
+            request_id=str(record.get("request_id") or ""),
+            attributes=_attributes(record.get("attributes")),
+            rejected_timestamps=list_of(record.get("rejected_timestamps") or [], "rejected_timestamps", "int"),
             deleted=_intervals(record.get("deleted")),
         )
 
@@ -206,6 +216,17 @@ def deletion_runs(batches: Sequence[SampleBatch]) -> list[tuple[bool, list[int]]
         else:
             runs.append((deleting, [position]))
     return runs
+
+
+def _attributes(value: Any) -> dict[str, Attribute]:
+    """``attributes``: an object of scalars (strings, numbers, booleans, nulls), as ``Attribute`` says."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+            isinstance(v, str | int | float | bool) or v is None for v in value.values()):
+        raise DecodeError("expected an object of strings, numbers, booleans or nulls", reason=Reason.BAD_FIELD,
+                          field="attributes")
+    return value
 
 
 def _intervals(value: Any) -> list[list[int]]:

@@ -7,7 +7,7 @@ import dataclasses
 import orjson
 import pytest
 
-from models.errors import DecodeError
+from models.errors import DecodeError, Reason
 from models.providers import Provider
 from models.samples import Metric, Resolution, SampleBatch, Unit, deletion_runs
 
@@ -62,3 +62,33 @@ def test_deletion_runs_keep_arrival_order() -> None:
     delete = dataclasses.replace(add, timestamps=[], values=[], deleted=[[0, 5]])
     assert deletion_runs([add, add, delete, delete, add]) == [(False, [0, 1]), (True, [2, 3]), (False, [4])]
     assert deletion_runs([]) == []
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"labels": 7}, "labels"),  # audit finding 10: "labels is a number" escaped the decode as a TypeError
+    ({"timestamps": ["1", "2"]}, "timestamps[0]"),  # ... and string timestamps failed where Polars wrote them
+    ({"timestamps": [1, None]}, "timestamps[1]"),
+    ({"timestamps": [1, True]}, "timestamps[1]"),
+    ({"timestamps": [1, 1 << 63]}, "timestamps[1]"),  # beyond Int64
+    ({"values": ["30", 60.0]}, "values[0]"),
+    ({"labels": ["light", 3]}, "labels[1]"),
+    ({"durations": "30,60"}, "durations"),
+    ({"durations": [30, 1.5]}, "durations[1]"),
+    ({"rejected_timestamps": ["1"]}, "rejected_timestamps[0]"),
+    ({"rejected_timestamps": 5}, "rejected_timestamps"),
+    ({"attributes": ["is_main_sleep"]}, "attributes"),
+    ({"attributes": {"log": {"nested": 1}}}, "attributes"),
+    ({"local_date": "2026-13-45"}, "local_date"),
+])
+def test_sample_batch_decode_checks_element_types_and_shapes(changes: dict[str, object], field: str) -> None:
+    record = orjson.loads(_batch().to_bytes()) | changes
+    with pytest.raises(DecodeError) as info:
+        SampleBatch.from_bytes(orjson.dumps(record))
+    assert info.value.field == field
+    assert info.value.reason is Reason.BAD_FIELD
+
+
+def test_sample_batch_decode_keeps_the_nulls_the_pipeline_writes() -> None:
+    # a device without a battery level (a null value); a segment whose duration the vendor left out
+    batch = _batch(values=[None, 60.0], durations=[None, 60], attributes={"log_id": None, "n": 1.5})
+    assert SampleBatch.from_bytes(batch.to_bytes()) == batch

@@ -3,16 +3,24 @@ a key wins, the same rows give the same bytes, and a partition is replaced atomi
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import subprocess
+import sys
+import textwrap
+import time
 import uuid
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
+from prometheus_client import REGISTRY
 
-from sinks.dataset import Dataset
+import sinks.dataset
+from sinks.dataset import CorruptPartition, Dataset
 from sinks.tables import make_table
 
 READINGS = make_table("readings", "test readings", [
@@ -129,3 +137,151 @@ def test_remove_takes_out_the_keys_given_and_rewrites_only_what_changed(tmp_path
     assert dataset.remove(READINGS, _rows(("a", datetime(2026, 11, 1, 8), 1), ("b", datetime(2026, 11, 1, 9), 3))
                           ) == {DAY1: 2}
     assert dataset.dates(READINGS.name) == [DAY2]  # emptied: the file is gone
+
+
+class _FullDisk:
+    """A file whose writes stop part-way with ENOSPC, the way ``write(2)`` fails on a full disk."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+    def write(self, data: Any) -> int:
+        self._handle.write(bytes(data)[:64])  # some bytes reach the disk first
+        self._handle.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+
+def _disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_open(path: str, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = open(path, mode, *args, **kwargs)
+        return _FullDisk(handle) if "w" in mode else handle
+
+    monkeypatch.setattr(sinks.dataset, "open", full_open, raising=False)
+
+
+def test_a_write_on_a_full_disk_leaves_no_temporary_file_and_the_old_file(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # audit finding 21: each failed write used to leave its *.tmp behind, filling the disk further
+    dataset = Dataset(str(tmp_path))
+    dataset.upsert(READINGS, _rows(("R1", datetime(2026, 11, 1, 8), 1)))
+    before = _files(tmp_path)
+    _disk_full(monkeypatch)
+    for _ in range(3):
+        with pytest.raises(OSError) as info:
+            dataset.upsert(READINGS, _rows(("R1", datetime(2026, 11, 1, 8), 2)))
+        assert info.value.errno == errno.ENOSPC
+    assert _files(tmp_path) == before  # no *.tmp, and the old file byte for byte
+    monkeypatch.undo()
+    assert dataset.read(READINGS, DAY1)["value"].to_list() == [1]
+    dataset.upsert(READINGS, _rows(("R1", datetime(2026, 11, 1, 8), 2)))  # space again: the write goes through
+    assert dataset.read(READINGS, DAY1)["value"].to_list() == [2]
+
+
+def test_a_write_over_the_file_size_limit_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """The kernel's own EFBIG (RLIMIT_FSIZE in a child process), as the audit's probe made it."""
+    Dataset(str(tmp_path)).upsert(READINGS, _rows(("R1", datetime(2026, 11, 1, 8), 1)))
+    before = _files(tmp_path)
+    child = textwrap.dedent(f"""
+        import errno, resource, signal
+        from datetime import datetime, timedelta
+        import polars as pl
+        from sinks.dataset import Dataset
+        from sinks.tables import make_table
+        READINGS = make_table("readings", "test readings", [
+            ("person_id", pl.String(), "", "who", "record key"),
+            ("datetime", pl.Datetime("us"), "", "when (local)", "sample"),
+            ("value", pl.Int64(), "count", "the reading", "sample"),
+        ], key=("person_id", "datetime"), partition_by="datetime")
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG from write(2) rather than being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        rows = pl.DataFrame([(f"R{{n}}", datetime(2026, 11, 1) + timedelta(seconds=n), n * 7919)
+                             for n in range(20000)], schema=READINGS.schema, orient="row")
+        try:
+            Dataset({str(tmp_path)!r}).upsert(READINGS, rows)
+        except OSError as error:
+            assert error.errno == errno.EFBIG, error
+            print("EFBIG")
+    """)
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[2], check=False)
+    assert result.stdout.strip() == "EFBIG", result.stdout + result.stderr
+    assert _files(tmp_path) == before
+
+
+def test_the_file_is_fsynced_before_the_rename_and_the_directory_after(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd: int) -> None:
+        calls.append("fsync directory" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync file")
+        fsync(fd)
+
+    def recording_replace(src: str, dst: str) -> None:
+        calls.append("replace")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    Dataset(str(tmp_path)).upsert(READINGS, _rows(("R1", datetime(2026, 11, 1, 8), 1)))
+    assert calls == ["fsync file", "replace", "fsync directory"]
+
+
+def test_stale_temporary_files_are_removed_and_fresh_ones_kept(tmp_path: Path) -> None:
+    dataset = Dataset(str(tmp_path))
+    dataset.upsert(READINGS, _rows(("R1", datetime(2026, 11, 1, 8), 1)))
+    folder = Path(dataset.path(READINGS.name, DAY1)).parent
+    stale, fresh, other = folder / "data.parquet.0a1b.tmp", folder / "data.parquet.2c3d.tmp", folder / "notes.tmp"
+    for path in (stale, fresh, other):
+        path.write_bytes(b"half")
+    an_hour_ago = time.time() - 3700
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    os.utime(other, (an_hour_ago, an_hour_ago))
+    assert dataset.remove_stale_temporaries() == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["data.parquet", "data.parquet.2c3d.tmp", "notes.tmp"]
+    assert Dataset(str(tmp_path / "nowhere")).remove_stale_temporaries() == 0
+
+
+def _corrupt(dataset: Dataset, day: date) -> Path:
+    path = Path(dataset.path(READINGS.name, day))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # a torn file: no footer
+    return path
+
+
+def test_a_corrupt_partition_is_moved_aside_counted_and_rebuilt(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    # audit finding 10: a corrupted partition file made every flush touching its date raise
+    dataset = Dataset(str(tmp_path), quarantine=True)
+    dataset.upsert(READINGS, _rows(("R1", datetime(2026, 11, 1, 8), 1), ("R2", datetime(2026, 11, 2, 8), 2)))
+    path = _corrupt(dataset, DAY1)
+    count = REGISTRY.get_sample_value("wearables_sink_quarantined_files_total", {"table": "readings"}) or 0.0
+    assert dataset.read(READINGS, DAY1).height == 0  # read as empty ...
+    assert REGISTRY.get_sample_value("wearables_sink_quarantined_files_total", {"table": "readings"}) == count + 1
+    aside = [p.name for p in path.parent.iterdir() if p.name.startswith("data.parquet.corrupt-")]
+    assert len(aside) == 1 and not path.exists()  # ... moved aside, where no *.parquet glob reads it
+    assert [r.getMessage().count("\n") for r in caplog.records if "did not read" in r.getMessage()] == [0]
+    assert dataset.upsert(READINGS, _rows(("R3", datetime(2026, 11, 1, 9), 3))) == {DAY1: 1}  # the date rebuilt
+    hive = pl.scan_parquet(f"{tmp_path}/readings/**/*.parquet", hive_partitioning=True).collect()
+    assert sorted(hive["person_id"].to_list()) == ["R2", "R3"]
+    _corrupt(dataset, DAY2)
+    assert dataset.remove_person(READINGS, "R2") == {}  # a purge reading it moves it aside too
+    assert dataset.dates(READINGS.name) == [DAY1]
+
+
+def test_a_corrupt_partition_raises_for_a_reader_that_does_not_quarantine(tmp_path: Path) -> None:
+    dataset = Dataset(str(tmp_path))
+    dataset.upsert(READINGS, _rows(("R1", datetime(2026, 11, 1, 8), 1)))
+    path = _corrupt(dataset, DAY1)
+    with pytest.raises(CorruptPartition, match="readings/date=2026-11-01"):
+        dataset.read(READINGS, DAY1)
+    assert path.exists()  # an export or the portal leaves the file where it is
