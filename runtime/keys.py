@@ -6,7 +6,8 @@ every one decrypts (``MultiFernet``), so a key is rotated by putting the new one
 Session cookies need no re-encryption: they expire (``WEARABLES_SESSION_MAX_AGE``).
 
 The demo derives its keys from the public demo secret; outside the demo a key derived from or
-equal to a demo value is refused, and a missing key is a one-line ConfigurationError.
+equal to a demo value is refused, as is one containing the word "demo" or with fewer than 16
+distinct characters (``weak_key_problem``), and a missing key is a one-line ConfigurationError.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from cryptography.fernet import Fernet, MultiFernet
 from pydantic import SecretStr
 
 from models.errors import ConfigurationError
-from runtime.settings import DEMO_SECRET_KEY, Settings
+from runtime.settings import DEMO_SECRET_KEY, Settings, weak_key_problem
 
 __all__ = ["demo_key", "derived_fernet", "session_fernet", "vault_fernet"]
 
@@ -51,6 +52,10 @@ def _fernet_keys(settings: Settings, value: SecretStr | None, variable: str, pur
         except ValueError:
             raise ConfigurationError(f"{variable} (key {position}) is not a Fernet key: make one with "
                                      f"{_MAKE_KEY}") from None
+        problem = None if settings.is_demo else weak_key_problem(key)
+        if problem is not None:
+            raise ConfigurationError(f"{variable} (key {position}) {problem}, refused outside the demo: make one "
+                                     f"with {_MAKE_KEY}")
     return MultiFernet(fernets)
 
 

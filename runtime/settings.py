@@ -14,15 +14,19 @@ field inside its section is named differently).
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from models.errors import ConfigurationError
+from runtime.logging import register_secrets
 
 __all__ = [
     "DEMO_SECRET_KEY",
@@ -34,12 +38,18 @@ __all__ = [
     "Settings",
     "SinkSettings",
     "VendorSettings",
+    "is_loopback_url",
     "load_settings",
+    "weak_key_problem",
 ]
 
 # Public on purpose: it is the demo's key, and the reason it must never protect real data.
 DEMO_SECRET_KEY = "demo-secret-key-do-not-use-for-real-participants"  # noqa: S105
 _MIN_SECRET_LENGTH = 32
+_MIN_DISTINCT = 16  # 'a' * 32 and 'changeme' * 4 are 32 characters long, but no secret
+_MIN_DISTINCT_HEX = 12  # a long hex key (`openssl rand -hex 32`) has only 16 symbols to choose from
+_MAKE_SECRET = "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"  # noqa: S105 - how to make one
+_DEMO_REDIRECT_URI = "http://127.0.0.1:8471/link/callback"
 Env = Literal["production", "demo"]
 
 # KAFKA_* variables keep their conventional names (no WEARABLES_ prefix).
@@ -57,6 +67,50 @@ def _var(flat: str) -> Any:
 def variable_name(flat: str) -> str:
     """The environment variable of a flat setting name."""
     return flat.upper() if flat in _CONVENTIONAL_KAFKA else f"WEARABLES_{flat.upper()}"
+
+
+def weak_key_problem(key: str) -> str | None:
+    """Why ``key`` (a secret key or one Fernet key) is no secret, or None.
+
+    Surrounding whitespace is ignored: the demo key plus a newline is as public as the demo key.
+    """
+    key = key.strip()
+    if DEMO_SECRET_KEY.lower() in key.lower():
+        return "is (or contains) the public demo key"
+    if "demo" in key.lower():
+        return "contains the word 'demo'"
+    distinct = len(set(key))
+    hex_key = len(key) >= 2 * _MIN_SECRET_LENGTH and all(c in "0123456789abcdefABCDEF" for c in key)
+    needed = _MIN_DISTINCT_HEX if hex_key else _MIN_DISTINCT
+    if distinct < needed:
+        return f"has only {distinct} distinct characters, fewer than {needed} (a guessable key)"
+    return None
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url``'s host is this machine (127.0.0.0/8, ::1 or localhost): the simulator's, never a vendor's."""
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _without_password(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***`` (for messages and ``masked()``)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{host}{slash}{path}"
 
 
 class _Section(BaseModel):
@@ -80,8 +134,8 @@ class _DemoAware(_Section):
         """A configured secret, the demo's public stand-in in the demo, else a ConfigurationError."""
         if value is not None:
             secret = value.get_secret_value()
-            if not self.is_demo and secret == demo_value:
-                raise ConfigurationError(f"{variable} is the public demo value, refused outside the demo")
+            if not self.is_demo and demo_value.lower() in secret.strip().lower():
+                raise ConfigurationError(f"{variable} is (or contains) the public demo value, refused outside the demo")
             return secret
         if self.is_demo:
             return demo_value
@@ -163,8 +217,60 @@ class VendorSettings(_DemoAware):
     fitbit_client_secret: SecretStr | None = None
     google_client_id: str = "demo-google-client.apps.googleusercontent.com"
     google_client_secret: SecretStr | None = None
-    redirect_uri: str = "http://127.0.0.1:8471/link/callback"  # the portal's callback
+    # the portal's callback, as registered with the vendors: https outside the demo; read it as ``redirect_uri``
+    configured_redirect_uri: str | None = _var("redirect_uri")
     http_timeout: float = Field(default=30.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _demo_talks_to_the_simulator_only(self) -> VendorSettings:
+        # The demo's keys are derived from the public demo key: tokens of real participants must never
+        # reach a demo vault, so the demo may not point at a vendor, nor use a real OAuth client elsewhere.
+        if not self.is_demo or (self.api_base is not None and is_loopback_url(self.api_base)):
+            return self
+        if self.api_base is not None:
+            raise ValueError(f"WEARABLES_VENDOR_API_BASE={_without_password(self.api_base)!r} is not a loopback "
+                             "URL: WEARABLES_ENV=demo talks only to the simulator (127.0.0.1, localhost, ::1)")
+        defaults = VendorSettings.model_fields
+        real = [variable_name(flat) for flat, configured in (
+            ("fitbit_client_id", self.fitbit_client_id != defaults["fitbit_client_id"].default),
+            ("fitbit_client_secret", self.fitbit_client_secret is not None),
+            ("google_client_id", self.google_client_id != defaults["google_client_id"].default),
+            ("google_client_secret", self.google_client_secret is not None)) if configured]
+        if real:
+            raise ValueError(f"{', '.join(real)} configured with WEARABLES_ENV=demo and the real vendor hosts: "
+                             "the demo's vault key is public; set WEARABLES_VENDOR_API_BASE to the simulator's "
+                             "loopback URL, or run outside the demo")
+        return self
+
+    @model_validator(mode="after")
+    def _redirect_is_https_outside_the_demo(self) -> VendorSettings:
+        uri = self.configured_redirect_uri
+        if uri is not None and not self.is_demo and not uri.strip().lower().startswith("https://"):
+            raise ValueError(f"WEARABLES_REDIRECT_URI={uri!r} is not https: the vendors send authorization "
+                             "codes to it, so outside the demo it must be an https:// URL")
+        return self
+
+    @property
+    def redirect_uri(self) -> str:
+        """The OAuth redirect URI (``WEARABLES_REDIRECT_URI``); the demo's defaults to the local portal.
+
+        Outside the demo it must be configured, and https (checked when the settings are built).
+        """
+        if self.configured_redirect_uri is not None:
+            return self.configured_redirect_uri
+        if self.is_demo:
+            return _DEMO_REDIRECT_URI
+        raise ConfigurationError("WEARABLES_REDIRECT_URI is not set: set it to the portal's https:// "
+                                 "/link/callback URL registered with the vendors")
+
+    def require_simulator_in_demo(self) -> None:
+        """Refuse the demo against the real vendor hosts (call where vendor clients are built).
+
+        The demo's vault key is derived from the public demo key, so a demo talks to the simulator only.
+        """
+        if self.is_demo and (self.api_base is None or not is_loopback_url(self.api_base)):
+            raise ConfigurationError("WEARABLES_VENDOR_API_BASE is not a loopback URL: WEARABLES_ENV=demo talks "
+                                     "only to the simulator, never to the real vendor hosts")
 
 
 class SchedulerSettings(_Section):
@@ -275,7 +381,8 @@ class Settings(BaseModel):
     # Allocations between generation-0 garbage collections in workers (0: CPython's default, 700).
     # Vendor JSON makes millions of short-lived objects; the default costs the normalize stage ~20%.
     gc_gen0_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
-    vault_url: str | None = None
+    # may hold the database password (postgresql://user:pw@host/db): secret, read through ``vault_database_url``
+    vault_url: SecretStr | None = None
     # Fernet key(s), comma-separated: the first encrypts, every one decrypts (key rotation)
     vault_key: SecretStr | None = None
     # Fernet key(s) of the portal's encrypted session cookie, comma-separated like the vault key
@@ -326,16 +433,17 @@ class Settings(BaseModel):
         return out
 
     @model_validator(mode="after")
-    def _refuse_demo_key_outside_demo(self) -> Settings:
+    def _refuse_weak_keys_outside_demo(self) -> Settings:
         if self.env != "demo" and self.secret_key is not None:
             key = self.secret_key.get_secret_value()
-            if DEMO_SECRET_KEY in key:  # the demo key with something added is no secret either
-                raise ValueError(
-                    "WEARABLES_SECRET_KEY is (or contains) the public demo key, which is refused outside the demo; "
-                    "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
-                )
-            if len(key) < _MIN_SECRET_LENGTH:
-                raise ValueError(f"WEARABLES_SECRET_KEY must be at least {_MIN_SECRET_LENGTH} characters")
+            if len(key.strip()) < _MIN_SECRET_LENGTH:
+                raise ValueError(f"WEARABLES_SECRET_KEY must be at least {_MIN_SECRET_LENGTH} characters "
+                                 "(surrounding whitespace not counted)")
+            # the demo key with something added (a newline, a suffix, upper case) is no secret either
+            problem = weak_key_problem(key)
+            if problem is not None:
+                raise ValueError(f"WEARABLES_SECRET_KEY {problem}, which is refused outside the demo; "
+                                 f"generate one with {_MAKE_SECRET}")
         return self
 
     @property
@@ -359,7 +467,8 @@ class Settings(BaseModel):
     @property
     def vault_database_url(self) -> str:
         """The vault's SQLAlchemy async URL (the driver is chosen here, not by the operator)."""
-        url = self.vault_url or f"sqlite:///{self.data_dir / 'vault.sqlite'}"
+        url = (self.vault_url.get_secret_value() if self.vault_url is not None
+               else f"sqlite:///{self.data_dir / 'vault.sqlite'}")
         for plain, driver in (("sqlite://", "sqlite+aiosqlite://"), ("postgresql://", "postgresql+asyncpg://"),
                               ("postgres://", "postgresql+asyncpg://")):
             if url.startswith(plain):
@@ -411,7 +520,42 @@ class Settings(BaseModel):
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with every secret hidden, for logs and ``--show-config``."""
-        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+        shown = self.model_dump(mode="json")  # SecretStr dumps as '**********'
+        if self.vault_url is not None:  # which database, but not its password
+            shown["vault_url"] = _without_password(self.vault_url.get_secret_value())
+        return shown
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, as the log filter redacts them (each key of a key list, the URL password)."""
+        return tuple(_secret_values(self))
+
+
+def _secret_values(model: BaseModel) -> Iterator[str]:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            yield from _secret_values(value)
+        elif isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            yield secret
+            if name == "vault_url":
+                with contextlib.suppress(ValueError):  # a malformed URL fails where the vault opens it
+                    password = urlsplit(secret).password
+                    if password:
+                        yield password
+            elif "," in secret:  # a key list: each key alone
+                yield from (part.strip() for part in secret.split(",") if part.strip())
+
+
+def _is_secret(model: type[BaseModel], name: str) -> bool:
+    annotation = model.model_fields[name].annotation
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+#: flat names of the secret settings: an error about one never shows the value given
+_SECRET_FIELDS = frozenset(
+    [flat for flat, (section, name) in _ROUTES.items() if _is_secret(_SECTIONS[section], name)]
+    + [name for name in Settings.model_fields if name not in _SECTIONS and _is_secret(Settings, name)])
 
 
 def _describe(error: ValidationError) -> str:
@@ -424,7 +568,10 @@ def _describe(error: ValidationError) -> str:
         field = next((flat for flat, route in _ROUTES.items() if route == (loc[0], field)), field)
     variable = variable_name(field)
     got = first.get("input")
-    shown = "" if got is None or "PASSWORD" in variable or "SECRET" in variable else f"={got!r}"
+    secret = field in _SECRET_FIELDS or "PASSWORD" in variable or "SECRET" in variable
+    if isinstance(got, str):
+        got = _without_password(got)
+    shown = "" if got is None or secret else f"={got!r}"
     reason = str(first["msg"]).removeprefix("Value error, ")
     more = f" (and {len(error.errors()) - 1} more problem(s))" if len(error.errors()) > 1 else ""
     return f"{variable}{shown}: {reason}{more}"
@@ -446,6 +593,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             data[upper.lower()] = value
     data.update(overrides)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as error:
         raise ConfigurationError(_describe(error)) from None
+    register_secrets(settings.secret_values())  # the log filter redacts them wherever they turn up
+    return settings

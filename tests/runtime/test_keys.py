@@ -13,7 +13,8 @@ from runtime.keys import demo_key, derived_fernet, session_fernet, vault_fernet
 from runtime.settings import DEMO_SECRET_KEY, Settings, load_settings
 
 SECRET = "a-production-secret-of-more-than-32-characters"
-OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+# fixed, not generated: one random Fernet key in ~25,000 contains "demo" (any case) and would be refused
+OLD, NEW = "KrEX1cxtpfxD6_7j7McBvHJiP2754WfUpXkNXosEH58=", "oXDPxLv8q-ukBRkBVFqFoMyDh9bRliovZJtRMk2pvz4="
 
 
 def _production(**keys: str) -> Settings:
@@ -118,3 +119,35 @@ def test_each_demo_value_read_from_the_environment_is_one_line_naming_its_variab
     make = vault_fernet if purpose == "vault" else session_fernet
     with pytest.raises(ConfigurationError, match=f"^{variable} \\(key 1\\) is a public demo key, refused outside"):
         make(settings)
+
+
+def _fernet_key_of(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+@pytest.mark.parametrize(("key", "problem"), [
+    (_fernet_key_of(b"a" * 32), "distinct characters"),  # a valid Fernet key, but no secret
+    (_fernet_key_of(bytes(32)), "distinct characters"),
+    ("demo" + NEW[4:], "contains the word 'demo'"),
+    ("DeMo" + NEW[4:], "contains the word 'demo'"),
+])
+@pytest.mark.parametrize(("field", "variable", "make"), [
+    ("vault_key", "WEARABLES_VAULT_KEY", vault_fernet),
+    ("session_key", "WEARABLES_SESSION_KEY", session_fernet),
+])
+def test_guessable_fernet_keys_are_refused_in_production(key: str, problem: str, field: str, variable: str,
+                                                         make: object) -> None:
+    assert callable(make)
+    Fernet(key.encode())  # the shape is right: only what it is makes it unusable
+    with pytest.raises(ConfigurationError) as refused:
+        make(_production(**{field: f"{NEW}, {key}\n"}))
+    message = str(refused.value)
+    assert message.startswith(f"{variable} (key 2) ") and problem in message and "refused outside the demo" in message
+    assert "\n" not in message and key not in message
+    demo = Settings.model_validate({"env": "demo", field: key})
+    assert make(demo).decrypt(Fernet(key.encode()).encrypt(b"ok")) == b"ok"
+
+
+def test_a_demo_key_with_whitespace_around_it_is_still_a_demo_key() -> None:
+    with pytest.raises(ConfigurationError, match="is a public demo key"):
+        vault_fernet(_production(vault_key=f" {demo_key('vault')}\n"))
