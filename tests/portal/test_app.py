@@ -195,8 +195,9 @@ async def test_a_fitbit_link_is_offered_in_the_demo_and_told_to_move_to_google(r
 
 async def test_outside_the_demo_fitbit_is_neither_offered_nor_accepted(tmp_path: Path) -> None:
     settings = Settings.model_validate({
-        "env": "production", "data_dir": tmp_path, "secret_key": "s" * 40, "vault_key": Fernet.generate_key().decode(),
-        "session_key": Fernet.generate_key().decode(), "fitbit_client_secret": "f", "google_client_secret": "g"})
+        "env": "production", "data_dir": tmp_path, "secret_key": "Zq7-vR2mXk9LpW4tYb8NcE1sHf6GjD3u",
+        "vault_key": Fernet.generate_key().decode(), "session_key": Fernet.generate_key().decode(), "redirect_uri": "https://portal.example.org/link/callback",
+        "fitbit_client_secret": "f", "google_client_secret": "g"})
     async with open_vault(settings) as vault, aiohttp.ClientSession() as http:
         app = build_portal_app(settings, vault, RecordingProducer(), build_clients(settings.vendors, http),  # type: ignore[arg-type]
                                Dataset(settings.dataset_location))

@@ -170,7 +170,7 @@ async def test_the_session_cookie_is_httponly_lax_and_rotates_keys(rig: Rig, tmp
     assert header.startswith(f"{SESSION_COOKIE}=") and "HttpOnly" in header and "SameSite=Lax" in header
     assert "Secure" not in header  # http in the test; https public URLs get Secure
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    base = {"env": "production", "data_dir": tmp_path, "secret_key": "s" * 40,
+    base = {"env": "production", "data_dir": tmp_path, "secret_key": "Zq7-vR2mXk9LpW4tYb8NcE1sHf6GjD3u",
             "portal_public_url": "https://portal.example.org"}
     before = session_storage(Settings.model_validate({**base, "session_key": old}))
     after = session_storage(Settings.model_validate({**base, "session_key": f"{new},{old}"}))

@@ -32,7 +32,8 @@ async def test_running_portal_serves_on_a_free_port(tmp_path: Path) -> None:
 
 
 async def test_outside_the_demo_a_session_key_is_required(tmp_path: Path) -> None:
-    settings = Settings.model_validate({"env": "production", "data_dir": tmp_path, "secret_key": "s" * 40,
+    settings = Settings.model_validate({"env": "production", "data_dir": tmp_path,
+                                        "secret_key": "Zq7-vR2mXk9LpW4tYb8NcE1sHf6GjD3u",
                                         "fitbit_client_secret": "f", "google_client_secret": "g"})
     with pytest.raises(ConfigurationError, match="WEARABLES_SESSION_KEY"):
         async with running_portal(settings, None, RecordingProducer(), port=0):  # type: ignore[arg-type]
