@@ -3,10 +3,11 @@
 Per call: wait for the rate limiter, take a fresh access token, call; on 429 wait for the
 vendor's reset, on a 401 refresh once (a 401 again is retried with backoff), on 5xx/timeouts
 and a failed refresh retry with jittered exponential backoff, on a grant the token endpoint
-refused (``invalid_grant``) stop. A day counts as done only when all its pages
-are acknowledged by Kafka, and the participant's cursor moves only over done days, in order:
-it never passes data that failed to publish. An undated type (the account's devices) is one
-snapshot per request, filed under the request's last day.
+refused (``invalid_grant``) stop. A vendor answering "unavailable" to every call is down
+(``VendorHealth``): calls then wait for a probe to get through, spending no attempts. A day
+counts as done only when all its pages are acknowledged by Kafka, and the participant's cursor
+moves only over done days, in order: it never passes data that failed to publish. An undated
+type (the account's devices) is one snapshot per request, filed under the request's last day.
 
 A data type the participant did not grant is not asked for (``Link.denied_data_types``). One the
 vendor refuses for a missing scope (``ScopeMissing``: they unticked it at consent, or took it back)
@@ -43,6 +44,7 @@ from connectors.errors import (
 from connectors.ratelimit import RateLimiter
 from connectors.tokens import TokenManager
 from connectors.vault import TokenVault
+from connectors.vendor_health import VendorHealth
 from connectors.vendors import fitbit_spec, google_health_spec
 from connectors.vendors.base import VendorClient, VendorPage, backoff_delay
 from models.fetch import FetchReason, FetchRequest
@@ -114,16 +116,20 @@ class Fetcher:
     :param link_changed: awaited with the research_id once a data type was denied in the vault
         (the scheduler publishes the participant's link); None: nobody is told.
     :param max_pages: pages of one data type and day followed at most (``MAX_PAGES_PER_DAY``).
+    :param health: whether each vendor is up (``connectors/vendor_health.py``): while one is down,
+        calls wait for a probe to get through instead of spending attempts and rate budget.
     """
 
     def __init__(self, *, retry: SchedulerSettings, vault: TokenVault, tokens: TokenManager,
                  clients: Mapping[Provider, VendorClient], limiter: RateLimiter, publish: Publish,
-                 link_changed: LinkChanged | None = None, max_pages: int = MAX_PAGES_PER_DAY) -> None:
+                 link_changed: LinkChanged | None = None, max_pages: int = MAX_PAGES_PER_DAY,
+                 health: VendorHealth | None = None) -> None:
         if max_pages < 1:
             raise ValueError("max_pages must be at least 1")
         self._retry, self._vault, self._tokens = retry, vault, tokens
         self._clients, self._limiter, self._publish = clients, limiter, publish
         self._link_changed, self._max_pages = link_changed, max_pages
+        self._health = VendorHealth() if health is None else health
         # request ids: unique per process run and call, cheaper than a uuid4 per page
         self._run_id, self._calls = secrets.token_hex(6), itertools.count()
 
@@ -230,12 +236,16 @@ class Fetcher:
         ``retrying`` around an attempt: every vendor call passes here, and the extra coroutine
         layers cost the scheduler about 6% of its CPU in ``bench connector``."""
         provider, attempt, stale, refreshed = client.provider, 0, None, False
+        health = self._health
         while True:
+            probe = await health.wait(provider)  # a vendor that is down is waited for, not retried call by call
             await self._limiter.acquire(provider, research_id)
             try:
                 access = await (self._tokens.access_token(research_id, provider) if stale is None
                                 else self._tokens.refresh(research_id, provider, stale=stale))
             except VendorUnavailable:  # the token endpoint failed (5xx, timeout, no tokens in its answer)
+                if health.failed(provider) and not probe:
+                    continue  # the vendor is down: waiting for it is not one of this call's attempts
                 attempt += 1
                 if attempt >= self._retry.fetch_max_attempts:
                     raise
@@ -246,10 +256,12 @@ class Fetcher:
             try:
                 page = await call(access)
             except RateLimited as limited:
+                health.succeeded(provider)  # every answer but "unavailable" says the vendor is up
                 CALLS.labels(provider.value, data_type, "rate_limited").inc()
                 self._limiter.block(provider, research_id, limited.retry_after)
                 continue
             except TokenExpired:
+                health.succeeded(provider)
                 CALLS.labels(provider.value, data_type, "token_expired").inc()
                 if not refreshed:  # refresh once, then retry at once
                     refreshed, stale = True, access
@@ -261,13 +273,17 @@ class Fetcher:
                 await asyncio.sleep(backoff_delay(attempt, self._retry.retry_base_delay))
                 continue
             except AccessRevoked:  # not a data call's answer (error_for): passed on, the link left as it is
+                health.succeeded(provider)
                 CALLS.labels(provider.value, data_type, "revoked").inc()
                 raise
             except ScopeMissing:  # asking again gets the same answer: the caller sets the type aside
+                health.succeeded(provider)
                 CALLS.labels(provider.value, data_type, "scope_missing").inc()
                 raise
             except VendorUnavailable:
                 CALLS.labels(provider.value, data_type, "unavailable").inc()
+                if health.failed(provider) and not probe:
+                    continue  # the vendor is down: waiting for it is not one of this call's attempts
                 attempt += 1
                 if attempt >= self._retry.fetch_max_attempts:
                     raise
@@ -275,6 +291,7 @@ class Fetcher:
                 continue
             finally:
                 CALL_SECONDS.labels(provider.value).observe(time.perf_counter() - started)
+            health.succeeded(provider)
             CALLS.labels(provider.value, data_type, "ok").inc()
             self._limiter.observe(provider, research_id, quota_remaining(page.headers))
             return page

@@ -35,6 +35,7 @@ from connectors.fetcher import Fetcher, FetchOutcome
 from connectors.ratelimit import RateLimiter
 from connectors.tokens import TokenManager
 from connectors.vault import TokenVault
+from connectors.vendor_health import VendorHealth
 from connectors.vendors.base import VendorClient
 from connectors.vendors.registry import aclose_all, build_clients
 from models.dead_letter import DeadLetter
@@ -274,13 +275,15 @@ class Scheduler(TaskService):
             clients = build_clients(settings.vendors, session)
             tokens = TokenManager(self.vault, clients, on_revoked=self._publish_link)
             limiter = RateLimiter(google_project_limit=settings.scheduler.google_project_limit)
+            health = VendorHealth()
             fetcher = Fetcher(retry=settings.scheduler, vault=self.vault, tokens=tokens, clients=clients,
-                              limiter=limiter, publish=self._publish_page, link_changed=self._publish_link)
+                              limiter=limiter, publish=self._publish_page, link_changed=self._publish_link,
+                              health=health)
             await self._producer.start()
             await consumer.start()
             self._consumer = consumer
             await count_links(self.vault, self._link_counts)
-            poller = asyncio.ensure_future(self._poll(stop, clients)) if self._poll_too else None
+            poller = asyncio.ensure_future(self._poll(stop, clients, health)) if self._poll_too else None
             try:
                 await self._consume(stop, consumer, fetcher)
             finally:
@@ -293,10 +296,14 @@ class Scheduler(TaskService):
                 await self._producer.stop()
                 await aclose_all(clients)
 
-    async def _poll(self, stop: asyncio.Event, clients: dict[Provider, VendorClient]) -> None:
+    async def _poll(self, stop: asyncio.Event, clients: dict[Provider, VendorClient], health: VendorHealth) -> None:
+        """Every ``poll_interval``: a request per linked participant and data type, except for a
+        vendor that is down (its requests would only queue up behind the outage and then spend the
+        participants' rate budget twice over; the first poll after it is back asks for it all)."""
         while not stop.is_set():
             for research_id, request in await poll_requests(self.vault, clients, self.settings.scheduler.backfill_days):
-                await self.publish_request(research_id, request)
+                if not health.down(request.provider):
+                    await self.publish_request(research_id, request)
             POLLS.inc()
             await count_links(self.vault, self._link_counts)
             with contextlib.suppress(TimeoutError):

@@ -6,6 +6,7 @@ undated type is one snapshot a request; a vendor whose page tokens loop or never
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
@@ -21,6 +22,7 @@ from connectors.fetcher import Fetcher
 from connectors.oauth import TokenSet
 from connectors.ratelimit import RateLimiter
 from connectors.vault import Link
+from connectors.vendor_health import VendorHealth
 from connectors.vendors.base import Identity, VendorClient, VendorPage
 from connectors.vendors.endpoints import Credentials, Endpoints
 from models.fetch import FetchReason, FetchRequest
@@ -108,7 +110,8 @@ class Tokens:
 
 
 def _fetcher(tmp_path: Path, script: Script, announced: list[str] | None = None, *, max_pages: int | None = None,
-             **settings: Any) -> tuple[Fetcher, ScriptedClient, Vault, Tokens, list[RawPage]]:
+             health: VendorHealth | None = None, **settings: Any
+             ) -> tuple[Fetcher, ScriptedClient, Vault, Tokens, list[RawPage]]:
     client, vault, tokens, published = ScriptedClient(script), Vault(), Tokens(), list[RawPage]()
 
     async def link_changed(research_id: str) -> None:
@@ -125,7 +128,7 @@ def _fetcher(tmp_path: Path, script: Script, announced: list[str] | None = None,
     changed = link_changed if announced is not None else None
     cap: dict[str, Any] = {} if max_pages is None else {"max_pages": max_pages}
     fetcher = Fetcher(retry=config.scheduler, vault=vault, tokens=tokens, clients={P: client},  # type: ignore[arg-type]
-                      limiter=RateLimiter(), publish=publish, link_changed=changed, **cap)
+                      limiter=RateLimiter(), publish=publish, link_changed=changed, health=health, **cap)
     return fetcher, client, vault, tokens, published
 
 
@@ -370,3 +373,23 @@ async def test_the_default_page_cap_bounds_a_day_that_never_ends(tmp_path: Path)
     fetcher, _, _, _, published = _fetcher(tmp_path, _bounded(script))
     assert (await fetcher.fetch("R1", _request("2026-11-01", "2026-11-01", "steps"))).outcome == "failed"
     assert len(published) == fetcher_module.MAX_PAGES_PER_DAY == 200
+
+
+async def test_a_vendor_outage_longer_than_the_attempts_is_waited_out_without_spending_them(tmp_path: Path) -> None:
+    back_at = time.monotonic() + 0.5  # the vendor answers 503 to everything for half a second
+
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        if time.monotonic() < back_at:
+            raise VendorUnavailable("503", provider=P, status=503)
+        return VendorPage(body=b"{}")
+
+    # six requests in flight share the process's view of the vendor, as the scheduler's do
+    health = VendorHealth(threshold=3, base_delay=0.05, max_delay=0.1)
+    rigs = [_fetcher(tmp_path, script, fetch_max_attempts=4, health=health) for _ in range(6)]
+    outcomes = await asyncio.wait_for(asyncio.gather(*(
+        fetcher.fetch("R1", _request("2026-11-01", "2026-11-01", "steps")) for fetcher, *_ in rigs)), 10)
+    # old code: each request spent its 4 attempts within milliseconds and failed
+    assert [o.outcome for o in outcomes] == ["done"] * 6
+    assert all(len(published) == 1 for *_, published in rigs) and not health.down(P)
+    calls = sum(len(client.calls) for _, client, *_ in rigs)
+    assert calls < 6 + 6 * 4  # while it was down, one probe at a time rather than every request's retries
