@@ -254,6 +254,10 @@ def vendor_api() -> Dashboard:
                    "vendor's limit (alert WearablesVendorRateLimitStorm).",
                    ("sum by (provider) (rate(wearables_connector_requests_total{outcome=\"rate_limited\"}[5m]))",
                     "{{provider}}"), unit="reqps"),
+        timeseries("Vendor down",
+                   "1 while every call to a vendor answers 5xx or times out: fetches wait for one probe call at "
+                   "a time instead of retrying (alert WearablesVendorDown).",
+                   ("max by (provider) (wearables_connector_vendor_down)", "{{provider}}")),
         timeseries("Rate-limit headroom",
                    "Requests left in the vendor's current rate-limit window, as the vendor reports it in its "
                    "answers (lowest over processes).",
