@@ -62,7 +62,10 @@ class Device:
 
 def paired_devices(world: World, account: Account, now: float) -> list[Device]:
     """The account's devices: its tracker, last synced when its data reached the servers (and no
-    later than ``now``), and for some accounts a scale that synced a few days before."""
+    later than ``now``), and for some accounts a scale that synced a few days before; none when
+    the world's accounts pair no devices (``World.pairs_devices``)."""
+    if not world.pairs_devices:
+        return []
     person, seed = account.participant_id, world.cohort.seed
     rng = random.Random(f"{seed}|{person}|devices")
     tracker_sync = min(account.synced_until, now // _STEP_S * _STEP_S) - rng.randrange(0, 600)

@@ -58,6 +58,9 @@ class SimulatorOptions:
     never_sync_share: float = 0.03  # participants who link but whose tracker never syncs
     webhook_copies: int = 1  # each notification sent this many times, copies out of order (fault tests)
     forged_share: float = 0.0  # share of notifications followed by a tampered copy (must be refused)
+    # False: no account lists a paired device. A device's last sync follows the wall clock, so runs
+    # compared field by field (the fault tests) leave devices out.
+    devices: bool = True
 
     @classmethod
     def complete(cls, **others: Any) -> SimulatorOptions:
@@ -78,6 +81,7 @@ class SimulatorOptions:
         world.faults = Faults(error_rate=self.error_rate, timeout_rate=self.timeout_rate, hang_s=self.hang_s,
                               latency_s=self.latency_s)
         world.quota.google_project_per_minute = self.google_project_limit
+        world.pairs_devices = self.devices
         return world
 
 

@@ -154,6 +154,7 @@ class World:
         self.data_end = datetime.combine(self.last_day + timedelta(days=2), datetime.min.time(), UTC).timestamp()
         self.late_share, self.duplicate_share = late_share, duplicate_share
         self.stalled_share, self.low_battery_share = stalled_share, low_battery_share
+        self.pairs_devices = True  # False: accounts list no paired devices (people who sync from a phone only)
         self.token_lifetime_s = token_lifetime_s
         self.subscription_policy: SubscriptionPolicy = subscription_policy
         self.faults = Faults()

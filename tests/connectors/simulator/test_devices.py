@@ -73,3 +73,11 @@ def test_google_lists_paired_devices_in_utc() -> None:
                        "batteryStatus": device.battery, "batteryLevel": device.battery_level,
                        "lastSyncTime": f"{datetime.fromtimestamp(device.last_sync, UTC):%Y-%m-%dT%H:%M:%SZ}",
                        "deviceVersion": device.version, "macAddress": device.mac, "features": []}
+
+
+def test_a_world_whose_accounts_pair_no_devices_lists_none() -> None:
+    world = World(SyntheticCohort(2, seed=8), days=2)
+    account = world.account(Provider.GOOGLE_HEALTH, world.cohort.participant_ids[0])
+    assert paired_devices(world, account, time.time())
+    world.pairs_devices = False
+    assert paired_devices(world, account, time.time()) == []

@@ -1,0 +1,354 @@
+"""A production-shaped pipeline for the fault tests: the gateway, scheduler, worker and sink as
+child ``wearables`` processes (each can be SIGKILLed and restarted on the same ports), the vendor
+simulator in this process (its world is the truth, its switches are the faults), the embedded
+broker over TCP. ``outcome()`` is what a run leaves behind: the latest ``daily`` summary of every
+participant-day (revision counters aside) and every Parquet table, sorted, for comparing a faulty
+run with a clean one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import polars as pl
+from aiokafka import TopicPartition
+
+from cli.children import ChildProcess
+from cli.services import linking_client
+from cli.topics import create_all_topics
+from connectors.linking import link_through_consent
+from connectors.simulator.service import RunningSimulator, SimulatorOptions, SimulatorService
+from connectors.vault import open_vault
+from models.daily import DailySummary
+from models.ids import research_id
+from models.providers import Provider
+from runtime.broker import free_port
+from runtime.kafka import make_consumer, make_producer
+from runtime.settings import Settings, variable_name
+from sinks.dataset import Dataset
+from sinks.tables import TABLES
+from tests.streams.daily.helpers import IGNORED
+
+PARTICIPANTS = 10
+DAYS = 3
+#: The children, in the order they start (each stage's consumer is up before its input arrives).
+CHILDREN = ("worker", "sink", "gateway", "scheduler")
+
+Truth = dict[str, tuple[int, int, int | None]]
+
+
+@dataclass
+class Outcome:
+    """What a run leaves: ``daily`` (key → summary fields but revision counters) and ``tables``
+    (name → the Parquet table, every column, rows sorted)."""
+
+    daily: dict[str, dict[str, Any]]
+    tables: dict[str, pl.DataFrame]
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def differences(self, clean: Outcome) -> list[str]:
+        """What differs from ``clean``, one line per daily key or table (empty: the same)."""
+        found = [f"daily {key}: {_changed(self.daily.get(key), want)}" for key, want in clean.daily.items()
+                 if self.daily.get(key) != want]
+        found += [f"daily {key}: not in the clean run" for key in self.daily.keys() - clean.daily.keys()]
+        return found + self.table_differences(clean)
+
+    def table_differences(self, clean: Outcome) -> list[str]:
+        """The Parquet tables that differ from ``clean``'s, with their row counts."""
+        found = []
+        for name, want in clean.tables.items():
+            have = self.tables.get(name)
+            if have is None or not have.equals(want):
+                extra = "" if have is None else f" ({have.join(want, on=have.columns, how='anti').head(2).to_dicts()})"
+                found.append(f"table {name}: {None if have is None else have.height} rows != {want.height}{extra}")
+        return found
+
+
+def _changed(have: dict[str, Any] | None, want: dict[str, Any]) -> str:
+    """The fields that differ, as have != want."""
+    if have is None:
+        return "missing"
+    return ", ".join(f"{f}: {have.get(f)} != {v}" for f, v in want.items() if have.get(f) != v)
+
+
+def options(**overrides: Any) -> SimulatorOptions:
+    """The fault tests' cohort: every day complete, trackers syncing late and twice, by webhook;
+    no paired devices (a device's last sync follows the wall clock, so two runs would differ)."""
+    base = SimulatorOptions.complete(participants=PARTICIPANTS, days=DAYS, seed=1919, sync_interval_s=1.0,
+                                     late_share=0.4, duplicate_share=0.2, devices=False)
+    return replace(base, **overrides)
+
+
+class Pipeline:
+    """One run's processes. ``flat`` settings (``variable_name`` spelling) go to this process's
+    settings and to every child's environment alike."""
+
+    def __init__(self, broker: str, scratch: Path, sim_options: SimulatorOptions, **flat: Any) -> None:
+        self.scratch = scratch
+        self.sim_port, self.gateway_port = free_port(), free_port()
+        values: dict[str, Any] = {
+            "env": "demo", "kafka_bootstrap_servers": broker, "topic_prefix": f"f{uuid.uuid4().hex[:10]}.",
+            "data_dir": scratch / "data", "store": "rocksdb://", "partitions": 4, "log_level": "WARNING",
+            "vault_url": f"sqlite:///{scratch / 'vault.sqlite'}",
+            "vendor_api_base": f"http://127.0.0.1:{self.sim_port}", "gateway_port": self.gateway_port,
+            # nothing is finalized (so ``final`` and ``late`` do not depend on arrival order), polls are
+            # the fallback after faults, fetches retry quickly
+            "grace_days": 30, "backfill_days": DAYS + 1, "poll_interval": 20, "retry_base_delay": 0.2,
+            "fetch_max_attempts": 8, "http_timeout": 5, "sink_flush_interval": 1, "kafka_commit_interval": 1,
+        }
+        values.update(flat)
+        self.settings = Settings.model_validate(values)
+        self.env = {variable_name(k): str(v) for k, v in values.items()}
+        self.sim_options = replace(sim_options, port=self.sim_port,
+                                   webhook_base=f"http://127.0.0.1:{self.gateway_port}")
+        self.children: dict[str, ChildProcess] = {}
+        self.sim: RunningSimulator | None = None
+
+    def child(self, name: str) -> ChildProcess:
+        return ChildProcess((name,), env=self.env, log=self.scratch / f"{name}.log", ready_timeout=180)
+
+    async def start(self, name: str) -> None:
+        self.children[name] = self.child(name)
+        await self.children[name].start()
+
+    async def kill(self, name: str) -> None:
+        """SIGKILL ``name``: no cleanup, no commit, no flush."""
+        process = self.children[name].process
+        assert process is not None
+        process.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(process.wait(), 10)
+
+    async def restart(self, name: str) -> None:
+        await self.start(name)
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, link: bool = True) -> AsyncIterator[Pipeline]:
+        """Every child started, then the simulator; every participant linked unless ``link`` is False."""
+        await create_all_topics(self.settings)
+        try:
+            for name in CHILDREN:
+                await self.start(name)
+            async with SimulatorService(self.settings, self.sim_options).running() as simulator:
+                self.sim = simulator.sim
+                if link:
+                    await self.link(self.participants)
+                yield self
+        finally:
+            for child in self.children.values():
+                await child.stop()
+
+    @property
+    def participants(self) -> list[str]:
+        assert self.sim is not None
+        return list(self.sim.world.cohort.participant_ids)
+
+    async def link(self, participants: list[str]) -> None:
+        """``participants`` linked through the simulator's consent pages: by their place in the
+        cohort, even ones with Fitbit, odd ones with Google."""
+        producer = make_producer(self.settings)
+        await producer.start()
+        place = {p: n for n, p in enumerate(self.participants)}
+        try:
+            async with open_vault(self.settings) as vault, aiohttp.ClientSession() as session:
+                clients = {p: linking_client(self.settings, p, session) for p in Provider}
+                for participant in participants:
+                    provider = Provider.GOOGLE_HEALTH if place[participant] % 2 else Provider.FITBIT
+                    await link_through_consent(self.settings, vault, producer, clients[provider], session, participant)
+                for client in clients.values():
+                    await client.aclose()
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    def truth(self) -> Truth:
+        """{research_id|date: (steps, minutes with heart rate, minutes asleep)} of every simulated participant-day."""
+        assert self.sim is not None
+        world, secret = self.sim.world, self.settings.require_secret_key()
+        found: Truth = {}
+        for participant in world.cohort.participant_ids:
+            rid, day = research_id(secret, participant), world.first_day
+            while day <= world.last_day:
+                steps, rates = world.series(participant, day)
+                night = world.cohort.sleep_night(participant, day)
+                found[f"{rid}|{day.isoformat()}"] = (sum(steps), sum(1 for r in rates if r),
+                                                     night.minutes_asleep if night else None)
+                day += timedelta(days=1)
+        return found
+
+    async def summaries(self) -> dict[str, DailySummary]:
+        """The latest summary per key on ``daily`` (highest revision), read to the end offsets."""
+        return await latest_summaries(self.settings)
+
+    async def settled(self, timeout: float, *, check: Callable[[], bool] = lambda: True) -> None:
+        """Wait until every simulated participant-day is summarized as the world says, the sink
+        has written every one of them, and ``check()`` holds; an AssertionError naming what is missing."""
+        truth = self.truth()
+        deadline = time.monotonic() + timeout
+        missing: list[str] = list(truth)
+        while time.monotonic() < deadline:
+            got = await self.summaries()
+            missing = [k for k, want in truth.items() if k not in got or _figures(got[k]) != want]
+            # the pipeline also summarizes days around the world's (the backfill asks for more): all are written
+            if not missing and self.written() == len(got) and check():
+                await asyncio.sleep(3 * float(self.settings.sink.flush_interval))  # the last flush lands
+                return
+            await asyncio.sleep(1)
+        logs = {name: _tail(c.log) for name, c in self.children.items()}
+        raise AssertionError(f"not settled after {timeout:g}s: {len(missing)} of {len(truth)} days missing "
+                             f"or different; {self.written()} written; logs: {logs}")
+
+    async def settled_tables(self, clean: Outcome, timeout: float) -> None:
+        """Wait until every Parquet table equals ``clean``'s (for runs whose topics were lost on
+        the way, so that ``daily`` alone no longer holds every day)."""
+        deadline = time.monotonic() + timeout
+        while (left := (await self.outcome()).table_differences(clean)) and time.monotonic() < deadline:
+            await asyncio.sleep(2)
+        if left:
+            logs = {name: _tail(c.log) for name, c in self.children.items()}
+            raise AssertionError(f"tables not as in the clean run after {timeout:g}s: {left}; logs: {logs}")
+
+    def written(self) -> int:
+        """Rows of ``daily_summary`` in the dataset now."""
+        try:
+            return Dataset(self.settings.dataset_location).read_all(TABLES["daily_summary"]).height
+        except (OSError, pl.exceptions.ComputeError):
+            return 0
+
+    async def outcome(self) -> Outcome:
+        """The days the simulated cohort has data for, from ``daily`` and from every table (the
+        ``device`` table is empty: ``options()`` pairs no devices)."""
+        assert self.sim is not None
+        first, last = self.sim.world.first_day, self.sim.world.last_day
+        dataset = Dataset(self.settings.dataset_location)
+        tables = {}
+        for name, table in TABLES.items():
+            frame = dataset.read_all(table)
+            dates = [c for c, kind in frame.schema.items() if kind == pl.Date()]
+            if dates:
+                frame = frame.filter(pl.col(dates[0]).is_between(first, last))
+            tables[name] = frame.sort(frame.columns, nulls_last=True) if frame.height else frame
+        daily = {key: s for key, s in (await self.summaries()).items()
+                 if first.isoformat() <= s.local_date <= last.isoformat()}
+        return Outcome(comparable(daily), tables, dict(self.sim.world.stats))
+
+
+async def leaks(pipeline: Pipeline) -> list[str]:
+    """Where an identifier or token of this run shows up where the design does not put it.
+
+    Looked for: every participant ID, research ID, vendor user ID and the tokens the simulator
+    issued. Looked in: every child's log, every child's ``/metrics``, the dead letters, and every
+    Parquet column (research IDs belong in ``person_id`` only; Kafka keys are not looked at)."""
+    assert pipeline.sim is not None
+    world, secret = pipeline.sim.world, pipeline.settings.require_secret_key()
+    people = set(world.cohort.participant_ids)
+    research_ids = {research_id(secret, p) for p in people}
+    vendor_ids = {a.user_id for a in world.accounts()}
+    tokens = set(world.access) | set(world.refresh)
+    anywhere = people | vendor_ids | tokens
+    found = []
+
+    def scan(where: str, text: str, forbidden: set[str]) -> None:
+        hits = sorted(i for i in forbidden if i in text)
+        if hits:
+            found.append(f"{where}: {len(hits)} identifier(s), e.g. {hits[0][:6]}…")
+
+    for name, child in pipeline.children.items():
+        scan(f"{name} log", child.log.read_text(errors="replace"), anywhere | research_ids)
+        async with aiohttp.ClientSession() as session, \
+                session.get(f"http://127.0.0.1:{child.port}/metrics") as answer:
+            scan(f"{name} /metrics", await answer.text(), anywhere | research_ids)
+    for value in await _values(pipeline.settings, "dlq"):
+        scan("a dead letter", value.decode(errors="replace"), anywhere)
+    dataset = Dataset(pipeline.settings.dataset_location)
+    for name, table in TABLES.items():
+        frame = dataset.read_all(table)
+        for column in frame.columns:
+            text = "\n".join(str(v) for v in frame[column].unique().to_list())
+            scan(f"table {name}.{column}", text, anywhere if column == "person_id" else anywhere | research_ids)
+    return found
+
+
+async def _values(settings: Settings, suffix: str) -> list[bytes]:
+    """Every record value of a topic, read to its end offsets."""
+    topic = settings.topic(suffix)
+    consumer = make_consumer(settings)
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
+            return values
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                values += [m.value for m in messages if m.value is not None]
+        return values
+    finally:
+        await consumer.stop()
+
+
+def comparable(summaries: Mapping[str, DailySummary]) -> dict[str, dict[str, Any]]:
+    return {key: {f: getattr(s, f) for f in s.__dataclass_fields__ if f not in IGNORED}
+            for key, s in summaries.items()}
+
+
+def _figures(summary: DailySummary) -> tuple[int, int, int | None]:
+    return summary.steps, summary.minutes_with_hr, summary.sleep_minutes_asleep
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+async def latest_summaries(settings: Settings) -> dict[str, DailySummary]:
+    """The latest summary per key on ``daily`` (highest revision; last on ties), read to its end
+    offsets with assigned partitions (no group to join)."""
+    topic = settings.topic("daily")
+    consumer = make_consumer(settings)
+    await consumer.start()
+    latest: dict[str, DailySummary] = {}
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
+            return latest
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                for message in messages:
+                    if message.value is None:
+                        continue
+                    summary = DailySummary.from_bytes(message.value)
+                    if summary.key not in latest or summary.revision >= latest[summary.key].revision:
+                        latest[summary.key] = summary
+        return latest
+    finally:
+        await consumer.stop()
+
+
+_CLEAN: dict[SimulatorOptions, Outcome] = {}
+
+
+async def clean_outcome(broker: str, scratch: Path, sim_options: SimulatorOptions) -> Outcome:
+    """The outcome of a run of ``sim_options`` without faults, made once per session."""
+    if sim_options not in _CLEAN:
+        pipeline = Pipeline(broker, scratch, sim_options)
+        async with pipeline.running():
+            await pipeline.settled(240)
+            _CLEAN[sim_options] = await pipeline.outcome()
+    return _CLEAN[sim_options]

@@ -1,0 +1,189 @@
+"""Real faults against the production-shaped pipeline (tests/integration/pipeline.py: gateway,
+scheduler, worker and sink as child processes, the simulator as the vendors, the embedded broker
+over TCP). Each test ends with the same comparison: the final ``daily`` summaries (revision
+counters aside) and every Parquet table equal those of a clean run of the same cohort."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from cli.topics import create_all_topics
+from connectors.vault import open_vault
+from models.ids import research_id
+from models.participants import LinkStatus
+from runtime.broker import EmbeddedBroker
+from sinks.dataset import Dataset
+from sinks.tables import TABLES
+from tests.conftest import wait_until
+from tests.integration.pipeline import CHILDREN, Outcome, Pipeline, clean_outcome, leaks, options
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+
+async def _clean(broker: EmbeddedBroker, tmp_path: Path) -> Outcome:
+    return await clean_outcome(broker.bootstrap, tmp_path / "clean", options())
+
+
+async def _sim_stats(pipeline: Pipeline) -> dict[str, int]:
+    assert pipeline.sim is not None
+    async with aiohttp.ClientSession() as session, session.get(f"{pipeline.sim.url}/_sim/stats") as answer:
+        stats: dict[str, int] = await answer.json()
+    return stats
+
+
+async def test_sigkill_then_restart_of_each_process_in_turn_loses_and_doubles_nothing(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    clean = await _clean(broker, tmp_path)
+    pipeline = Pipeline(broker.bootstrap, tmp_path / "faulty", options())
+    async with pipeline.running(link=False):
+        cohort = pipeline.participants
+        groups = [cohort[n::len(CHILDREN)] for n in range(len(CHILDREN))]
+        for name, group in zip(CHILDREN, groups, strict=True):
+            await pipeline.link(group)  # their backfill is in flight when the process dies
+            await asyncio.sleep(1.5)
+            await pipeline.kill(name)
+            await pipeline.restart(name)
+        await pipeline.settled(300)
+        got = await pipeline.outcome()
+        stats = await _sim_stats(pipeline)
+        leaked = await leaks(pipeline)
+    assert got.differences(clean) == []
+    assert stats["rate_limit_violations"] == 0
+    assert leaked == []  # logs, /metrics, dead letters and Parquet of every process hold no identifier
+
+
+async def test_the_vendor_down_for_two_minutes_then_back_loses_no_day_and_unlinks_nobody(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    clean = await _clean(broker, tmp_path)
+    # short-lived access tokens: refreshes happen during the outage too, and must not unlink anyone
+    pipeline = Pipeline(broker.bootstrap, tmp_path / "outage", options(token_lifetime_s=40))
+    async with pipeline.running(link=False):
+        assert pipeline.sim is not None
+        half = len(pipeline.participants) // 2
+        await pipeline.link(pipeline.participants[:half])  # consent is the vendor's page: before the outage
+        async with aiohttp.ClientSession() as session:  # their backfill is in flight when the vendor goes down
+            async with session.post(f"{pipeline.sim.url}/_sim/outage", json={"seconds": 120}) as answer:
+                assert answer.status == 200
+        await asyncio.sleep(121)
+        await pipeline.link(pipeline.participants[half:])
+        await pipeline.settled(400)
+        got = await pipeline.outcome()
+        stats = await _sim_stats(pipeline)
+        secret = pipeline.settings.require_secret_key()
+        async with open_vault(pipeline.settings) as vault:
+            links = [await vault.get(research_id(secret, p)) for p in pipeline.participants]
+    assert got.differences(clean) == []
+    assert stats["outage_503"] > 0  # the outage really refused calls
+    assert stats["rate_limit_violations"] == 0
+    assert [link.status if link else None for link in links] == [LinkStatus.LINKED] * len(links)
+
+
+async def test_webhooks_delivered_ten_times_out_of_order_with_forgeries_summarize_each_day_once(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    clean = await _clean(broker, tmp_path)
+    # every tracker late and some syncing twice: many notifications, so that 1% of 10 copies each is some forgeries
+    pipeline = Pipeline(broker.bootstrap, tmp_path / "webhooks",
+                        options(webhook_copies=10, forged_share=0.01, late_share=1.0, duplicate_share=0.5))
+    async with pipeline.running():
+        await pipeline.settled(300)
+        got = await pipeline.outcome()
+        stats = await _sim_stats(pipeline)
+    assert got.differences(clean) == []
+    assert stats["webhooks_acknowledged"] >= 10  # copies were delivered and answered
+    assert stats.get("webhooks_forged_refused", 0) >= 1 and stats.get("webhooks_forged_accepted", 0) == 0
+    assert stats["rate_limit_violations"] == 0
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def _resize_tmpfs(where: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(where)], check=True, capture_output=True)
+
+
+def _used_kib(where: Path) -> int:
+    stats = os.statvfs(where)
+    return (stats.f_blocks - stats.f_bfree) * stats.f_frsize // 1024
+
+
+async def test_a_full_disk_stops_the_sink_committing_and_it_resumes_when_space_returns(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    clean = await _clean(broker, tmp_path)
+    disk = tmp_path / "disk"
+    if os.geteuid() != 0 or not _mount_tmpfs(disk, "64m"):
+        pytest.skip("needs to mount a tmpfs (root with CAP_SYS_ADMIN): the sink's disk is a small real filesystem")
+    try:
+        pipeline = Pipeline(broker.bootstrap, tmp_path / "full", options(), dataset=str(disk / "dataset"))
+        async with pipeline.running(link=False), aiohttp.ClientSession() as session:
+            half = len(pipeline.participants) // 2
+            await pipeline.link(pipeline.participants[:half])
+            await wait_until(lambda: pipeline.written() > 0, 120, "the first rows on disk")
+            await asyncio.sleep(3)
+            before = Dataset(pipeline.settings.dataset_location).read_all(TABLES["daily_summary"])
+            _resize_tmpfs(disk, f"{_used_kib(disk) + 4}k")  # full: no room for another partition file
+            await pipeline.link(pipeline.participants[half:])
+            sink = pipeline.children["sink"]
+
+            async def blocked() -> bool:
+                return (await sink.metrics(session)).get("wearables_sink_storage_blocked", 0) == 1
+
+            deadline = asyncio.get_running_loop().time() + 120
+            while not await blocked():
+                assert asyncio.get_running_loop().time() < deadline, "the sink never met the full disk"
+                await asyncio.sleep(1)
+            await asyncio.sleep(5)  # retries on a full disk
+            metrics = await sink.metrics(session)
+            assert metrics["wearables_sink_storage_errors_total"] >= 1
+            assert list(disk.rglob("*.tmp")) == []  # a failed write leaves nothing behind
+            still = Dataset(pipeline.settings.dataset_location).read_all(TABLES["daily_summary"])
+            assert still.height >= before.height  # the old files read as they were
+            async with session.get(f"http://127.0.0.1:{sink.port}/readyz") as readyz:
+                assert readyz.status == 503  # not ready while the storage refuses writes
+            _resize_tmpfs(disk, "64m")  # space returns
+            await pipeline.settled(300)
+            got = await pipeline.outcome()
+        assert got.differences(clean) == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False, capture_output=True)
+
+
+async def test_the_broker_stopped_for_30_seconds_then_back_on_its_port(tmp_path: Path) -> None:
+    """The embedded broker forgets everything when it stops, so its topics are made again; what
+    counts is that every process reconnects by itself, no webhook acknowledged during the outage
+    is lost, and what the sink wrote before is intact: the Parquet tables equal a clean run's."""
+    broker = EmbeddedBroker(log_path=tmp_path / "broker.log", ready_timeout=60)
+    await broker.start()
+    try:
+        clean = await clean_outcome(broker.bootstrap, tmp_path / "clean", options())
+        pipeline = Pipeline(broker.bootstrap, tmp_path / "restart", options())
+        async with pipeline.running(link=False):
+            half = len(pipeline.participants) // 2
+            await pipeline.link(pipeline.participants[:half])
+            await wait_until(lambda: pipeline.written() > 0, 120, "the first rows on disk")
+            await asyncio.sleep(3)
+            await asyncio.to_thread(broker.stop)
+            acknowledged = (await _sim_stats(pipeline)).get("webhooks_acknowledged", 0)
+            await asyncio.sleep(30)
+            during = (await _sim_stats(pipeline)).get("webhooks_acknowledged", 0) - acknowledged
+            await broker.start()  # the same port
+            await create_all_topics(pipeline.settings)
+            await pipeline.link(pipeline.participants[half:])
+            await pipeline.settled_tables(clean, 400)
+            got = await pipeline.outcome()
+            alive = {name: child.process is not None and child.process.returncode is None
+                     for name, child in pipeline.children.items()}
+        assert alive == {name: True for name in CHILDREN}  # nobody had to be restarted by hand
+        assert during == 0  # with Kafka down the gateway acknowledged nothing: the vendor kept it to retry
+        assert got.table_differences(clean) == []
+    finally:
+        await asyncio.to_thread(broker.stop)
