@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import CommitFailedError
 from polars.exceptions import PanicException
 
 from models.audit import Action, Actor, AuditRecord, subject_of
@@ -68,6 +69,8 @@ FLUSH_SECONDS = histogram("sink_flush_seconds", "Time to write one flush to the 
 LAST_FLUSH = gauge("sink_last_flush_timestamp_seconds", "When the sink last wrote to the dataset")
 STORAGE_ERRORS = counter("sink_storage_errors_total", "Dataset writes that failed with a storage error "
                          "(OSError: a full disk, permissions); each is retried")
+COMMITS_REFUSED = counter("sink_commits_refused_total", "Commits the consumer group refused (fenced member): "
+                          "the records replay and are upserted again")
 STORAGE_BLOCKED = gauge("sink_storage_blocked", "1 while the sink retries a flush the storage refused")
 
 _T = TypeVar("_T")
@@ -166,7 +169,7 @@ class SinkRunner(TaskService):
                         await self._flush(records, producer, consumer, stop)
                     except _Stopped:
                         break  # the storage still refuses: commit nothing, the records replay next time
-                    await consumer.commit()
+                    await self._commit(consumer)
                     self.completeness.flushed()  # at most every 30 s, in a thread: the sink reads on
                     if self._on_flush:
                         self._on_flush(self.progress)
@@ -178,6 +181,19 @@ class SinkRunner(TaskService):
             await self.completeness.aclose()
             await consumer.stop()
             await producer.stop()
+
+    @staticmethod
+    async def _commit(consumer: AIOKafkaConsumer) -> None:
+        """Commit what was written. A commit the group refuses (this member was fenced: Kafka was out
+        of reach longer than the session timeout, or the group rebalanced meanwhile) is dropped: the
+        records replay from the last commit to whoever has their partitions, and writing them again
+        changes nothing (rows are upserted by key). aiokafka rejoins at the next poll."""
+        try:
+            await consumer.commit()
+        except CommitFailedError:
+            COMMITS_REFUSED.inc()
+            logger.warning("the consumer group refused the sink's commit (fenced or rebalanced); the records "
+                           "replay from the last commit and are upserted again")
 
     async def _gather(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> list[ConsumerRecord]:
         deadline = time.monotonic() + self.settings.sink.flush_interval

@@ -201,3 +201,18 @@ async def test_stopping_while_the_disk_is_full_commits_nothing(tmp_path: Path,
     with pytest.raises(_Stopped):  # run() then leaves its loop without committing
         await flush
     assert sink.progress.flushes == 0 and not list((tmp_path / "dataset").rglob("*.tmp"))
+
+
+async def test_a_commit_the_group_refuses_is_dropped_and_the_sink_goes_on() -> None:
+    from aiokafka.errors import CommitFailedError
+    from prometheus_client import REGISTRY
+
+    from sinks.runner import SinkRunner
+
+    class Fenced:
+        async def commit(self) -> None:
+            raise CommitFailedError("this member was fenced")
+
+    before = REGISTRY.get_sample_value("wearables_sink_commits_refused_total") or 0.0
+    await SinkRunner._commit(Fenced())  # a consumer whose commit the group refuses
+    assert REGISTRY.get_sample_value("wearables_sink_commits_refused_total") == before + 1

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import pytest
+import rocksdict
+from aiokafka import TopicPartition
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from cli.topics import create_all_topics
@@ -15,10 +18,10 @@ from connectors.simulator.cohort import SyntheticCohort
 from models.ids import research_id
 from models.providers import Provider
 from models.raw import RawPage
-from runtime.kafka import make_producer
+from runtime.kafka import make_consumer, make_producer
 from runtime.service import serve
 from runtime.settings import Settings
-from streams.runner import WorkerCrashed, WorkerService
+from streams.runner import WorkerCrashed, WorkerService, reseed_changelog, stores_ahead_of
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +77,36 @@ async def test_a_crashed_app_ends_serve_with_one_line_and_the_worker_not_ready(
     assert seen == [True] and not service.ready() and _ready_gauge() == 0
     message = str(crashed.value)
     assert "\n" not in message and "restarts it" in message and "changelog" in message
+
+
+async def test_a_store_ahead_of_an_emptied_changelog_writes_its_records_back_before_it_is_moved_aside(
+        settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = settings_factory(store="rocksdb://")
+    await create_all_topics(settings)  # the changelogs exist and are empty, as after a broker lost them
+    store = tmp_path / "days-2.db"
+    db = rocksdict.Rdict(str(store), options=rocksdict.Options(raw_mode=True))
+    state = {f"R{n:020d}|2026-11-0{n}".encode(): f"state {n}".encode() for n in range(1, 6)}
+    for key, value in state.items():
+        db.put(key, value)
+    db.put(b"__faust\0offset__", b"41")
+    db.close()
+    topic = f"{settings.app_id}-days-changelog"
+    ends = {("days", p): 0 for p in range(settings.kafka.partitions)}
+    assert [(p.name, t, n) for p, t, n in stores_ahead_of(tmp_path, ends)] == [("days-2.db", "days", 2)]
+
+    moved = await reseed_changelog(settings, None, store, "days", 2)
+    assert not store.exists() and moved.name.startswith("days-2.db.ahead-")
+    consumer = make_consumer(settings)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 2)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        got: dict[bytes, bytes] = {}
+        while len(got) < len(state):
+            for messages in (await consumer.getmany(timeout_ms=2000)).values():
+                got.update({m.key: m.value for m in messages if m.key is not None and m.value is not None})
+        assert got == state  # the day states as the store held them, in the store's partition, no offset record
+        assert (await consumer.end_offsets([partition]))[partition] == len(state)
+    finally:
+        await consumer.stop()

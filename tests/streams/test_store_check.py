@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import rocksdict
 
-from streams.runner import set_aside_damaged_stores
+from streams.runner import set_aside_damaged_stores, stores_ahead_of
 
 
 def _store(path: Path, records: int = 2000) -> None:
@@ -66,3 +66,20 @@ def test_a_damaged_store_is_moved_aside_and_a_sound_one_is_kept(tmp_path: Path, 
 
 def test_no_table_directory_yet_is_nothing_to_check(tmp_path: Path) -> None:
     assert set_aside_damaged_stores(tmp_path / "v1" / "tables") == []
+
+
+def _store_at_offset(path: Path, offset: int) -> None:
+    db = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True))
+    db.put(b"R00000000000000000001|2026-11-03", b"state")
+    db.put(b"__faust\0offset__", str(offset).encode())  # faust.stores.rocksdb.RocksDB.offset_key
+    db.flush()
+    db.close()
+
+
+def test_a_store_ahead_of_its_changelog_is_found_and_one_at_its_end_is_not(tmp_path: Path) -> None:
+    _store_at_offset(tmp_path / "days-0.db", 22)  # the changelog was made again: it ends at 0
+    _store_at_offset(tmp_path / "days-1.db", 22)  # the changelog ends at 23: offset 22 is its last record
+    _store_at_offset(tmp_path / "watermarks-0.db", 5)  # its topic is missing altogether
+    found = stores_ahead_of(tmp_path, {("days", 0): 0, ("days", 1): 23})
+    assert [(p.name, table, partition) for p, table, partition in found] == [
+        ("days-0.db", "days", 0), ("watermarks-0.db", "watermarks", 0)]
