@@ -68,9 +68,15 @@ class Outcome:
         for name, want in clean.tables.items():
             have = self.tables.get(name)
             if have is None or not have.equals(want):
-                extra = "" if have is None else f" ({have.join(want, on=have.columns, how='anti').head(2).to_dicts()})"
+                extra = "" if have is None else (f"; not in the clean run: {_rows_not_in(have, want)}"
+                                                 f"; only in the clean run: {_rows_not_in(want, have)}")
                 found.append(f"table {name}: {None if have is None else have.height} rows != {want.height}{extra}")
         return found
+
+
+def _rows_not_in(frame: pl.DataFrame, other: pl.DataFrame) -> list[dict[str, Any]]:
+    """Two rows of ``frame`` that ``other`` lacks (nulls equal to nulls)."""
+    return frame.join(other, on=frame.columns, how="anti", nulls_equal=True).head(2).to_dicts()
 
 
 def _changed(have: dict[str, Any] | None, want: dict[str, Any]) -> str:
