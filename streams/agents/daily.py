@@ -23,7 +23,7 @@ from models.purge import PurgeMarker, is_purge_marker
 from models.samples import SampleBatch
 from runtime.metrics import counter, gauge, histogram
 from runtime.purges import SKIPPED
-from streams.agents.normalize import BATCH_ERRORS, LAST_EVENT, Deliveries, halt
+from streams.agents.takes import Deliveries, Events, run_takes
 from streams.daily.aggregate import DailyRules
 from streams.daily.process import DayPolicy, DayUpdate, apply_batches, finalize_due
 from streams.dead_letters import for_error, is_infrastructure
@@ -87,25 +87,15 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
     @app.agent(samples, name="daily", concurrency=1)
     async def daily_days(stream: StreamT[bytes]) -> None:
         await purges.ready.wait()  # a replay must not bring a purged participant back
-        async for events in stream.take_events(1000, within=0.25):  # type: ignore[attr-defined]  # faust's StreamT lacks take_events (Stream has it)
-            try:
-                try:
-                    await _take(events)
-                except Exception as error:
-                    if is_infrastructure(error):
-                        raise
-                    # One bad record must not divert the take's good ones: redo it record by record
-                    # (replayed samples are duplicates to the day states, so a partial first try is harmless).
-                    BATCH_ERRORS.labels(stage=STAGE).inc()
-                    logger.exception("daily take of %d events failed; redoing it record by record", len(events))
-                    for event in events:
-                        await _take_alone(event)
-                await sent.confirm()  # before take_events acknowledges the take
-            except Exception as error:
-                if is_infrastructure(error):
-                    await halt(app, STAGE, events, error)
-                raise
-            LAST_EVENT.labels(stage=STAGE).set_to_current_time()
+        takes = stream.take_events(1000, within=0.25)  # type: ignore[attr-defined]  # faust's StreamT lacks take_events (Stream has it)
+        await run_takes(app, STAGE, takes, sent, process=_take, recover=_redo_alone)
+
+    async def _redo_alone(events: Events, error: Exception) -> None:
+        # One bad record must not divert the take's good ones: redo it record by record
+        # (replayed samples are duplicates to the day states, so a partial first try is harmless).
+        logger.exception("daily take of %d events failed; redoing it record by record", len(events))
+        for event in events:
+            await _take_alone(event)
 
     async def _take(events: list[EventT[bytes]]) -> None:
         kept = await _take_purges(events)

@@ -22,7 +22,8 @@ from prometheus_client import REGISTRY
 from runtime.purges import PurgeList
 from runtime.settings import Settings
 from streams.agents import normalize as agent_module
-from streams.agents.normalize import Deliveries, register_normalize
+from streams.agents.normalize import register_normalize
+from streams.agents.takes import Deliveries
 from streams.normalize import limits
 from streams.normalize.stage import RawRecord, StageOutput, normalize_records
 from streams.progress import Progress
