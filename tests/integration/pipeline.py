@@ -272,7 +272,7 @@ async def leaks(pipeline: Pipeline) -> list[str]:
         async with aiohttp.ClientSession() as session, \
                 session.get(f"http://127.0.0.1:{child.port}/metrics") as answer:
             scan(f"{name} /metrics", await answer.text(), anywhere | research_ids)
-    for value in await _values(pipeline.settings, "dlq"):
+    for value in await topic_values(pipeline.settings, "dlq"):
         scan("a dead letter", value.decode(errors="replace"), anywhere)
     dataset = Dataset(pipeline.settings.dataset_location)
     for name, table in TABLES.items():
@@ -283,8 +283,9 @@ async def leaks(pipeline: Pipeline) -> list[str]:
     return found
 
 
-async def _values(settings: Settings, suffix: str) -> list[bytes]:
-    """Every record value of a topic, read to its end offsets."""
+async def topic_values(settings: Settings, suffix: str) -> list[bytes]:
+    """Every record value of a topic (tombstones left out), read to its end offsets with assigned
+    partitions (no group to join, so a poll takes milliseconds)."""
     topic = settings.topic(suffix)
     consumer = make_consumer(settings)
     await consumer.start()
@@ -321,30 +322,13 @@ def _tail(log: Path, lines: int = 15) -> str:
 
 
 async def latest_summaries(settings: Settings) -> dict[str, DailySummary]:
-    """The latest summary per key on ``daily`` (highest revision; last on ties), read to its end
-    offsets with assigned partitions (no group to join)."""
-    topic = settings.topic("daily")
-    consumer = make_consumer(settings)
-    await consumer.start()
+    """The latest summary per key on ``daily`` (highest revision; last on ties)."""
     latest: dict[str, DailySummary] = {}
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not partitions:
-            return latest
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                for message in messages:
-                    if message.value is None:
-                        continue
-                    summary = DailySummary.from_bytes(message.value)
-                    if summary.key not in latest or summary.revision >= latest[summary.key].revision:
-                        latest[summary.key] = summary
-        return latest
-    finally:
-        await consumer.stop()
+    for value in await topic_values(settings, "daily"):
+        summary = DailySummary.from_bytes(value)
+        if summary.key not in latest or summary.revision >= latest[summary.key].revision:
+            latest[summary.key] = summary
+    return latest
 
 
 _CLEAN: dict[SimulatorOptions, Outcome] = {}

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 
 from cli.children import ChildProcess
 from cli.topics import create_all_topics
 from connectors.simulator.cohort import SyntheticCohort
 from models.daily import DailySummary
 from models.topics import raw_topic_suffix
-from runtime.kafka import make_consumer, make_producer
+from runtime.kafka import make_producer
 from runtime.settings import Settings
+from tests.integration.pipeline import latest_summaries
 from tests.streams.daily.helpers import IGNORED, Store, batches_of, cohort_pages
 
 pytestmark = pytest.mark.integration
@@ -56,29 +56,6 @@ async def _publish_steadily(settings: Settings, pages: list[tuple[str, Any]], *,
             await asyncio.sleep(seconds / 40)
     finally:
         await producer.stop()
-
-
-async def _summaries(settings: Settings) -> dict[str, DailySummary]:
-    """The latest summary per key on the daily topic (highest revision; last one on ties), read to
-    its end offsets with assigned partitions (no group to join, so a poll takes milliseconds)."""
-    topic = settings.topic("daily")
-    consumer = make_consumer(settings)
-    await consumer.start()
-    latest: dict[str, DailySummary] = {}
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                for message in messages:
-                    summary = DailySummary.from_bytes(message.value)
-                    if summary.key not in latest or summary.revision >= latest[summary.key].revision:
-                        latest[summary.key] = summary
-        return latest
-    finally:
-        await consumer.stop()
 
 
 def _mismatches(got: dict[str, DailySummary], reference: Store) -> list[str]:
@@ -120,18 +97,18 @@ async def test_sigkill_mid_run_then_restart_gives_the_same_summaries(
     publishing = asyncio.ensure_future(_publish_steadily(settings, pages, seconds=20))
     try:
         async def some_done() -> bool:
-            return len(await _summaries(settings)) >= expected_days // 4
+            return len(await latest_summaries(settings)) >= expected_days // 4
 
         await _wait(some_done, 180, "a quarter of the days to be summarized")
         assert worker.process is not None
         worker.process.send_signal(signal.SIGKILL)
         await asyncio.wait_for(worker.process.wait(), 10)
-        assert len(await _summaries(settings)) < expected_days, "the crash came too late to test anything"
+        assert len(await latest_summaries(settings)) < expected_days, "the crash came too late to test anything"
 
         worker = await _start_worker(settings, log)
 
         async def converged() -> bool:
-            return not _mismatches(await _summaries(settings), reference)
+            return not _mismatches(await latest_summaries(settings), reference)
 
         await publishing
         await _wait(converged, 300, "the restarted worker's summaries to match the reference")
@@ -139,7 +116,7 @@ async def test_sigkill_mid_run_then_restart_gives_the_same_summaries(
         publishing.cancel()
         await worker.stop()
 
-    got = await _summaries(settings)
+    got = await latest_summaries(settings)
     assert len(got) == expected_days
     mismatched = _mismatches(got, reference)
     tail = log.read_text()[-2000:]
