@@ -243,13 +243,9 @@ class Fetcher:
             try:
                 access = await (self._tokens.access_token(research_id, provider) if stale is None
                                 else self._tokens.refresh(research_id, provider, stale=stale))
-            except VendorUnavailable:  # the token endpoint failed (5xx, timeout, no tokens in its answer)
-                if health.failed(provider) and not probe:
-                    continue  # the vendor is down: waiting for it is not one of this call's attempts
-                attempt += 1
-                if attempt >= self._retry.fetch_max_attempts:
-                    raise
-                await asyncio.sleep(backoff_delay(attempt, self._retry.retry_base_delay))
+            except VendorUnavailable as failed:  # the token endpoint failed (5xx, timeout, no tokens in its answer)
+                if not health.failed(provider) or probe:  # down: waiting for it is not one of this call's attempts
+                    attempt = await self._spend_attempt(attempt, failed)
                 continue
             stale = None
             started = time.perf_counter()
@@ -260,17 +256,14 @@ class Fetcher:
                 CALLS.labels(provider.value, data_type, "rate_limited").inc()
                 self._limiter.block(provider, research_id, limited.retry_after)
                 continue
-            except TokenExpired:
+            except TokenExpired as expired:
                 health.succeeded(provider)
                 CALLS.labels(provider.value, data_type, "token_expired").inc()
                 if not refreshed:  # refresh once, then retry at once
                     refreshed, stale = True, access
                     continue
                 # refused again with a fresh token: the vendor's trouble, retried like a 5xx
-                attempt += 1
-                if attempt >= self._retry.fetch_max_attempts:
-                    raise
-                await asyncio.sleep(backoff_delay(attempt, self._retry.retry_base_delay))
+                attempt = await self._spend_attempt(attempt, expired)
                 continue
             except AccessRevoked:  # not a data call's answer (error_for): passed on, the link left as it is
                 health.succeeded(provider)
@@ -280,14 +273,10 @@ class Fetcher:
                 health.succeeded(provider)
                 CALLS.labels(provider.value, data_type, "scope_missing").inc()
                 raise
-            except VendorUnavailable:
+            except VendorUnavailable as failed:
                 CALLS.labels(provider.value, data_type, "unavailable").inc()
-                if health.failed(provider) and not probe:
-                    continue  # the vendor is down: waiting for it is not one of this call's attempts
-                attempt += 1
-                if attempt >= self._retry.fetch_max_attempts:
-                    raise
-                await asyncio.sleep(backoff_delay(attempt, self._retry.retry_base_delay))
+                if not health.failed(provider) or probe:  # down: waiting for it is not one of this call's attempts
+                    attempt = await self._spend_attempt(attempt, failed)
                 continue
             finally:
                 CALL_SECONDS.labels(provider.value).observe(time.perf_counter() - started)
@@ -295,6 +284,16 @@ class Fetcher:
             CALLS.labels(provider.value, data_type, "ok").inc()
             self._limiter.observe(provider, research_id, quota_remaining(page.headers))
             return page
+
+
+    async def _spend_attempt(self, attempt: int, error: VendorError) -> int:
+        """One more of a call's attempts spent on ``error``: raised once they are used up, else
+        returned after the jittered backoff."""
+        attempt += 1
+        if attempt >= self._retry.fetch_max_attempts:
+            raise error
+        await asyncio.sleep(backoff_delay(attempt, self._retry.retry_base_delay))
+        return attempt
 
 
 def _days(start: str, end: str) -> list[date]:

@@ -174,7 +174,8 @@ def test_random_keys_are_accepted(key: str) -> None:
 @pytest.mark.parametrize("base", ["http://127.0.0.1:9", "http://localhost:8000/", "http://[::1]:9", "http://127.0.0.2"])
 def test_the_demo_runs_against_a_loopback_simulator(base: str) -> None:
     settings = load_settings({"WEARABLES_ENV": "demo", "WEARABLES_VENDOR_API_BASE": base})
-    settings.vendors.require_simulator_in_demo()
+    settings.vendors.require_simulator_in_demo()  # raises for anything but a loopback simulator
+    assert settings.vendors.api_base == base
 
 
 @pytest.mark.parametrize("base", ["https://api.fitbit.com", "http://sim.example.org:8000", "http://127.0.0.1.example.org"])
