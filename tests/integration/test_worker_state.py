@@ -17,7 +17,8 @@ from connectors.simulator.cohort import SyntheticCohort
 from models.topics import raw_topic_suffix
 from runtime.kafka import make_producer
 from runtime.settings import Settings
-from tests.integration.test_crash_recovery import _mismatches, _start_worker, _summaries, _wait
+from tests.integration.pipeline import latest_summaries
+from tests.integration.test_crash_recovery import _mismatches, _start_worker, _wait
 from tests.streams.daily.helpers import Store, batches_of, cohort_pages
 
 pytestmark = pytest.mark.integration
@@ -82,7 +83,7 @@ async def test_a_restart_onto_damaged_stores_rebuilds_them_from_the_changelog(
         reference = _reference(first)
 
         async def first_done() -> bool:
-            return not _mismatches(await _summaries(settings), reference)
+            return not _mismatches(await latest_summaries(settings), reference)
 
         await _wait(first_done, 40, "the first run's summaries")
     finally:
@@ -99,7 +100,7 @@ async def test_a_restart_onto_damaged_stores_rebuilds_them_from_the_changelog(
         reference = _reference(pages)
 
         async def converged() -> bool:
-            return not _mismatches(await _summaries(settings), reference)
+            return not _mismatches(await latest_summaries(settings), reference)
 
         await _wait(converged, 60, "the restarted worker's summaries to match the reference")
     finally:
