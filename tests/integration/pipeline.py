@@ -62,6 +62,12 @@ class Outcome:
         found += [f"daily {key}: not in the clean run" for key in self.daily.keys() - clean.daily.keys()]
         return found + self.table_differences(clean)
 
+    def of(self, person_ids: set[str]) -> Outcome:
+        """The same outcome, only the rows of ``person_ids`` (research IDs)."""
+        return Outcome({k: v for k, v in self.daily.items() if k.split("|")[0] in person_ids},
+                       {name: frame.filter(pl.col("person_id").is_in(sorted(person_ids)))
+                        for name, frame in self.tables.items()}, self.stats)
+
     def table_differences(self, clean: Outcome) -> list[str]:
         """The Parquet tables that differ from ``clean``'s, with their row counts."""
         found = []
@@ -137,6 +143,27 @@ class Pipeline:
         await self.start(name)
 
     @contextlib.asynccontextmanager
+    async def supervised(self, name: str) -> AsyncIterator[list[int]]:
+        """While inside, ``name`` is started again whenever it exits, as a supervisor's restart
+        policy does; yields the exit codes seen."""
+        codes: list[int] = []
+
+        async def watch() -> None:
+            while True:
+                process = self.children[name].process
+                assert process is not None
+                codes.append(await process.wait())
+                await self.restart(name)
+
+        task = asyncio.ensure_future(watch())
+        try:
+            yield codes
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @contextlib.asynccontextmanager
     async def running(self, *, link: bool = True) -> AsyncIterator[Pipeline]:
         """Every child started, then the simulator; every participant linked unless ``link`` is False."""
         await create_all_topics(self.settings)
@@ -175,6 +202,10 @@ class Pipeline:
         finally:
             await producer.stop()
 
+    def research_ids(self, participants: list[str]) -> set[str]:
+        secret = self.settings.require_secret_key()
+        return {research_id(secret, p) for p in participants}
+
     def truth(self) -> Truth:
         """{research_id|date: (steps, minutes with heart rate, minutes asleep)} of every simulated participant-day."""
         assert self.sim is not None
@@ -212,11 +243,15 @@ class Pipeline:
         raise AssertionError(f"not settled after {timeout:g}s: {len(missing)} of {len(truth)} days missing "
                              f"or different; {self.written()} written; logs: {logs}")
 
-    async def settled_tables(self, clean: Outcome, timeout: float) -> None:
-        """Wait until every Parquet table equals ``clean``'s (for runs whose topics were lost on
-        the way, so that ``daily`` alone no longer holds every day)."""
+    async def settled_tables(self, clean: Outcome, timeout: float, *, person_ids: set[str] | None = None) -> None:
+        """Wait until every Parquet table equals ``clean``'s, in the rows of ``person_ids`` if given
+        (for runs whose topics were lost on the way, so that ``daily`` no longer holds every day)."""
         deadline = time.monotonic() + timeout
-        while (left := (await self.outcome()).table_differences(clean)) and time.monotonic() < deadline:
+
+        def scoped(outcome: Outcome) -> Outcome:
+            return outcome if person_ids is None else outcome.of(person_ids)
+
+        while (left := scoped(await self.outcome()).table_differences(scoped(clean))) and time.monotonic() < deadline:
             await asyncio.sleep(2)
         if left:
             logs = {name: _tail(c.log) for name, c in self.children.items()}
