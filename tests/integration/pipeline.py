@@ -12,7 +12,7 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from cli.services import linking_client
 from cli.topics import create_all_topics
 from connectors.linking import link_through_consent
 from connectors.simulator.service import RunningSimulator, SimulatorOptions, SimulatorService
+from connectors.simulator.world import World
 from connectors.vault import open_vault
 from models.daily import DailySummary
 from models.ids import research_id
@@ -207,19 +208,10 @@ class Pipeline:
         return {research_id(secret, p) for p in participants}
 
     def truth(self) -> Truth:
-        """{research_id|date: (steps, minutes with heart rate, minutes asleep)} of every simulated participant-day."""
+        """What the world says of every simulated participant-day (:func:`world_truth`)."""
         assert self.sim is not None
-        world, secret = self.sim.world, self.settings.require_secret_key()
-        found: Truth = {}
-        for participant in world.cohort.participant_ids:
-            rid, day = research_id(secret, participant), world.first_day
-            while day <= world.last_day:
-                steps, rates = world.series(participant, day)
-                night = world.cohort.sleep_night(participant, day)
-                found[f"{rid}|{day.isoformat()}"] = (sum(steps), sum(1 for r in rates if r),
-                                                     night.minutes_asleep if night else None)
-                day += timedelta(days=1)
-        return found
+        world = self.sim.world
+        return world_truth(world, self.settings.require_secret_key(), world.cohort.participant_ids)
 
     async def summaries(self) -> dict[str, DailySummary]:
         """The latest summary per key on ``daily`` (highest revision), read to the end offsets."""
@@ -338,6 +330,21 @@ async def topic_values(settings: Settings, suffix: str) -> list[bytes]:
         return values
     finally:
         await consumer.stop()
+
+
+def world_truth(world: World, secret: bytes, participants: Iterable[str]) -> Truth:
+    """{research_id|date: (steps, minutes with heart rate, minutes asleep)} of each participant's
+    simulated days (None: no sleep log ended that day)."""
+    found: Truth = {}
+    for participant in participants:
+        rid, day = research_id(secret, participant), world.first_day
+        while day <= world.last_day:
+            steps, rates = world.series(participant, day)
+            night = world.cohort.sleep_night(participant, day)
+            found[f"{rid}|{day.isoformat()}"] = (sum(steps), sum(1 for r in rates if r),
+                                                 night.minutes_asleep if night else None)
+            day += timedelta(days=1)
+    return found
 
 
 def comparable(summaries: Mapping[str, DailySummary]) -> dict[str, dict[str, Any]]:

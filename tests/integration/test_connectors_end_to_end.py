@@ -8,19 +8,18 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from datetime import timedelta
 
 import aiohttp
 import pytest
 
 from connectors.simulator.service import SimulatorOptions
 from models.daily import DailySummary
-from models.ids import research_id
 from models.providers import Provider
 from runtime.kafka import make_consumer
 from runtime.settings import Settings
 from tests.conftest import worker
 from tests.connectors.stack import Stack, connector_stack
+from tests.integration.pipeline import Truth, world_truth
 
 pytestmark = pytest.mark.integration
 # The issue's 200 (about 4.5 minutes on this 2-core machine); E2E_PARTICIPANTS=40 for a quick run.
@@ -28,24 +27,11 @@ PARTICIPANTS = int(os.environ.get("E2E_PARTICIPANTS", "200"))
 DAYS = 14
 
 
-Truth = dict[str, tuple[int, int, int | None]]
 
 
 def _truth(stack: Stack, linked: list[tuple[str, Provider]]) -> Truth:
-    """{research_id|date: (steps, minutes with heart rate, minutes asleep)} of every simulated
-    participant-day (None: no sleep log ended that day)."""
-    world, secret = stack.sim.world, stack.settings.require_secret_key()
-    truth = {}
-    for participant, _ in linked:
-        rid = research_id(secret, participant)
-        day = world.first_day
-        while day <= world.last_day:
-            steps, rates = world.series(participant, day)
-            night = world.cohort.sleep_night(participant, day)
-            truth[f"{rid}|{day.isoformat()}"] = (sum(steps), sum(1 for r in rates if r),
-                                                 night.minutes_asleep if night else None)
-            day += timedelta(days=1)
-    return truth
+    """What the world says of every linked participant's simulated days."""
+    return world_truth(stack.sim.world, stack.settings.require_secret_key(), [p for p, _ in linked])
 
 
 async def _until_daily_matches(settings: Settings, truth: Truth, timeout: float) -> Truth:
