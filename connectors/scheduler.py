@@ -23,6 +23,7 @@ import functools
 import logging
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -45,6 +46,7 @@ from models.providers import Provider
 from models.raw import RawPage
 from models.topics import raw_topic_suffix
 from runtime.kafka import make_consumer, make_producer
+from runtime.lost_logs import LostLogWatch
 from runtime.metrics import counter, gauge
 from runtime.service import TaskService
 from runtime.settings import Settings
@@ -210,6 +212,11 @@ class _Offsets:
             del self.partitions[tp]
         return {tp: OffsetAndMetadata(partition.committable(), "") for tp, partition in self.partitions.items()}
 
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """Drop ``partitions`` (read again from their start: their old offsets mean nothing now)."""
+        for tp in partitions:
+            self.partitions.pop(tp, None)
+
 
 class Scheduler(TaskService):
     """Consume ``fetch-requests``, carry each out as its own task, publish the pages onto ``raw.*``.
@@ -311,7 +318,7 @@ class Scheduler(TaskService):
 
     async def _consume(self, stop: asyncio.Event, consumer: AIOKafkaConsumer, fetcher: Fetcher) -> None:
         offsets, running = _Offsets(), _InFlight(_MAX_IN_FLIGHT)
-        tasks = running.tasks
+        tasks, watch = running.tasks, LostLogWatch(consumer, "scheduler")
         last_commit = time.monotonic()
         try:
             while not stop.is_set():
@@ -321,6 +328,8 @@ class Scheduler(TaskService):
                 else:
                     consumer.pause(*consumer.assignment())
                 batch = await consumer.getmany(timeout_ms=300, max_records=2000)
+                watch.consumed(batch)
+                offsets.forget(await watch.check())
                 for tp, messages in batch.items():
                     for message in messages:
                         partition = offsets.start(tp, message.offset)

@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 from models.audit import Action, AuditRecord, subject_of
 from models.errors import DecodeError
 from runtime.kafka import make_consumer
+from runtime.lost_logs import LostLogWatch
 from runtime.metrics import counter
 from runtime.settings import Settings
 
@@ -83,8 +84,11 @@ class PurgeList:
             consumer.assign([partition])
             await consumer.seek_to_beginning(partition)
             end = (await consumer.end_offsets([partition]))[partition]
+            watch = LostLogWatch(consumer, "purges")
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=500)
+                watch.consumed(batches)
+                await watch.check()
                 for records in batches.values():
                     for record in records:
                         self._read(record.value)

@@ -43,6 +43,7 @@ from models.errors import DecodeError
 from models.purge import PurgeMarker, is_purge_marker
 from models.samples import SampleBatch
 from runtime.kafka import make_consumer, make_producer
+from runtime.lost_logs import LostLogWatch
 from runtime.metrics import counter, gauge, histogram
 from runtime.purges import SKIPPED, PurgeList
 from runtime.service import TaskService
@@ -159,10 +160,11 @@ class SinkRunner(TaskService):
         await consumer.start()
         await producer.start()
         self._consumer = consumer
+        watch = LostLogWatch(consumer, "sink")
         try:
             quiet_since = time.monotonic()
             while not stop.is_set():
-                records = await self._gather(consumer, stop)
+                records = await self._gather(consumer, watch, stop)
                 if records:
                     quiet_since = time.monotonic()
                     try:
@@ -195,11 +197,14 @@ class SinkRunner(TaskService):
             logger.warning("the consumer group refused the sink's commit (fenced or rebalanced); the records "
                            "replay from the last commit and are upserted again")
 
-    async def _gather(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> list[ConsumerRecord]:
+    async def _gather(self, consumer: AIOKafkaConsumer, watch: LostLogWatch,
+                      stop: asyncio.Event) -> list[ConsumerRecord]:
         deadline = time.monotonic() + self.settings.sink.flush_interval
         gathered: list[ConsumerRecord] = []
         while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
             batches = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
+            watch.consumed(batches)
+            await watch.check()
             for records in batches.values():
                 gathered += records
             if not batches and gathered:

@@ -1,0 +1,78 @@
+"""A consumer still running when its topic's log is lost (the embedded broker restarted, or the
+topic re-created) reads the new log from its start, instead of waiting at its old offset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from runtime.kafka import TopicPlan, delete_topics, ensure_topics, make_consumer, make_producer
+from runtime.lost_logs import REWOUND, LostLogWatch
+from runtime.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+async def _send(settings: Settings, topic: str, values: list[bytes]) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def _read(consumer: AIOKafkaConsumer, watch: LostLogWatch | None, got: list[bytes], want: int) -> None:
+    async def poll() -> None:
+        batches = await consumer.getmany(timeout_ms=200)
+        if watch is not None:
+            watch.consumed(batches)
+            await watch.check()
+        got.extend(m.value for records in batches.values() for m in records)
+
+    for _ in range(40):
+        await poll()
+        if len(got) >= want:
+            return
+
+
+@pytest.mark.parametrize("watched", [True, False])
+async def test_a_topic_re_created_under_a_running_consumer_is_read_again_from_its_start(
+    settings_factory: Callable[..., Settings], watched: bool
+) -> None:
+    settings = settings_factory()
+    topic = settings.topic("lost")
+    plan = TopicPlan(topic, 1)
+    await ensure_topics(settings, [plan])
+    await _send(settings, topic, [b"old-%d" % i for i in range(5)])
+    consumer = make_consumer(settings, bootstrap=None, group_id=None)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        watch = LostLogWatch(consumer, "test", interval=0) if watched else None
+        before = REWOUND.labels("test")._value.get()
+        old: list[bytes] = []
+        await _read(consumer, watch, old, 5)
+        assert len(old) == 5
+
+        await delete_topics(settings, [topic])  # what a broker that lost everything looks like
+        await ensure_topics(settings, [plan])
+        await _send(settings, topic, [b"new-%d" % i for i in range(2)])  # shorter than where we were
+        new: list[bytes] = []
+        await _read(consumer, watch, new, 2)
+        await _send(settings, topic, [b"new-%d" % i for i in range(2, 7)])
+        await _read(consumer, watch, new, 7)
+    finally:
+        await consumer.stop()
+    if watched:
+        assert new == [b"new-%d" % i for i in range(7)]  # every record of the new log, once, in order
+        assert REWOUND.labels("test")._value.get() == before + 1
+    else:
+        # the broker's answer past a log's end is no records (Kafka's would be OFFSET_OUT_OF_RANGE):
+        # without the watch the consumer passes over everything below its old offset
+        assert new == [b"new-5", b"new-6"]
