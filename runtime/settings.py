@@ -577,24 +577,93 @@ def _describe(error: ValidationError) -> str:
     return f"{variable}{shown}: {reason}{more}"
 
 
+#: every flat setting name (a section's or the top level's)
+_FLAT_NAMES = frozenset(_ROUTES) | frozenset(name for name in Settings.model_fields if name not in _SECTIONS)
+_FILE_SUFFIX = "_FILE"
+
+
+def _read_secret_file(variable: str, path: str) -> str:
+    """The secret in the file ``variable`` names (``<SECRET>_FILE``), one trailing newline stripped.
+
+    Docker and Kubernetes mount secrets as files; ``echo`` and most editors end them with a newline.
+    """
+    problem = None
+    try:
+        if not path.strip():
+            raise FileNotFoundError(path)
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problem = "no such file"
+    except IsADirectoryError:
+        problem = "it is a directory"
+    except PermissionError:
+        problem = "permission denied"
+    except UnicodeDecodeError:
+        problem = "it is not UTF-8 text"
+    except OSError as error:
+        problem = error.strerror or type(error).__name__
+    else:
+        if text.endswith("\n"):
+            text = text[:-1].removesuffix("\r")
+        if text:
+            return text
+        problem = "the file is empty"
+    raise ConfigurationError(f"{variable}={path!r}: cannot read the secret from it ({problem}); point {variable} "
+                             "at the file that holds the value (a mounted Docker/Kubernetes secret), or unset it")
+
+
+def _secret_files(given: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """``<VARIABLE>_FILE`` variables among ``given`` (flat name → (variable, value)), by the secret's flat name.
+
+    Refused with a one-line ConfigurationError: the value and its file both given, a ``_FILE`` of a
+    setting that is no secret.
+    """
+    files: dict[str, tuple[str, str]] = {}
+    for flat, (variable, path) in given.items():
+        base = flat.removesuffix(_FILE_SUFFIX.lower())
+        if base == flat or flat in _FLAT_NAMES or base not in _FLAT_NAMES:
+            continue  # not <SETTING>_FILE: an ordinary (or unknown, hence ignored) variable
+        setting = variable.removesuffix(_FILE_SUFFIX)
+        if base not in _SECRET_FIELDS:
+            secrets = ", ".join(sorted(variable_name(name) for name in _SECRET_FIELDS))
+            raise ConfigurationError(f"{variable} is set, but {setting} is not a secret: only secrets ({secrets}) "
+                                     f"can be read from a file; set {setting} itself")
+        if base in given:
+            raise ConfigurationError(f"both {given[base][0]} and {variable} are set: give the secret one way, "
+                                     f"unset one of them")
+        files[base] = (variable, path)
+    return files
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read the environment (or ``environ``) into Settings; bad values raise ConfigurationError.
 
     ``WEARABLES_<NAME>`` and the conventional ``KAFKA_<NAME>`` variables are read; the error
-    message is one line naming the variable and what it should be.
+    message is one line naming the variable and what it should be. A secret may instead be given
+    as ``<VARIABLE>_FILE``, the path of a file holding it (a mounted Docker/Kubernetes secret; one
+    trailing newline is not part of it); ``_FILE`` of a setting that is no secret is refused.
     """
     source = os.environ if environ is None else environ
-    data: dict[str, Any] = {}
+    given: dict[str, tuple[str, str]] = {}  # flat name → (the variable as given, its value)
     for key, value in source.items():
         upper = key.upper()
         if upper.startswith("WEARABLES_"):
-            data[upper.removeprefix("WEARABLES_").lower()] = value
+            given[upper.removeprefix("WEARABLES_").lower()] = (upper, value)
         elif upper.startswith("KAFKA_"):
-            data[upper.lower()] = value
+            given[upper.lower()] = (upper, value)
+    files = _secret_files(given)
+    data: dict[str, Any] = {flat: value for flat, (_, value) in given.items()}
+    for flat, (variable, path) in files.items():
+        del data[f"{flat}{_FILE_SUFFIX.lower()}"]
+        data[flat] = _read_secret_file(variable, path)
     data.update(overrides)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as error:
-        raise ConfigurationError(_describe(error)) from None
+        message = _describe(error)
+        for flat, (variable, _) in files.items():
+            if message.startswith(variable_name(flat)) and flat not in overrides:
+                message += f" (read from the file {variable} names)"
+        raise ConfigurationError(message) from None
     register_secrets(settings.secret_values())  # the log filter redacts them wherever they turn up
     return settings
