@@ -328,7 +328,6 @@ class Scheduler(TaskService):
                 else:
                     consumer.pause(*consumer.assignment())
                 batch = await consumer.getmany(timeout_ms=300, max_records=2000)
-                watch.consumed(batch)
                 offsets.forget(await watch.check())
                 for tp, messages in batch.items():
                     for message in messages:

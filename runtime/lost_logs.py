@@ -8,25 +8,24 @@ up would wait at its old offset and silently pass over the first records the re-
 fetch requests never carried out, summaries never written. The same holds on Kafka for a topic
 deleted and re-created faster than the consumer noticed.
 
-:class:`LostLogWatch` notices: every few seconds it compares each assigned partition's log end
-with the next offset the consumer will read, and seeks a partition whose log now ends before
-that back to its start (records read twice are harmless downstream: every stage is idempotent).
+:class:`LostLogWatch` notices: every few seconds it reads each assigned partition's log end, and
+seeks a partition whose end went backwards (a log only grows) back to its start; records read
+twice are harmless downstream, every stage is idempotent. It compares ends with ends, not with
+the consumer's position: Tansu reports a partition's end as its last record batch's base offset
++ 1, so a consumer that read a whole multi-record batch is legitimately past the reported end.
+A log lost and regrown past its old end between two looks (2 s) would go unnoticed.
 
     watch = LostLogWatch(consumer, "sink")
     batches = await consumer.getmany(timeout_ms=500)
-    watch.consumed(batches)
     rewound = await watch.check()    # the partitions sought back to their start, usually []
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from runtime.metrics import counter
@@ -36,12 +35,12 @@ __all__ = ["REWOUND", "LostLogWatch"]
 logger = logging.getLogger(__name__)
 
 REWOUND = counter("kafka_partitions_rewound_total",
-                  "Partitions whose log ended before the consumer's offset (the broker lost it), read again "
-                  "from their start", ["process"])
+                  "Partitions whose log end went backwards (the broker lost it, or the topic was "
+                  "re-created), read again from their start", ["process"])
 
 
 class LostLogWatch:
-    """Seek a consumer back to the start of each partition whose log now ends before its offset.
+    """Seek a consumer back to the start of each partition whose log end went backwards.
 
     :param consumer: a started consumer (subscribed or assigned).
     :param process: who reads, for the log line and the metric's ``process`` label.
@@ -50,15 +49,9 @@ class LostLogWatch:
 
     def __init__(self, consumer: AIOKafkaConsumer, process: str, *, interval: float = 2.0) -> None:
         self._consumer, self._process, self._interval = consumer, process, interval
-        self._next: dict[TopicPartition, int] = {}
+        self._ends: dict[TopicPartition, int] = {}  # the highest end offset seen, per partition
         self._checked = 0.0
         REWOUND.labels(process)  # exported at 0 from the start
-
-    def consumed(self, batches: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
-        """Note the offsets read (the next one the consumer will ask for, per partition)."""
-        for tp, records in batches.items():
-            if records:
-                self._next[tp] = records[-1].offset + 1
 
     async def check(self) -> list[TopicPartition]:
         """Rewind what lost its log (at most once per ``interval``); the partitions rewound."""
@@ -72,28 +65,14 @@ class LostLogWatch:
             ends = await self._consumer.end_offsets(list(assigned))
         except (KafkaError, OSError):  # the broker is away: look again next time
             return []
-        lost = []
-        for tp in assigned:
-            expected = await self._position(tp)
-            if expected is not None and tp in ends and ends[tp] < expected:
-                lost.append(tp)
+        lost = [tp for tp, end in ends.items() if end < self._ends.get(tp, 0)]
+        self._ends.update(ends)
         if lost:
             await self._consumer.seek_to_beginning(*lost)
-            for tp in lost:
-                self._next.pop(tp, None)
             REWOUND.labels(self._process).inc(len(lost))
-            logger.warning("%s: %d partition(s) of %s end before the offset it had reached (the broker lost "
-                           "them, or the topic was re-created); reading them again from their start",
+            logger.warning("%s: %d partition(s) of %s now end before where they ended (the broker lost them, or "
+                           "the topic was re-created); reading them again from their start",
                            self._process, len(lost), ", ".join(sorted({tp.topic for tp in lost})))
-        for tp in set(self._next) - assigned:
-            del self._next[tp]
+        for tp in set(self._ends) - assigned:
+            del self._ends[tp]  # another member's now: what it saw of them is its business
         return lost
-
-    async def _position(self, tp: TopicPartition) -> int | None:
-        """The next offset to read: the one after the last record read, or (nothing read yet)
-        the position it started from, if the consumer knows it already."""
-        if tp in self._next:
-            return self._next[tp]
-        with contextlib.suppress(TimeoutError, KafkaError, AssertionError):
-            return await asyncio.wait_for(self._consumer.position(tp), 0.5)
-        return None

@@ -87,7 +87,6 @@ class PurgeList:
             watch = LostLogWatch(consumer, "purges")
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=500)
-                watch.consumed(batches)
                 await watch.check()
                 for records in batches.values():
                     for record in records:

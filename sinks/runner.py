@@ -203,7 +203,6 @@ class SinkRunner(TaskService):
         gathered: list[ConsumerRecord] = []
         while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
             batches = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
-            watch.consumed(batches)
             await watch.check()
             for records in batches.values():
                 gathered += records

@@ -95,6 +95,9 @@ class _StubConsumer:
     def paused(self) -> set[TopicPartition]:
         return set()
 
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, self.next_offset)
+
     def pause(self, *tps: TopicPartition) -> None:
         pass
 

@@ -29,7 +29,6 @@ async def _read(consumer: AIOKafkaConsumer, watch: LostLogWatch | None, got: lis
     async def poll() -> None:
         batches = await consumer.getmany(timeout_ms=200)
         if watch is not None:
-            watch.consumed(batches)
             await watch.check()
         got.extend(m.value for records in batches.values() for m in records)
 
@@ -76,3 +75,38 @@ async def test_a_topic_re_created_under_a_running_consumer_is_read_again_from_it
         # the broker's answer past a log's end is no records (Kafka's would be OFFSET_OUT_OF_RANGE):
         # without the watch the consumer passes over everything below its old offset
         assert new == [b"new-5", b"new-6"]
+
+
+async def test_a_consumer_past_the_reported_end_of_a_multi_record_batch_is_not_rewound(
+    settings_factory: Callable[..., Settings]
+) -> None:
+    """Tansu reports a partition's end as its last batch's base offset + 1: a consumer that read a
+    whole 10-record batch is past that, and nothing was lost."""
+    settings = settings_factory()
+    topic = settings.topic("batched")
+    await ensure_topics(settings, [TopicPlan(topic, 1)])
+    producer = make_producer(settings, max_batch_size=1 << 20, linger_ms=200)
+    await producer.start()
+    try:
+        for n in range(10):
+            await producer.send(topic, b"v%d" % n, partition=0)
+        await producer.flush()
+        consumer = make_consumer(settings, bootstrap=None, group_id=None)
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            watch, before = LostLogWatch(consumer, "test", interval=0), REWOUND.labels("test")._value.get()
+            got: list[bytes] = []
+            await _read(consumer, watch, got, 10)
+            for _ in range(3):
+                assert await watch.check() == []
+            await producer.send_and_wait(topic, b"after", partition=0)
+            await _read(consumer, watch, got, 11)
+        finally:
+            await consumer.stop()
+    finally:
+        await producer.stop()
+    assert got == [b"v%d" % n for n in range(10)] + [b"after"]  # each once: never read again
+    assert REWOUND.labels("test")._value.get() == before
