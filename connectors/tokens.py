@@ -12,13 +12,12 @@ forgotten (the next call reads the vault again).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from connectors.errors import AccessRevoked, VendorUnavailable
+from connectors.keyed_locks import KeyedLocks
 from connectors.oauth import TokenSet
 from connectors.vault import TokenVault
 from connectors.vendors.base import VendorClient
@@ -34,15 +33,6 @@ REFRESHES = counter("connector_token_refreshes_total", "Access-token refreshes, 
 _EARLY_S = 120.0  # refresh this long before expiry, so no request goes out with a dying token
 #: a cached token unused this long is dropped: one vault read per participant per idle hour at most
 IDLE_S = 3600.0
-
-
-class _Held:
-    """A participant's lock and how many hold or wait for it."""
-
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock, self.users = asyncio.Lock(), 0
 
 
 class _Cached:
@@ -75,7 +65,7 @@ class TokenManager:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._vault, self._clients, self._on_revoked = vault, clients, on_revoked
         self._idle_s, self._clock = idle_s, clock
-        self._locks: dict[str, _Held] = {}  # only the participants someone holds or waits on
+        self._locks = KeyedLocks[str]()  # only the participants someone holds or waits on
         # access tokens in memory: one vault read per token lifetime, not per call (a revoked one
         # is refused by the vendor, which sends us through ``revoked``). Keyed by provider too:
         # a participant who moved from Fitbit to Google must not be sent with a Fitbit token.
@@ -105,7 +95,7 @@ class TokenManager:
         cached = self._cached((research_id, provider))
         if cached is not None and not cached.expires_within(_EARLY_S):
             return cached.access_token
-        async with self._lock(research_id):  # the participant's concurrent first calls share one vault read
+        async with self._locks.held(research_id):  # the participant's concurrent first calls share one vault read
             tokens = self._cached((research_id, provider))
             if tokens is None or tokens.expires_within(_EARLY_S):
                 current = await self._vault.tokens(research_id, provider)
@@ -119,7 +109,7 @@ class TokenManager:
 
     async def refresh(self, research_id: str, provider: Provider, *, stale: str) -> str:
         """A fresh access token in place of ``stale`` (refreshing only if nobody did meanwhile)."""
-        async with self._lock(research_id):
+        async with self._locks.held(research_id):
             current = await self._vault.tokens(research_id, provider)
             if current is None:
                 raise AccessRevoked("the participant is not linked", provider=provider)
@@ -148,22 +138,6 @@ class TokenManager:
             REFRESHES.labels(provider.value, "refreshed").inc()
             self._remember((research_id, provider), fresh)
             return fresh.access_token
-
-    @contextlib.asynccontextmanager
-    async def _lock(self, research_id: str) -> AsyncIterator[None]:
-        """The participant's lock, held; dropped once nobody holds or waits for it (a later
-        caller makes a new one: nobody can be inside the old)."""
-        held = self._locks.get(research_id)
-        if held is None:
-            held = self._locks[research_id] = _Held()
-        held.users += 1  # before waiting: a waiter keeps the lock alive
-        try:
-            async with held.lock:
-                yield
-        finally:
-            held.users -= 1
-            if not held.users:
-                del self._locks[research_id]
 
     async def revoked(self, research_id: str, provider: Provider) -> None:
         """The vendor refused the grant: delete the tokens, mark the participant, tell the topic."""

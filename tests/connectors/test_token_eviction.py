@@ -82,8 +82,8 @@ async def test_a_lock_is_kept_while_someone_holds_or_waits_for_it() -> None:
     clock.now += 10 * _IDLE_S
     for n in range(100):  # other participants come and go meanwhile
         await manager.access_token(f"other-{n}", P)
-    assert list(manager._locks) == ["R1"] and manager._locks["R1"].users == 2  # one holds it, one waits
-    lock = manager._locks["R1"].lock
+    assert list(manager._locks) == ["R1"] and manager._locks.users("R1") == 2  # one holds it, one waits
+    assert manager._locks.locked("R1")
     client.release.set()
     assert await asyncio.gather(holder, waiter) == ["fresh", "fresh"]
-    assert manager._locks == {} and not lock.locked()
+    assert len(manager._locks) == 0 and not manager._locks.locked("R1")
