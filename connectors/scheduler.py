@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata
 
 from connectors.fetcher import Fetcher, FetchOutcome
+from connectors.keyed_locks import KeyedLocks
 from connectors.ratelimit import RateLimiter
 from connectors.tokens import TokenManager
 from connectors.vault import TokenVault
@@ -64,6 +66,9 @@ LINKED = gauge("participants_linked", "Participants in the token vault, by provi
                "generation", ["provider", "status", "api_generation"])
 _POLL_OVERLAP_DAYS = 2  # late syncs add to recent days: polls re-read them (dedup absorbs the repeats)
 _MAX_IN_FLIGHT = 20_000
+_PARTITIONER = DefaultPartitioner()
+HANDED_OVER = counter("scheduler_fetches_handed_over_total", "Fetches in flight stopped because their partition "
+                      "went to another scheduler (it runs them again)")
 
 
 class _InFlight:
@@ -74,18 +79,33 @@ class _InFlight:
 
     def __init__(self, limit: int) -> None:
         self.limit, self.tasks, self.room = limit, set[asyncio.Task[None]](), asyncio.Event()
+        self.of: defaultdict[TopicPartition, set[asyncio.Task[None]]] = defaultdict(set)  # by partition
         self.room.set()
 
-    def add(self, task: asyncio.Task[None]) -> None:
+    def add(self, tp: TopicPartition, task: asyncio.Task[None]) -> None:
         self.tasks.add(task)
-        task.add_done_callback(self._done)
+        self.of[tp].add(task)
+        task.add_done_callback(functools.partial(self._done, tp))
         if len(self.tasks) >= self.limit:
             self.room.clear()
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, tp: TopicPartition, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
+        running = self.of.get(tp)
+        if running is not None:
+            running.discard(task)
+            if not running:
+                del self.of[tp]
         if len(self.tasks) < self.limit:
             self.room.set()
+
+    async def cancel(self, partitions: Iterable[TopicPartition]) -> int:
+        """Cancel the fetches of ``partitions`` and wait until each has ended; how many there were."""
+        tasks = [task for tp in partitions for task in self.of.get(tp, ())]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
 
 
 def fetch_window(days_back: int, *, now: datetime | None = None) -> tuple[str, str]:
@@ -218,6 +238,20 @@ class _Offsets:
             self.partitions.pop(tp, None)
 
 
+class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """What a rebalance of the scheduler group does to this member's fetches (aiokafka awaits both
+    callbacks inside the rebalance, before the group hands any partition on)."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._scheduler.hand_over(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
+
+
 class Scheduler(TaskService):
     """Consume ``fetch-requests``, carry each out as its own task, publish the pages onto ``raw.*``.
 
@@ -242,10 +276,40 @@ class Scheduler(TaskService):
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None  # set while consuming
         self._link_counts: set[LinkCount] = set()  # the participants_linked series this process set
+        # while consuming: what runs and what may be committed, per partition (the rebalance listener's too)
+        self._offsets, self._running = _Offsets(), _InFlight(_MAX_IN_FLIGHT)
+        self._fetching = KeyedLocks[str]()  # one fetch at a time per participant
 
     def ready(self) -> bool:
         # joined: the group gave this member its partitions (empty again during a rebalance)
         return super().ready() and self._consumer is not None and bool(self._consumer.assignment())
+
+    async def hand_over(self, revoked: set[TopicPartition]) -> None:
+        """Partitions are taken away: their fetches are cancelled and awaited before the group
+        gives them to another member, so two schedulers never fetch one participant at once (the
+        new owner re-runs the cancelled ones from the last commit; downstream dedup absorbs the
+        pages both sent). What finished of them is committed first."""
+        if self._consumer is not None:
+            await self._commit(self._consumer, self._offsets)
+        cancelled = await self._running.cancel(revoked)
+        self._offsets.forget(revoked)
+        if cancelled:
+            HANDED_OVER.inc(cancelled)
+            logger.info("scheduler: %d fetch(es) in flight on %d revoked partition(s) were stopped; their new "
+                        "owner runs them again", cancelled, len(revoked))
+
+    def owns(self, research_id: str) -> bool:
+        """Whether this member holds the ``fetch-requests`` partition of ``research_id``'s requests
+        (the producers' default partitioner: murmur2 of the key)."""
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        topic = self.settings.topic("fetch-requests")
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            return False
+        partition = _PARTITIONER(research_id.encode(), partitions, partitions)
+        return TopicPartition(topic, partition) in consumer.assignment()
 
     async def publish_request(self, research_id: str, request: FetchRequest) -> None:
         assert self._producer is not None
@@ -275,8 +339,7 @@ class Scheduler(TaskService):
         # topics read "up to the end" (changelogs), and nobody reads raw.* or fetch-requests that way.
         # One batch per partition per round trip would cap the scheduler at the broker's round trips.
         self._producer = make_producer(settings, self.bootstrap, max_batch_size=1 << 20)
-        consumer = make_consumer(settings, settings.topic("fetch-requests"), bootstrap=self.bootstrap,
-                                 group_id=f"{settings.kafka.topic_prefix}scheduler")
+        consumer = make_consumer(settings, bootstrap=self.bootstrap, group_id=f"{settings.kafka.topic_prefix}scheduler")
         connector = aiohttp.TCPConnector(limit=settings.scheduler.fetch_concurrency, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector) as session:
             clients = build_clients(settings.vendors, session)
@@ -288,6 +351,7 @@ class Scheduler(TaskService):
                               health=health)
             await self._producer.start()
             await consumer.start()
+            consumer.subscribe([settings.topic("fetch-requests")], listener=_Handover(self))
             self._consumer = consumer
             await count_links(self.vault, self._link_counts)
             poller = asyncio.ensure_future(self._poll(stop, clients, health)) if self._poll_too else None
@@ -309,7 +373,8 @@ class Scheduler(TaskService):
         participants' rate budget twice over; the first poll after it is back asks for it all)."""
         while not stop.is_set():
             for research_id, request in await poll_requests(self.vault, clients, self.settings.scheduler.backfill_days):
-                if not health.down(request.provider):
+                # each member polls the participants whose requests it consumes: two would ask twice
+                if self.owns(research_id) and not health.down(request.provider):
                     await self.publish_request(research_id, request)
             POLLS.inc()
             await count_links(self.vault, self._link_counts)
@@ -317,7 +382,7 @@ class Scheduler(TaskService):
                 await asyncio.wait_for(stop.wait(), self.settings.scheduler.poll_interval)
 
     async def _consume(self, stop: asyncio.Event, consumer: AIOKafkaConsumer, fetcher: Fetcher) -> None:
-        offsets, running = _Offsets(), _InFlight(_MAX_IN_FLIGHT)
+        offsets, running = self._offsets, self._running = _Offsets(), _InFlight(_MAX_IN_FLIGHT)
         tasks, watch = running.tasks, LostLogWatch(consumer, "scheduler")
         last_commit = time.monotonic()
         try:
@@ -334,11 +399,11 @@ class Scheduler(TaskService):
                         partition = offsets.start(tp, message.offset)
                         task = asyncio.ensure_future(self._one(fetcher, message.key, message.value))
                         task.add_done_callback(functools.partial(_finished, partition, message.offset))
-                        running.add(task)
+                        running.add(tp, task)
                 self.progress.in_flight = len(tasks)
                 IN_FLIGHT.set(len(tasks))
                 if time.monotonic() - last_commit >= self.settings.kafka.commit_interval and offsets.partitions:
-                    offsets = await self._commit(consumer, offsets)
+                    await self._commit(consumer, offsets)
                     last_commit = time.monotonic()
         finally:  # stopping, or an error: the fetches in flight end their current call; none is left unawaited
             if tasks:
@@ -349,11 +414,11 @@ class Scheduler(TaskService):
         await self._commit(consumer, offsets)
 
     @staticmethod
-    async def _commit(consumer: AIOKafkaConsumer, offsets: _Offsets) -> _Offsets:
-        """Commit what finished; the offsets to go on with (new ones if the group refused them)."""
+    async def _commit(consumer: AIOKafkaConsumer, offsets: _Offsets) -> None:
+        """Commit what finished (all of ``offsets`` is dropped if the group refused it)."""
         committable = offsets.committable(consumer.assignment())
         if not committable:
-            return offsets
+            return
         try:
             await consumer.commit(committable)
         except CommitFailedError:
@@ -363,8 +428,7 @@ class Scheduler(TaskService):
             FENCED.inc()
             logger.warning("the consumer group refused a commit (this member was fenced or the group rebalanced); "
                            "its offsets are dropped and those requests re-run from the last commit")
-            return _Offsets()
-        return offsets
+            offsets.forget(list(offsets.partitions))
 
     async def _one(self, fetcher: Fetcher, key: bytes | None, value: bytes | None) -> None:
         self.progress.consumed += 1
@@ -376,8 +440,12 @@ class Scheduler(TaskService):
             REQUESTS_IN.labels("unknown", "dead_letter").inc()
             await self._dead_letter(key, value or b"", error)
             return
+        research_id = key.decode()
         try:
-            outcome: FetchOutcome = await fetcher.fetch(key.decode(), request)
+            # one at a time per participant: their calls never overlap at the vendor (its per-user
+            # limit is shared by all of them), and two data types' cursors are written in turn
+            async with self._fetching.held(research_id):
+                outcome: FetchOutcome = await fetcher.fetch(research_id, request)
         except Exception as error:  # one request's bug must not end the others, nor vanish
             # the type only: driver messages can quote SQL parameters, i.e. research IDs
             logger.error("a fetch request failed unexpectedly (%s); its cursor stays behind and the next "

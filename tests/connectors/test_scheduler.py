@@ -98,6 +98,9 @@ class _StubConsumer:
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return dict.fromkeys(tps, self.next_offset)
 
+    async def position(self, tp: TopicPartition) -> int:
+        return 0
+
     def pause(self, *tps: TopicPartition) -> None:
         pass
 
