@@ -47,23 +47,39 @@ def data_call(provider: Provider, inner: Callable[[web.Request, Grant], Awaitabl
             REQUESTS.labels(provider.value, "403").inc()
             world.stats[f"scope_refusals_{provider.value}"] += 1
             return web.json_response(dialect.insufficient_scope(missing), status=403)
-        now = time.time()
-        allowed, limit, reset, remaining = world.quota.take(provider, grant.account.user_id, now)
-        headers = dialect.limit_headers(limit, remaining, reset)
-        if not allowed:
-            VIOLATIONS.labels(provider.value).inc()
-            world.stats[f"violations_{provider.value}"] += 1
-            REQUESTS.labels(provider.value, "429").inc()
-            headers["Retry-After"] = str(max(1, int(reset + 0.999)))
-            return web.json_response(dialect.too_many(), status=429, headers=headers)
-        response: web.StreamResponse | None = await injected_fault(world)
-        if response is None:
-            response = await inner(request, grant)
-        response.headers.update(headers)
-        REQUESTS.labels(provider.value, str(response.status)).inc()
-        world.stats[f"requests_{provider.value}"] += 1
-        return response
+        user = (provider, grant.account.user_id)
+        if world.answering[user]:  # another call of the same user is still being answered
+            world.stats[f"overlapping_requests_{provider.value}"] += 1
+        world.answering[user] += 1
+        try:
+            return await _answer(world, provider, grant, request, inner)
+        finally:
+            world.answering[user] -= 1
+            if not world.answering[user]:
+                del world.answering[user]
     return handler
+
+
+async def _answer(world: World, provider: Provider, grant: Grant, request: web.Request,
+                  inner: Callable[[web.Request, Grant], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """The rate limit (its headers, or a 429), then an injected fault or the answer."""
+    dialect = DIALECTS[provider]
+    now = time.time()
+    allowed, limit, reset, remaining = world.quota.take(provider, grant.account.user_id, now)
+    headers = dialect.limit_headers(limit, remaining, reset)
+    if not allowed:
+        VIOLATIONS.labels(provider.value).inc()
+        world.stats[f"violations_{provider.value}"] += 1
+        REQUESTS.labels(provider.value, "429").inc()
+        headers["Retry-After"] = str(max(1, int(reset + 0.999)))
+        return web.json_response(dialect.too_many(), status=429, headers=headers)
+    response: web.StreamResponse | None = await injected_fault(world)
+    if response is None:
+        response = await inner(request, grant)
+    response.headers.update(headers)
+    REQUESTS.labels(provider.value, str(response.status)).inc()
+    world.stats[f"requests_{provider.value}"] += 1
+    return response
 
 
 def _missing_scope(grant: Grant, needed: Collection[str]) -> str | None:

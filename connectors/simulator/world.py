@@ -160,6 +160,8 @@ class World:
         self.faults = Faults()
         self.quota = Quota()
         self.stats: Counter[str] = Counter()
+        # data calls being answered, per (vendor, user): two at once count as ``overlapping_requests_<vendor>``
+        self.answering: Counter[tuple[Provider, str]] = Counter()
         self._rng = random.Random(seed)
         self._seed = seed
         self._accounts: dict[tuple[Provider, str], Account] = {}

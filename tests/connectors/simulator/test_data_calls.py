@@ -68,3 +68,21 @@ async def test_a_grant_without_the_scope_is_refused_before_it_counts_against_the
     assert answer.status == 200 and answer.headers[fitbit_spec.RATE_LIMIT_REMAINING] == "149"
     assert (await sim.http.get(google_health_spec.IDENTITY_PATH,
                                headers=_bearer(sim, Provider.GOOGLE_HEALTH, "openid"))).status == 403
+
+
+async def test_two_calls_of_one_user_at_once_are_counted_as_overlapping(sim: Sim) -> None:
+    sim.world.faults.latency_s = 0.1  # each answer takes a while, as a vendor's does
+    auth = _bearer(sim, Provider.FITBIT)
+    access, _, _ = sim.world.issue_tokens(sim.account(Provider.FITBIT, 1), DIALECTS[Provider.FITBIT].scope)
+    other = {"Authorization": f"Bearer {access}"}
+    for _ in range(2):  # one after the other: no overlap
+        assert (await sim.http.get(fitbit_spec.PROFILE_PATH, headers=auth)).status == 200
+    assert sim.world.stats["overlapping_requests_fitbit"] == 0
+    # two participants at once: no overlap either (the limit is per user)
+    answers = await asyncio.gather(sim.http.get(fitbit_spec.PROFILE_PATH, headers=auth),
+                                   sim.http.get(fitbit_spec.PROFILE_PATH, headers=other))
+    assert [a.status for a in answers] == [200, 200] and sim.world.stats["overlapping_requests_fitbit"] == 0
+    answers = await asyncio.gather(*(sim.http.get(fitbit_spec.PROFILE_PATH, headers=auth) for _ in range(3)))
+    assert [a.status for a in answers] == [200] * 3
+    assert sim.world.stats["overlapping_requests_fitbit"] == 2  # the second and third found one running
+    assert sim.world.answering == {}  # nothing left behind once answered
