@@ -538,11 +538,16 @@ def k8s_problems(objects: dict[tuple[str, str], dict[str, Any]]) -> Problems:
     return problems
 
 
-def _scrape_problems(objects: dict[tuple[str, str], dict[str, Any]]) -> Problems:
+def _scrape_problems(objects: dict[tuple[str, str], dict[str, Any]], jobs: set[str]) -> Problems:
+    """Every long-running pod is annotated for scraping on one of its ports, and named (its label
+    app.kubernetes.io/name, which docs/deployment.md's scrape config makes the job) as a job of
+    prometheus.yml, so that alerts.yml's job names hold in Kubernetes too."""
     problems: Problems = []
     for where, doc, pod in _pods(objects):
         if doc["kind"] == "Job":
             continue
+        if doc["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name") not in jobs:
+            problems.append(f"{where}: its app.kubernetes.io/name is not a job of prometheus.yml")
         annotations = doc["spec"]["template"]["metadata"].get("annotations", {})
         ports = {port["containerPort"] for c in pod["containers"] for port in c.get("ports", [])}
         port = int(annotations.get("prometheus.io/port", 0))
@@ -556,12 +561,12 @@ def test_the_deployments_probe_everything_run_nobody_as_root_hold_no_secret_scal
     everything runs non-root; no secret value is in clear (only *_FILE paths to mounted secrets);
     the workers scale; Kafka has three brokers with replication 3 and min ISR 2."""
     problems = compose_problems(compose())
+    prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
     for folder in [K8S / "base", *OVERLAYS]:
         objects = build(folder)
         problems += [f"{folder.relative_to(K8S)}: {problem}" for problem in k8s_problems(objects)]
-        problems += [f"{folder.relative_to(K8S)}: {problem}" for problem in _scrape_problems(objects)]
-    prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
-    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+        problems += [f"{folder.relative_to(K8S)}: {problem}" for problem in _scrape_problems(objects, set(jobs))]
     if jobs["wearables-worker"].get("dns_sd_configs") != [{"names": ["worker"], "type": "A", "port": 9466}]:
         problems.append("prometheus.yml: the workers are not found by DNS (type A on `worker`)")
     scraped = {target.split(":")[0] for job in jobs.values() for static in job.get("static_configs", [])
