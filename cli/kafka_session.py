@@ -18,7 +18,8 @@ from typing import Any
 from cli.console import console
 from cli.topics import create_all_topics
 from models.errors import ConfigurationError
-from runtime.broker import BrokerService, BrokerTls, EmbeddedBroker
+from runtime.broker import BrokerService, EmbeddedBroker
+from runtime.broker_tls import BrokerTls
 from runtime.kafka import resolve_bootstrap
 from runtime.settings import Settings
 

@@ -26,13 +26,12 @@ from cryptography import x509
 
 from runtime.broker import (
     BrokerService,
-    BrokerTls,
     EmbeddedBroker,
     free_port,
-    make_tls_files,
     read_address_file,
     read_broker_record,
 )
+from runtime.broker_tls import BrokerTls, make_tls_files
 from runtime.errors import BrokerBinaryMissing, KafkaUnreachable
 from runtime.kafka import check_reachable, connection, make_consumer, make_producer
 from runtime.settings import Settings
