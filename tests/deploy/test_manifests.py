@@ -3,8 +3,9 @@ Kubernetes here): deploy/compose.yaml against the Compose Specification's JSON s
 deploy/schemas/), every Kubernetes manifest of deploy/k8s/ against Kubernetes' own schemas
 (kubernetes-validate, strict) and, where kubectl is installed, the overlays as kustomize renders
 them, deploy/Dockerfile with hadolint; then one policy over all of them: probes everywhere,
-nobody root, no secret in clear, scalable workers, a replicated Kafka. Each validator is also
-shown to reject a broken copy. docs/deployment.md says what each one checks."""
+nobody root, no secret in clear, scalable workers, a replicated Kafka; and every process's
+environment loads into runtime/settings.py's Settings. Each validator is also shown to reject a
+broken copy. docs/deployment.md says what each one checks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import secrets as token
 import shutil
 import subprocess
 import sysconfig
@@ -25,7 +27,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from runtime.settings import Settings, variable_name
+from runtime.settings import Settings, load_settings, variable_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -655,3 +657,63 @@ def test_the_policy_rejects_broken_kubernetes_manifests(
     assert not k8s_problems(objects)
     breakage(objects)
     assert k8s_problems(objects), f"{breakage.__name__}: the policy accepted it"
+
+
+# --------------------------------------------------------------------------- the settings read it all
+
+PUBLIC_URL = "https://portal.example.org"
+
+
+def _interpolated(value: Any) -> str | None:
+    """A compose environment value as compose gives it: None stays unset, ${WEARABLES_PORTAL_PUBLIC_URL...}
+    is the operator's portal address (the only variable the file interpolates)."""
+    if value is None:
+        return None
+    text = re.sub(r"\$\{WEARABLES_PORTAL_PUBLIC_URL(:\?[^}]*)?\}", PUBLIC_URL, str(value))
+    assert "${" not in text, f"compose interpolates something else: {value!r}"
+    return text
+
+
+def _environments() -> Iterator[Any]:
+    """(where, the environment) of every wearables process the deployments start."""
+    for name, service in compose()["services"].items():
+        if service.get("image", "").startswith("wearables:"):
+            environment = {key: _interpolated(value) for key, value in _environment(service).items()}
+            yield pytest.param({k: v for k, v in environment.items() if v is not None}, id=f"compose {name}")
+    for folder in [K8S / "base", *OVERLAYS]:
+        objects = build(folder)
+        config = objects[("ConfigMap", "wearables-config")]["data"]
+        for where, _, pod in _pods(objects):
+            for container in pod["containers"]:
+                environment = {**config, **{e["name"]: e["value"] for e in container.get("env", []) if "value" in e}}
+                yield pytest.param(environment, id=f"{folder.relative_to(K8S)} {where} {container['name']}")
+
+
+def _stand_in(secret_file: str) -> str:
+    """A value of the right shape for a secret file, strong enough for production's checks."""
+    if secret_file in {"wearables_vault_key", "wearables_session_key"}:
+        from cryptography.fernet import Fernet
+
+        return Fernet.generate_key().decode()
+    if secret_file == "wearables_vault_url":
+        return f"postgresql://wearables:{token.token_urlsafe(16)}@vault-db:5432/wearables"
+    return token.token_urlsafe(48)
+
+
+@pytest.mark.parametrize("environment", list(_environments()))
+def test_every_process_environment_loads_into_the_settings(environment: dict[str, str], tmp_path: Path) -> None:
+    """The variables the deployments set are the ones runtime/settings.py reads (a production run,
+    its secrets from the *_FILE files, here stand-ins written where /run/secrets/ would be), and each
+    secret file given reaches its setting."""
+    given = {}
+    for variable, value in environment.items():
+        if variable.endswith("_FILE") and value.startswith("/run/secrets/"):
+            secret = _stand_in(Path(value).name)
+            (tmp_path / Path(value).name).write_text(secret + "\n", encoding="utf-8")  # as `echo` leaves it
+            given[variable] = secret
+            value = str(tmp_path / Path(value).name)
+        environment = {**environment, variable: value}
+    settings = load_settings(environment)
+    assert settings.env == "production"
+    missing = [variable for variable, secret in given.items() if secret not in settings.secret_values()]
+    assert not missing, f"secret files no setting took: {missing}"
