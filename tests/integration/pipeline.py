@@ -105,8 +105,9 @@ class Pipeline:
     """One run's processes. ``flat`` settings (``variable_name`` spelling) go to this process's
     settings and to every child's environment alike."""
 
-    def __init__(self, broker: str, scratch: Path, sim_options: SimulatorOptions, **flat: Any) -> None:
-        self.scratch = scratch
+    def __init__(self, broker: str, scratch: Path, sim_options: SimulatorOptions, *,
+                 processes: tuple[str, ...] = CHILDREN, **flat: Any) -> None:
+        self.scratch, self.processes = scratch, processes
         self.sim_port, self.gateway_port = free_port(), free_port()
         values: dict[str, Any] = {
             "env": "demo", "kafka_bootstrap_servers": broker, "topic_prefix": f"f{uuid.uuid4().hex[:10]}.",
@@ -127,7 +128,13 @@ class Pipeline:
         self.sim: RunningSimulator | None = None
 
     def child(self, name: str) -> ChildProcess:
-        return ChildProcess((name,), env=self.env, log=self.scratch / f"{name}.log", ready_timeout=180)
+        """``name`` is the command, or ``<command>-<n>`` for one of several (``worker-2``: a worker
+        with its own table state directory, as each worker of a deployment has)."""
+        command, _, nth = name.partition("-")
+        env = dict(self.env)
+        if command == "worker" and nth:
+            env[variable_name("faust_state_dir")] = str(self.scratch / name / "state")
+        return ChildProcess((command,), env=env, log=self.scratch / f"{name}.log", name=name, ready_timeout=180)
 
     async def start(self, name: str) -> None:
         self.children[name] = self.child(name)
@@ -169,7 +176,7 @@ class Pipeline:
         """Every child started, then the simulator; every participant linked unless ``link`` is False."""
         await create_all_topics(self.settings)
         try:
-            for name in CHILDREN:
+            for name in self.processes:
                 await self.start(name)
             async with SimulatorService(self.settings, self.sim_options).running() as simulator:
                 self.sim = simulator.sim
@@ -373,14 +380,16 @@ async def latest_summaries(settings: Settings) -> dict[str, DailySummary]:
     return latest
 
 
-_CLEAN: dict[SimulatorOptions, Outcome] = {}
+_CLEAN: dict[tuple[SimulatorOptions, tuple[tuple[str, Any], ...]], Outcome] = {}
 
 
-async def clean_outcome(broker: str, scratch: Path, sim_options: SimulatorOptions) -> Outcome:
-    """The outcome of a run of ``sim_options`` without faults, made once per session."""
-    if sim_options not in _CLEAN:
-        pipeline = Pipeline(broker, scratch, sim_options)
+async def clean_outcome(broker: str, scratch: Path, sim_options: SimulatorOptions, **flat: Any) -> Outcome:
+    """The outcome of a run of ``sim_options`` (and ``flat`` settings) without faults, made once per
+    session: one process of each kind."""
+    key = (sim_options, tuple(sorted(flat.items())))
+    if key not in _CLEAN:
+        pipeline = Pipeline(broker, scratch, sim_options, **flat)
         async with pipeline.running():
             await pipeline.settled(240)
-            _CLEAN[sim_options] = await pipeline.outcome()
-    return _CLEAN[sim_options]
+            _CLEAN[key] = await pipeline.outcome()
+    return _CLEAN[key]
