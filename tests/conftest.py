@@ -43,6 +43,19 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         asyncio.run(service.stop())
 
 
+@pytest.fixture(scope="session")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """The embedded broker in its TLS mode (stunnel4 in front, a throwaway CA and client certificate)."""
+    folder = tmp_path_factory.mktemp("tls-broker")
+    service = BrokerService(EmbeddedBroker(log_path=folder / "broker.log", ready_timeout=60, tls=True,
+                                           tls_dir=folder / "tls"))
+    asyncio.run(service.start())
+    try:
+        yield service.broker
+    finally:
+        asyncio.run(service.stop())
+
+
 @pytest.fixture
 def settings_factory(broker: EmbeddedBroker, tmp_path: Path) -> Callable[..., Settings]:
     """Settings for this test: its own topic prefix (so tests share nothing) and data dir."""

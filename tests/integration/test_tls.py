@@ -4,20 +4,18 @@ alike, and `wearables demo --tls` with every process of the demo."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from models.ids import research_id
-from runtime.broker import BrokerService, EmbeddedBroker
+from runtime.broker import EmbeddedBroker
 from runtime.kafka import make_producer
 from runtime.settings import Settings
 from tests.builders import fitbit_minute_pages, fitbit_page
@@ -28,18 +26,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTICIPANTS, DAYS = 3, 2
-
-
-@pytest.fixture(scope="module")
-def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    folder = tmp_path_factory.mktemp("tls-broker")
-    service = BrokerService(EmbeddedBroker(log_path=folder / "broker.log", ready_timeout=60, tls=True,
-                                           tls_dir=folder / "tls"))
-    asyncio.run(service.start())
-    try:
-        yield service.broker
-    finally:
-        asyncio.run(service.stop())
 
 
 def _expected(n: int) -> dict[str, object]:

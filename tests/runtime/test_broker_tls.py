@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ import pytest
 from cryptography import x509
 
 from runtime.broker import (
-    BrokerService,
     EmbeddedBroker,
     free_port,
     read_address_file,
@@ -41,18 +39,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 WEARABLES = [sys.executable, "-m", "cli.main"]
-
-
-@pytest.fixture(scope="module")
-def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    folder = tmp_path_factory.mktemp("tls-broker")
-    service = BrokerService(EmbeddedBroker(log_path=folder / "broker.log", ready_timeout=60, tls=True,
-                                           tls_dir=folder / "tls"))
-    asyncio.run(service.start())
-    try:
-        yield service.broker
-    finally:
-        asyncio.run(service.stop())
 
 
 def _tls(broker: EmbeddedBroker) -> BrokerTls:
