@@ -66,6 +66,7 @@ LINKED = gauge("participants_linked", "Participants in the token vault, by provi
                "generation", ["provider", "status", "api_generation"])
 _POLL_OVERLAP_DAYS = 2  # late syncs add to recent days: polls re-read them (dedup absorbs the repeats)
 _MAX_IN_FLIGHT = 20_000
+_COUNT_INTERVAL_S = 30.0
 _PARTITIONER = DefaultPartitioner()
 HANDED_OVER = counter("scheduler_fetches_handed_over_total", "Fetches in flight stopped because their partition "
                       "went to another scheduler (it runs them again)")
@@ -144,15 +145,13 @@ LinkCount = tuple[str, str, str]  # (provider, status, api_generation)
 
 
 async def count_links(vault: TokenVault, reported: set[LinkCount]) -> dict[LinkCount, int]:
-    """Set ``participants_linked`` from every link of the vault, whatever its status.
+    """Set ``participants_linked`` from the vault's counts of links, whatever their status.
 
     A combination reported before (kept in ``reported``) and now empty is set to 0 rather than
     left at its old count: the last participant of a generation re-consented, say.
     """
     counts: dict[LinkCount, int] = dict.fromkeys(reported, 0)
-    for link in await vault.links(status=None):
-        key = (link.provider.value, link.status.value, link.api_generation.value)
-        counts[key] = counts.get(key, 0) + 1
+    counts.update(await vault.link_counts())
     for (provider, status, generation), count in counts.items():
         LINKED.labels(provider=provider, status=status, api_generation=generation).set(count)
     reported.update(counts)
@@ -354,15 +353,16 @@ class Scheduler(TaskService):
             consumer.subscribe([settings.topic("fetch-requests")], listener=_Handover(self))
             self._consumer = consumer
             await count_links(self.vault, self._link_counts)
-            poller = asyncio.ensure_future(self._poll(stop, clients, health)) if self._poll_too else None
+            side = [asyncio.ensure_future(self._count(stop))]
+            if self._poll_too:
+                side.append(asyncio.ensure_future(self._poll(stop, clients, health)))
             try:
                 await self._consume(stop, consumer, fetcher)
             finally:
                 self._consumer = None
-                if poller:
-                    poller.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await poller
+                for task in side:
+                    task.cancel()
+                await asyncio.gather(*side, return_exceptions=True)
                 await consumer.stop()
                 await self._producer.stop()
                 await aclose_all(clients)
@@ -377,9 +377,20 @@ class Scheduler(TaskService):
                 if self.owns(research_id) and not health.down(request.provider):
                     await self.publish_request(research_id, request)
             POLLS.inc()
-            await count_links(self.vault, self._link_counts)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.scheduler.poll_interval)
+
+    async def _count(self, stop: asyncio.Event) -> None:
+        """``participants_linked`` every ``_COUNT_INTERVAL_S``: links made in the portal show within
+        half a minute, not at the next poll round (an hour). One GROUP BY query each time."""
+        while not stop.is_set():
+            try:
+                await count_links(self.vault, self._link_counts)
+            except Exception as error:  # a vault hiccup: the gauge waits for the next round
+                logger.warning("counting the vault's links failed (%s); trying again in %g s",
+                               type(error).__name__, _COUNT_INTERVAL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _COUNT_INTERVAL_S)
 
     async def _consume(self, stop: asyncio.Event, consumer: AIOKafkaConsumer, fetcher: Fetcher) -> None:
         offsets, running = self._offsets, self._running = _Offsets(), _InFlight(_MAX_IN_FLIGHT)

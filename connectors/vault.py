@@ -271,6 +271,14 @@ class TokenVault:
         async with self._engine.connect() as conn:
             return [_link(row) for row in await conn.execute(query)]
 
+    async def link_counts(self) -> dict[tuple[str, str, str], int]:
+        """{(provider, status, api_generation): links}, counted by the database (no row is read)."""
+        columns = (_links.c.provider, _links.c.status, _links.c.api_generation)
+        query = sa.select(*columns, sa.func.count()).group_by(*columns)
+        async with self._engine.connect() as conn:
+            return {(provider, status, generation): count
+                    for provider, status, generation, count in await conn.execute(query)}
+
     async def find_vendor_user(self, provider: Provider, vendor_user_id: str, *,
                                revoked: bool = False) -> str | None:
         """The research_id linked to this vendor account (webhooks name the vendor's user); None

@@ -238,15 +238,17 @@ class _PollVault:
 
 
 class _AllLinksVault:
-    """A vault as ``count_links`` reads it: every link, whatever its status."""
+    """A vault as ``count_links`` reads it: its counts of every link, whatever its status."""
 
     def __init__(self, links: list[Link]) -> None:
         self.links_now = links
-        self.asked: list[LinkStatus | None] = []
 
-    async def links(self, *, status: LinkStatus | None = LinkStatus.LINKED) -> list[Link]:
-        self.asked.append(status)
-        return self.links_now
+    async def link_counts(self) -> dict[tuple[str, str, str], int]:
+        counts: dict[tuple[str, str, str], int] = {}
+        for link in self.links_now:
+            key = (link.provider.value, link.status.value, link.api_generation.value)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
 
 async def test_linked_participants_are_counted_by_provider_status_and_generation() -> None:
@@ -260,7 +262,6 @@ async def test_linked_participants_are_counted_by_provider_status_and_generation
     assert await count_links(vault, reported) == {  # type: ignore[arg-type]  # the one read it makes
         ("fitbit", "revoked", "fitbit_web_api"): 1, ("fitbit", "linked", "fitbit_web_api"): 1,
         ("google_health", "linked", "google_health_v4"): 2}
-    assert vault.asked == [None]
     vault.links_now = vault.links_now[2:]  # the Fitbit participants re-consented on the new API, say
 
     def linked(provider: str, status: str, generation: str) -> float | None:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from connectors.oauth import TokenSet
 from connectors.vault import AccountLinkedElsewhere, MisplacedCiphertext, TokenVault, open_vault
 from models.errors import ConfigurationError
-from models.participants import LinkStatus
+from models.participants import ApiGeneration, LinkStatus
 from models.providers import Provider
 from runtime.settings import Settings
 from tests.postgres import PostgresServer, postgres_server
@@ -137,6 +137,17 @@ async def test_links_tokens_and_identity_round_trip_encrypted_at_rest(vault: Tok
     assert await vault.cursor(rid, "steps") is None
     relinked = await vault.tokens(rid)
     assert relinked is not None and relinked[0].access_token == "access-3" and relinked[1] == 0
+
+
+async def test_links_are_counted_by_provider_status_and_generation_in_the_database(vault: TokenVault) -> None:
+    assert await vault.link_counts() == {}
+    for n in range(3):
+        await vault.link(f"f{n}", Provider.FITBIT, f"fitbit-{n}", _tokens(n))
+    await vault.link("g0", Provider.GOOGLE_HEALTH, "google-0", _tokens(9))
+    await vault.set_status("f2", LinkStatus.REVOKED)
+    f, g = Provider.FITBIT.value, Provider.GOOGLE_HEALTH.value
+    old, new = ApiGeneration.FITBIT_WEB_API.value, ApiGeneration.GOOGLE_HEALTH_V4.value
+    assert await vault.link_counts() == {(f, "linked", old): 2, (f, "revoked", old): 1, (g, "linked", new): 1}
 
 
 async def test_denied_data_types_are_kept_until_the_next_consent(vault: TokenVault) -> None:
