@@ -16,7 +16,7 @@ from connectors.webhooks import WebhookReceiver
 from models.providers import Provider
 from models.topics import raw_topic_suffix
 from runtime.kafka import make_producer
-from runtime.service import Service
+from runtime.service import Service, local_address
 from runtime.settings import Settings
 
 __all__ = ["GatewayService", "build_gateway_app", "google_keysets", "running_gateway"]
@@ -68,7 +68,7 @@ async def running_gateway(settings: Settings, vault: TokenVault, producer: AIOKa
     await site.start()
     bound = runner.addresses[0][1]
     try:
-        yield f"http://{host}:{bound}"
+        yield f"http://{local_address(host)}:{bound}"
     finally:
         await runner.cleanup()
 
@@ -81,15 +81,17 @@ class GatewayService(Service):
     after the gateway points it there with ``keysets.retarget(...)``.
 
     :param vault: the token vault (webhooks are mapped to participants through it).
+    :param host: the address to listen on; ``WEARABLES_GATEWAY_HOST`` (loopback) when None.
     :param port: where to listen; ``WEARABLES_GATEWAY_PORT`` when None, any free port when 0.
     """
 
     name = "gateway"
 
-    def __init__(self, settings: Settings, *, bootstrap: str, vault: TokenVault, host: str = "127.0.0.1",
+    def __init__(self, settings: Settings, *, bootstrap: str, vault: TokenVault, host: str | None = None,
                  port: int | None = None) -> None:
         super().__init__()
-        self._settings, self._bootstrap, self._vault, self._host, self._port = settings, bootstrap, vault, host, port
+        self._settings, self._bootstrap, self._vault, self._port = settings, bootstrap, vault, port
+        self._host = settings.gateway.host if host is None else host  # WEARABLES_GATEWAY_HOST
         self._stack = contextlib.AsyncExitStack()
         self.keysets = google_keysets(settings)
         self.url = ""

@@ -14,7 +14,7 @@ from connectors.vault import TokenVault
 from connectors.vendors.registry import aclose_all, build_clients
 from portal.app import build_portal_app
 from runtime.kafka import make_producer
-from runtime.service import Service
+from runtime.service import Service, local_address
 from runtime.settings import Settings
 from sinks.dataset import Dataset
 
@@ -34,7 +34,7 @@ async def running_portal(settings: Settings, vault: TokenVault, producer: AIOKaf
             try:
                 site = web.TCPSite(runner, host, settings.portal.port if port is None else port)
                 await site.start()
-                yield f"http://{host}:{runner.addresses[0][1]}"
+                yield f"http://{local_address(host)}:{runner.addresses[0][1]}"
             finally:
                 await runner.cleanup()
         finally:
@@ -46,15 +46,17 @@ class PortalService(Service):
     ready once the producer is up and the socket listens (``.url`` then says where).
 
     :param vault: the token vault (links are stored and read there).
+    :param host: the address to listen on; ``WEARABLES_PORTAL_HOST`` (loopback) when None.
     :param port: where to listen; ``WEARABLES_PORTAL_PORT`` when None, any free port when 0.
     """
 
     name = "portal"
 
-    def __init__(self, settings: Settings, *, bootstrap: str, vault: TokenVault, host: str = "127.0.0.1",
+    def __init__(self, settings: Settings, *, bootstrap: str, vault: TokenVault, host: str | None = None,
                  port: int | None = None) -> None:
         super().__init__()
-        self._settings, self._bootstrap, self._vault, self._host, self._port = settings, bootstrap, vault, host, port
+        self._settings, self._bootstrap, self._vault, self._port = settings, bootstrap, vault, port
+        self._host = settings.portal.host if host is None else host  # WEARABLES_PORTAL_HOST
         self._stack = contextlib.AsyncExitStack()
         self.url = ""
 

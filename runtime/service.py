@@ -44,6 +44,7 @@ __all__ = [
     "Service",
     "ServiceGroup",
     "TaskService",
+    "local_address",
     "running_services",
     "serve",
     "start_ops_server",
@@ -297,3 +298,8 @@ async def serve(*services: Service, metrics_port: int | None,
             return f"{service.name} finished"
         result = stop.result()
         return str(result) if result is not None else "done"
+
+
+def local_address(host: str) -> str:
+    """Where this machine reaches a server bound to ``host``: loopback for a wildcard (0.0.0.0, ::)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - compared, not bound

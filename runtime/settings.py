@@ -313,6 +313,8 @@ class GatewaySettings(_DemoAware):
     """The gateway's port and the secrets the vendors' webhooks carry."""
 
     port: int = Field(default=8470, ge=0, le=65535, validation_alias="gateway_port")
+    # loopback unless told: in a container or pod, 0.0.0.0 so that the vendors' webhooks can reach it
+    host: str = Field(default="127.0.0.1", min_length=1, validation_alias="gateway_host")
     fitbit_verify_code: SecretStr | None = None
     google_webhook_token: SecretStr | None = None
     webhook_repeat_window: float = Field(default=300.0, gt=0, le=86400)
@@ -327,6 +329,7 @@ class PortalSettings(_DemoAware):
     """The participant portal: where it is, how long an invitation lasts, the new-grant budget."""
 
     port: int = Field(default=8471, ge=0, le=65535, validation_alias="portal_port")
+    host: str = Field(default="127.0.0.1", min_length=1, validation_alias="portal_host")  # 0.0.0.0 in a container
     # the address participants reach the portal at (invitation links are made with it); https in production
     public_url: str = Field(default="http://127.0.0.1:8471", validation_alias="portal_public_url")
     invitation_max_age: float = Field(default=14 * 86400, gt=0, le=365 * 86400)

@@ -721,3 +721,9 @@ def test_every_process_environment_loads_into_the_settings(environment: dict[str
     assert settings.env == "production"
     missing = [variable for variable, secret in given.items() if secret not in settings.secret_values()]
     assert not missing, f"secret files no setting took: {missing}"
+    # the gateway and the portal (the processes given their port) listen on every interface of the
+    # container, or what is published reaches nothing; the runtime/service.py ops port already does
+    if "WEARABLES_GATEWAY_PORT" in environment:
+        assert settings.gateway.host == "0.0.0.0"
+    if "WEARABLES_PORTAL_PORT" in environment:
+        assert settings.portal.host == "0.0.0.0"
