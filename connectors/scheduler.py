@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata
 
@@ -67,9 +67,10 @@ LINKED = gauge("participants_linked", "Participants in the token vault, by provi
 _POLL_OVERLAP_DAYS = 2  # late syncs add to recent days: polls re-read them (dedup absorbs the repeats)
 _MAX_IN_FLIGHT = 20_000
 _COUNT_INTERVAL_S = 30.0
+_HANDOVER_COMMIT_S = 3.0  # well inside the rebalance timeout (the session timeout, 6 s by default)
 _PARTITIONER = DefaultPartitioner()
-HANDED_OVER = counter("scheduler_fetches_handed_over_total", "Fetches in flight stopped because their partition "
-                      "went to another scheduler (it runs them again)")
+HANDED_OVER = counter("scheduler_fetches_handed_over_total", "Fetches in flight stopped by a rebalance (whoever "
+                      "holds their partition next runs them again)")
 
 
 class _InFlight:
@@ -248,7 +249,7 @@ class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         await self._scheduler.hand_over(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        pass
+        self._scheduler.took(assigned)
 
 
 class Scheduler(TaskService):
@@ -278,6 +279,10 @@ class Scheduler(TaskService):
         # while consuming: what runs and what may be committed, per partition (the rebalance listener's too)
         self._offsets, self._running = _Offsets(), _InFlight(_MAX_IN_FLIGHT)
         self._fetching = KeyedLocks[str]()  # one fetch at a time per participant
+        # the partitions held after the last assignment, and those gained since the last poll round
+        self._held: set[TopicPartition] = set()
+        self._gained: set[TopicPartition] = set()
+        self._gained_event = asyncio.Event()
 
     def ready(self) -> bool:
         # joined: the group gave this member its partitions (empty again during a rebalance)
@@ -286,20 +291,35 @@ class Scheduler(TaskService):
     async def hand_over(self, revoked: set[TopicPartition]) -> None:
         """Partitions are taken away: their fetches are cancelled and awaited before the group
         gives them to another member, so two schedulers never fetch one participant at once (the
-        new owner re-runs the cancelled ones from the last commit; downstream dedup absorbs the
-        pages both sent). What finished of them is committed first."""
-        if self._consumer is not None:
-            await self._commit(self._consumer, self._offsets)
-        cancelled = await self._running.cancel(revoked)
-        self._offsets.forget(revoked)
+        next owner re-runs them from the last commit; downstream dedup absorbs the pages both
+        sent). Then what finished is committed, within a bound: aiokafka drops a member whose
+        callback outlasts the rebalance timeout, fetches or not.
+
+        aiokafka rebalances eagerly: ``revoked`` is every partition this member held, so each
+        rebalance stops every fetch in flight, also of the partitions it gets back."""
+        try:
+            cancelled = await self._running.cancel(revoked)
+        finally:
+            if self._consumer is not None:
+                with contextlib.suppress(TimeoutError, KafkaError):
+                    await asyncio.wait_for(self._commit(self._consumer, self._offsets), _HANDOVER_COMMIT_S)
+            self._offsets.forget(revoked)
         if cancelled:
             HANDED_OVER.inc(cancelled)
-            logger.info("scheduler: %d fetch(es) in flight on %d revoked partition(s) were stopped; their new "
-                        "owner runs them again", cancelled, len(revoked))
+            logger.info("scheduler: a rebalance stopped %d fetch(es) in flight on %d partition(s); whoever holds "
+                        "them next runs them again", cancelled, len(revoked))
 
-    def owns(self, research_id: str) -> bool:
+    def took(self, assigned: set[TopicPartition]) -> None:
+        """Partitions are given: those this member did not hold before are polled at once."""
+        gained = assigned - self._held
+        self._held = set(assigned)
+        if gained:
+            self._gained |= gained
+            self._gained_event.set()
+
+    def owns(self, research_id: str, among: set[TopicPartition] | None = None) -> bool:
         """Whether this member holds the ``fetch-requests`` partition of ``research_id``'s requests
-        (the producers' default partitioner: murmur2 of the key)."""
+        (the producers' default partitioner: murmur2 of the key), and it is one of ``among`` if given."""
         consumer = self._consumer
         if consumer is None:
             return False
@@ -307,8 +327,8 @@ class Scheduler(TaskService):
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
         if not partitions:
             return False
-        partition = _PARTITIONER(research_id.encode(), partitions, partitions)
-        return TopicPartition(topic, partition) in consumer.assignment()
+        partition = TopicPartition(topic, _PARTITIONER(research_id.encode(), partitions, partitions))
+        return partition in consumer.assignment() and (among is None or partition in among)
 
     async def publish_request(self, research_id: str, request: FetchRequest) -> None:
         assert self._producer is not None
@@ -368,17 +388,33 @@ class Scheduler(TaskService):
                 await aclose_all(clients)
 
     async def _poll(self, stop: asyncio.Event, clients: dict[Provider, VendorClient], health: VendorHealth) -> None:
-        """Every ``poll_interval``: a request per linked participant and data type, except for a
-        vendor that is down (its requests would only queue up behind the outage and then spend the
-        participants' rate budget twice over; the first poll after it is back asks for it all)."""
+        """A request per linked participant and data type, for the participants whose partition
+        this member holds: every ``poll_interval``, and at once for partitions it gains (at its
+        start, or from a member that left). Not for a vendor that is down: its requests would only
+        queue up behind the outage and then spend the participants' rate budget twice over; the
+        first poll after it is back asks for it all."""
+        among = await self._next_round(stop, None)  # nothing before the group gives partitions
         while not stop.is_set():
             for research_id, request in await poll_requests(self.vault, clients, self.settings.scheduler.backfill_days):
                 # each member polls the participants whose requests it consumes: two would ask twice
-                if self.owns(research_id) and not health.down(request.provider):
+                if self.owns(research_id, among) and not health.down(request.provider):
                     await self.publish_request(research_id, request)
             POLLS.inc()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.scheduler.poll_interval)
+            among = await self._next_round(stop, self.settings.scheduler.poll_interval)
+
+    async def _next_round(self, stop: asyncio.Event, interval: float | None) -> set[TopicPartition] | None:
+        """Wait for partitions gained (the set), ``interval`` to pass (None: all held), or ``stop``."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._gained_event.wait())]
+        try:
+            await asyncio.wait(waits, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        if not self._gained_event.is_set():
+            return None
+        gained, self._gained = self._gained, set()
+        self._gained_event.clear()
+        return gained
 
     async def _count(self, stop: asyncio.Event) -> None:
         """``participants_linked`` every ``_COUNT_INTERVAL_S``: links made in the portal show within
@@ -403,8 +439,10 @@ class Scheduler(TaskService):
                     consumer.resume(*consumer.paused())
                 else:
                     consumer.pause(*consumer.assignment())
-                batch = await consumer.getmany(timeout_ms=300, max_records=2000)
+                # before getmany, not between it and the tasks: a rebalance callback may run in any
+                # await, and the batch must not outlive the partitions it came from
                 offsets.forget(await watch.check())
+                batch = await consumer.getmany(timeout_ms=300, max_records=2000)
                 for tp, messages in batch.items():
                     for message in messages:
                         partition = offsets.start(tp, message.offset)
@@ -424,8 +462,7 @@ class Scheduler(TaskService):
         # after the cancelled tasks ended: their offsets are not finished, so this commits only what was
         await self._commit(consumer, offsets)
 
-    @staticmethod
-    async def _commit(consumer: AIOKafkaConsumer, offsets: _Offsets) -> None:
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: _Offsets) -> None:
         """Commit what finished (all of ``offsets`` is dropped if the group refused it)."""
         committable = offsets.committable(consumer.assignment())
         if not committable:
@@ -440,6 +477,11 @@ class Scheduler(TaskService):
             logger.warning("the consumer group refused a commit (this member was fenced or the group rebalanced); "
                            "its offsets are dropped and those requests re-run from the last commit")
             offsets.forget(list(offsets.partitions))
+            # a member cut off from Kafka is fenced without its revocation callback: its fetches
+            # would go on beside the new owner's re-run of them, so they stop here
+            stopped = await self._running.cancel(list(self._running.of))
+            if stopped:
+                HANDED_OVER.inc(stopped)
 
     async def _one(self, fetcher: Fetcher, key: bytes | None, value: bytes | None) -> None:
         self.progress.consumed += 1

@@ -22,6 +22,7 @@ A log lost and regrown past its old end between two looks (2 s) would go unnotic
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -33,6 +34,7 @@ from runtime.metrics import counter
 __all__ = ["REWOUND", "LostLogWatch"]
 
 logger = logging.getLogger(__name__)
+_ASK_S = 2.0
 
 REWOUND = counter("kafka_partitions_rewound_total",
                   "Partitions whose log end went backwards (the broker lost it, or the topic was "
@@ -61,14 +63,18 @@ class LostLogWatch:
         assigned = self._consumer.assignment()
         if not assigned:
             return []
-        try:
-            ends = await self._consumer.end_offsets(list(assigned))
-        except (KafkaError, OSError):  # the broker is away: look again next time
+        try:  # bounded: with a partition's leader unknown the request would wait its 40 s timeout
+            ends = await asyncio.wait_for(self._consumer.end_offsets(list(assigned)), _ASK_S)
+        except (KafkaError, OSError, TimeoutError):  # the broker is away: look again next time
             return []
         lost = [tp for tp, end in ends.items() if end < self._ends.get(tp, 0)]
         self._ends.update(ends)
+        lost = [tp for tp in lost if tp in self._consumer.assignment()]  # a rebalance may have run meanwhile
         if lost:
-            await self._consumer.seek_to_beginning(*lost)
+            try:
+                await self._consumer.seek_to_beginning(*lost)
+            except KafkaError:  # IllegalStateError: moved to another member after all; its business now
+                return []
             REWOUND.labels(self._process).inc(len(lost))
             logger.warning("%s: %d partition(s) of %s now end before where they ended (the broker lost them, or "
                            "the topic was re-created); reading them again from their start",

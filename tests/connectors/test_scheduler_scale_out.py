@@ -14,7 +14,10 @@ from aiokafka.structs import OffsetAndMetadata
 
 from connectors.fetcher import FetchOutcome
 from connectors.scheduler import Scheduler
+from connectors.vault import Link
+from connectors.vendor_health import VendorHealth
 from models.fetch import FetchReason, FetchRequest
+from models.participants import ApiGeneration, LinkStatus
 from models.providers import Provider
 from runtime.settings import Settings
 
@@ -157,3 +160,57 @@ def test_a_member_polls_only_the_participants_whose_partition_it_holds(tmp_path:
     assert 60 < len(owned) < 140  # about half: the producers' partitioner spreads the keys
     scheduler._consumer = None
     assert not any(scheduler.owns(rid) for rid in ids)  # not consuming (rebalancing, stopping): nobody
+
+
+class _Links:
+    """A vault as a poll reads it: linked Fitbit participants, no cursors yet."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self._links = [Link(rid, Provider.FITBIT, ApiGeneration.FITBIT_WEB_API, LinkStatus.LINKED, None, 0.0, None)
+                       for rid in ids]
+
+    async def links(self) -> list[Link]:
+        return self._links
+
+    async def cursors(self) -> dict[tuple[str, str], str]:
+        return {}
+
+
+class _Types:
+    data_types = ("steps",)
+
+
+async def test_no_poll_before_the_group_gives_partitions_and_a_gained_partition_is_polled_at_once(
+        tmp_path: Path) -> None:
+    consumer = _TwoPartitions()
+    scheduler = _scheduler(tmp_path, consumer)
+    topic = scheduler.settings.topic("fetch-requests")
+    p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    ids = [f"rid-{n}" for n in range(60)]
+    partition = DefaultPartitioner()
+    of = {rid: partition(rid.encode(), [0, 1, 2, 3], [0, 1, 2, 3]) for rid in ids}
+    scheduler.vault = _Links(ids)  # type: ignore[assignment]
+    published: list[str] = []
+
+    async def publish(research_id: str, request: FetchRequest) -> None:
+        published.append(research_id)
+
+    scheduler.publish_request = publish  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    consumer.held = set()
+    poller = asyncio.ensure_future(scheduler._poll(stop, {Provider.FITBIT: _Types()}, VendorHealth()))  # type: ignore[dict-item]
+    await asyncio.sleep(0.1)
+    assert published == []  # joining: nobody's partition is known to be ours yet
+    consumer.held = {p0}
+    scheduler.took({p0})  # the first assignment
+    await _until(lambda: bool(published))
+    await asyncio.sleep(0.05)
+    assert sorted(published) == sorted(rid for rid in ids if of[rid] == 0)
+    published.clear()
+    consumer.held = {p0, p1}
+    scheduler.took({p0, p1})  # p1 comes from a member that left: polled now, p0 not again
+    await _until(lambda: bool(published))
+    await asyncio.sleep(0.05)
+    assert sorted(published) == sorted(rid for rid in ids if of[rid] == 1)
+    stop.set()
+    await asyncio.wait_for(poller, 5)
