@@ -191,6 +191,35 @@ def test_demo_links_the_cohort_and_summarizes_every_day(tmp_path: Path) -> None:
     assert read_invitation(Settings(env="demo"), link.group(2)) == "DEMO-PARTICIPANT"
     assert not re.search(r"P\d{10}", result.stdout)  # no ID of the simulator's cohort is printed
     assert "research_id" not in result.stdout
+    found, person_ids, rids = _identifiers_in(result.stdout + result.stderr, tmp_path / "dataset", 4, 2)
+    assert person_ids and person_ids <= rids  # the scan looked for the run's real research IDs
+    assert found == []
+
+
+def _identifiers_in(output: str, dataset: Path, participants: int, days: int) -> tuple[list[str], set[str], set[str]]:
+    """Where the demo's participant IDs, research IDs or vendor user IDs show up in what it leaves
+    behind (its output, every Parquet column) where the design does not put them: research IDs
+    belong in ``person_id`` only. (Its tokens live in a vault that goes with its temporary folder.)"""
+    import polars as pl
+
+    from models.ids import research_id
+
+    world = SimulatorOptions(participants=participants, days=days).build_world()
+    people = set(world.cohort.participant_ids)
+    vendor_ids = {world.account(p, person).user_id for p in Provider for person in people}
+    rids = {research_id(Settings(env="demo").require_secret_key(), person) for person in people}
+    found = [f"output: {len(hits)}" for hits in [[i for i in people | vendor_ids | rids if i in output]] if hits]
+    person_ids: set[str] = set()
+    for file in sorted(dataset.rglob("*.parquet")):
+        frame = pl.read_parquet(file)
+        if "person_id" in frame.columns:
+            person_ids |= set(frame["person_id"].to_list())
+        for column in frame.columns:
+            text = "\n".join(str(v) for v in frame[column].unique().to_list())
+            forbidden = people | vendor_ids | (set() if column == "person_id" else rids)
+            if hits := [i for i in forbidden if i in text]:
+                found.append(f"{file.relative_to(dataset)}:{column}: {len(hits)}")
+    return found, person_ids, rids
 
 
 def test_invite_prints_one_link_per_participant_naming_nobody() -> None:
