@@ -22,8 +22,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -31,8 +30,8 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.structs import OffsetAndMetadata
 
+from connectors.fetch_tracking import InFlight, Offsets, finished
 from connectors.fetcher import Fetcher, FetchOutcome
 from connectors.keyed_locks import KeyedLocks
 from connectors.ratelimit import RateLimiter
@@ -71,43 +70,6 @@ _HANDOVER_COMMIT_S = 3.0  # well inside the rebalance timeout (the session timeo
 _PARTITIONER = DefaultPartitioner()
 HANDED_OVER = counter("scheduler_fetches_handed_over_total", "Fetches in flight stopped by a rebalance (whoever "
                       "holds their partition next runs them again)")
-
-
-class _InFlight:
-    """The running fetch tasks, and an event set while there is room for more.
-
-    A flag kept by the tasks' own callbacks: ``asyncio.wait(tasks)`` at the cap would add and
-    remove a callback on each of the 20,000 tasks every time round the loop."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.tasks, self.room = limit, set[asyncio.Task[None]](), asyncio.Event()
-        self.of: defaultdict[TopicPartition, set[asyncio.Task[None]]] = defaultdict(set)  # by partition
-        self.room.set()
-
-    def add(self, tp: TopicPartition, task: asyncio.Task[None]) -> None:
-        self.tasks.add(task)
-        self.of[tp].add(task)
-        task.add_done_callback(functools.partial(self._done, tp))
-        if len(self.tasks) >= self.limit:
-            self.room.clear()
-
-    def _done(self, tp: TopicPartition, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        running = self.of.get(tp)
-        if running is not None:
-            running.discard(task)
-            if not running:
-                del self.of[tp]
-        if len(self.tasks) < self.limit:
-            self.room.set()
-
-    async def cancel(self, partitions: Iterable[TopicPartition]) -> int:
-        """Cancel the fetches of ``partitions`` and wait until each has ended; how many there were."""
-        tasks = [task for tp in partitions for task in self.of.get(tp, ())]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return len(tasks)
 
 
 def fetch_window(days_back: int, *, now: datetime | None = None) -> tuple[str, str]:
@@ -167,77 +129,6 @@ class SchedulerProgress:
     in_flight: int = 0
 
 
-def _finished(partition: _Partition, offset: int, task: asyncio.Task[None]) -> None:
-    """A request's task ended: its offset may be committed only if it ran to its end.
-
-    Cancelled (the scheduler stopped): it did not finish and re-runs from the last commit. Raised:
-    ``_one`` handles every fetch failure itself (an outcome, the cursor left behind), so what
-    escapes it is a dead letter that could not be written; kept unfinished rather than lost, it
-    holds its partition's commits back until a restart or a rebalance re-runs it."""
-    if task.cancelled():
-        return
-    error = task.exception()
-    if error is not None:
-        logger.error("a fetch request's task failed (%s); its offset stays uncommitted and the request re-runs "
-                     "after a restart or a rebalance", type(error).__name__)
-        return
-    partition.finish(offset)
-
-
-class _Partition:
-    """One partition's requests: the offsets still running (a multiset: after a rebalance the
-    same record can be handed out again while its first run goes on) and the highest started."""
-
-    __slots__ = ("highest", "running")
-
-    def __init__(self) -> None:
-        self.running: Counter[int] = Counter()
-        self.highest = -1
-
-    def start(self, offset: int) -> None:
-        self.running[offset] += 1
-        self.highest = max(self.highest, offset)
-
-    def finish(self, offset: int) -> None:
-        left = self.running[offset] - 1
-        if left > 0:
-            self.running[offset] = left
-        else:
-            del self.running[offset]
-
-    def committable(self) -> int:
-        return min(self.running) if self.running else self.highest + 1
-
-
-class _Offsets:
-    """Per partition: the offsets still running; what is safe to commit is below the oldest.
-
-    Each task's callback holds its own partition's record: dropping a partition (revoked, or a
-    refused commit) leaves the tasks still running on it updating a record nobody reads."""
-
-    def __init__(self) -> None:
-        self.partitions: dict[TopicPartition, _Partition] = {}
-
-    def start(self, tp: TopicPartition, offset: int) -> _Partition:
-        partition = self.partitions.get(tp)
-        if partition is None:
-            partition = self.partitions[tp] = _Partition()
-        partition.start(offset)
-        return partition
-
-    def committable(self, assigned: set[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
-        """What to commit for the partitions still ``assigned``; the others are dropped (the
-        group gave them to another member, which commits them)."""
-        for tp in self.partitions.keys() - assigned:
-            del self.partitions[tp]
-        return {tp: OffsetAndMetadata(partition.committable(), "") for tp, partition in self.partitions.items()}
-
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """Drop ``partitions`` (read again from their start: their old offsets mean nothing now)."""
-        for tp in partitions:
-            self.partitions.pop(tp, None)
-
-
 class _Handover(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     """What a rebalance of the scheduler group does to this member's fetches (aiokafka awaits both
     callbacks inside the rebalance, before the group hands any partition on)."""
@@ -277,7 +168,7 @@ class Scheduler(TaskService):
         self._consumer: AIOKafkaConsumer | None = None  # set while consuming
         self._link_counts: set[LinkCount] = set()  # the participants_linked series this process set
         # while consuming: what runs and what may be committed, per partition (the rebalance listener's too)
-        self._offsets, self._running = _Offsets(), _InFlight(_MAX_IN_FLIGHT)
+        self._offsets, self._running = Offsets(), InFlight(_MAX_IN_FLIGHT)
         self._fetching = KeyedLocks[str]()  # one fetch at a time per participant
         # the partitions held after the last assignment, and those gained since the last poll round
         self._held: set[TopicPartition] = set()
@@ -429,7 +320,7 @@ class Scheduler(TaskService):
                 await asyncio.wait_for(stop.wait(), _COUNT_INTERVAL_S)
 
     async def _consume(self, stop: asyncio.Event, consumer: AIOKafkaConsumer, fetcher: Fetcher) -> None:
-        offsets, running = self._offsets, self._running = _Offsets(), _InFlight(_MAX_IN_FLIGHT)
+        offsets, running = self._offsets, self._running = Offsets(), InFlight(_MAX_IN_FLIGHT)
         tasks, watch = running.tasks, LostLogWatch(consumer, "scheduler")
         last_commit = time.monotonic()
         try:
@@ -447,7 +338,7 @@ class Scheduler(TaskService):
                     for message in messages:
                         partition = offsets.start(tp, message.offset)
                         task = asyncio.ensure_future(self._one(fetcher, message.key, message.value))
-                        task.add_done_callback(functools.partial(_finished, partition, message.offset))
+                        task.add_done_callback(functools.partial(finished, partition, message.offset))
                         running.add(tp, task)
                 self.progress.in_flight = len(tasks)
                 IN_FLIGHT.set(len(tasks))
@@ -462,7 +353,7 @@ class Scheduler(TaskService):
         # after the cancelled tasks ended: their offsets are not finished, so this commits only what was
         await self._commit(consumer, offsets)
 
-    async def _commit(self, consumer: AIOKafkaConsumer, offsets: _Offsets) -> None:
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: Offsets) -> None:
         """Commit what finished (all of ``offsets`` is dropped if the group refused it)."""
         committable = offsets.committable(consumer.assignment())
         if not committable:
