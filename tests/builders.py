@@ -56,6 +56,15 @@ def fitbit_minute_pages(day: date, n: int) -> list[tuple[str, bytes]]:
     ]
 
 
+async def send_minute_pages(producer: Any, topic: str, rids: Sequence[str], first: date, count: int) -> None:
+    """Send ``fitbit_minute_pages`` of ``count`` days from ``first`` for each research ID (the
+    n-th ID gets participant ``n``'s values) onto ``topic``, keyed by research ID."""
+    for n, rid in enumerate(rids):
+        for day in days(first, count):
+            for data_type, body in fitbit_minute_pages(day, n):
+                await producer.send(topic, fitbit_page(data_type, body, day=day).to_bytes(), key=rid.encode())
+
+
 def minute_dataset(values: Sequence[Any], *, start_minute: int = 0) -> list[dict[str, Any]]:
     return [{"time": clock(start_minute + i), "value": v} for i, v in enumerate(values)]
 

@@ -22,7 +22,7 @@ from runtime.settings import Settings
 from sinks.dataset import Dataset
 from sinks.runner import SinkRunner
 from sinks.tables import TABLES
-from tests.builders import fitbit_minute_pages, fitbit_page
+from tests.builders import fitbit_minute_pages, fitbit_page, send_minute_pages
 from tests.conftest import wait_until, worker
 
 pytestmark = pytest.mark.integration
@@ -73,12 +73,7 @@ async def test_counters_lag_and_freshness_follow_a_run_of_known_size(settings_fa
             lag.running():
         await producer.start()
         try:
-            for n, rid in enumerate(rids):
-                for offset in range(DAYS):
-                    day = first + timedelta(days=offset)
-                    for data_type, body in fitbit_minute_pages(day, n):
-                        await producer.send(settings.topic("raw.fitbit"), fitbit_page(data_type, body, day=day)
-                                            .to_bytes(), key=rid.encode())
+            await send_minute_pages(producer, settings.topic("raw.fitbit"), rids, first, DAYS)
             for _ in range(BAD_PAGES):
                 await producer.send(settings.topic("raw.fitbit"), b"not json at all", key=rids[0].encode())
             await producer.flush()

@@ -18,7 +18,7 @@ from models.ids import research_id
 from runtime.broker import EmbeddedBroker
 from runtime.kafka import make_producer
 from runtime.settings import Settings
-from tests.builders import fitbit_minute_pages, fitbit_page
+from tests.builders import send_minute_pages
 from tests.conftest import worker
 from tests.integration.daily_topic import Latest, latest_daily
 
@@ -60,12 +60,7 @@ async def test_a_worker_over_tls_turns_raw_pages_into_daily_summaries(tls_broker
         producer = make_producer(settings)
         await producer.start()
         try:
-            for n, rid in enumerate(rids):
-                for offset in range(DAYS):
-                    day = first + timedelta(days=offset)
-                    for data_type, body in fitbit_minute_pages(day, n):
-                        await producer.send(settings.topic("raw.fitbit"), fitbit_page(data_type, body, day=day)
-                                            .to_bytes(), key=rid.encode())
+            await send_minute_pages(producer, settings.topic("raw.fitbit"), rids, first, DAYS)
             await producer.flush()
         finally:
             await producer.stop()
