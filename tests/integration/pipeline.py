@@ -238,9 +238,9 @@ class Pipeline:
                 await asyncio.sleep(3 * float(self.settings.sink.flush_interval))  # the last flush lands
                 return
             await asyncio.sleep(1)
-        logs = {name: _tail(c.log) for name, c in self.children.items()}
         raise AssertionError(f"not settled after {timeout:g}s: {len(missing)} of {len(truth)} days missing "
-                             f"or different; {self.written()} written; logs: {logs}")
+                             f"or different (e.g. {missing[:3]}); {self.written()} written; "
+                             f"{await self.diagnosis()}")
 
     async def settled_tables(self, clean: Outcome, timeout: float, *, person_ids: set[str] | None = None) -> None:
         """Wait until every Parquet table equals ``clean``'s, in the rows of ``person_ids`` if given
@@ -253,8 +253,23 @@ class Pipeline:
         while (left := scoped(await self.outcome()).table_differences(scoped(clean))) and time.monotonic() < deadline:
             await asyncio.sleep(2)
         if left:
-            logs = {name: _tail(c.log) for name, c in self.children.items()}
-            raise AssertionError(f"tables not as in the clean run after {timeout:g}s: {left}; logs: {logs}")
+            raise AssertionError(f"tables not as in the clean run after {timeout:g}s: {left}; "
+                                 f"{await self.diagnosis()}")
+
+    async def diagnosis(self) -> str:
+        """What a failed wait reports: the simulator's counts, each child's counters of what it did
+        with requests, notifications and pages (the metrics below), and the end of each log."""
+        wanted = ("wearables_scheduler_fetch_requests_total{", "wearables_gateway_", "wearables_connector_",
+                  "wearables_webhook", "wearables_kafka_partitions_rewound_total{", "wearables_sink_records_total{")
+        counters: dict[str, dict[str, float]] = {}
+        async with aiohttp.ClientSession() as session:
+            for name, child in self.children.items():
+                with contextlib.suppress(Exception):  # a child that is down has no metrics to give
+                    counters[name] = {k: v for k, v in (await child.metrics(session)).items()
+                                      if k.startswith(wanted) and v and not k.endswith(("_created{", "_bucket{"))}
+        stats = dict(self.sim.world.stats) if self.sim is not None else {}
+        logs = {name: _tail(c.log) for name, c in self.children.items()}
+        return f"simulator: {stats}; metrics: {counters}; logs: {logs}"
 
     def written(self) -> int:
         """Rows of ``daily_summary`` in the dataset now."""
