@@ -170,6 +170,7 @@ class Scheduler(TaskService):
         # while consuming: what runs and what may be committed, per partition (the rebalance listener's too)
         self._offsets, self._running = Offsets(), InFlight(_MAX_IN_FLIGHT)
         self._fetching = KeyedLocks[str]()  # one fetch at a time per participant
+        self._watch: LostLogWatch | None = None  # set while consuming; commits go through it
         # the partitions held after the last assignment, and those gained since the last poll round
         self._held: set[TopicPartition] = set()
         self._gained: set[TopicPartition] = set()
@@ -191,9 +192,8 @@ class Scheduler(TaskService):
         try:
             cancelled = await self._running.cancel(revoked)
         finally:
-            if self._consumer is not None:
-                with contextlib.suppress(TimeoutError, KafkaError):
-                    await asyncio.wait_for(self._commit(self._consumer, self._offsets), _HANDOVER_COMMIT_S)
+            with contextlib.suppress(TimeoutError, KafkaError):
+                await asyncio.wait_for(self._commit(self._offsets), _HANDOVER_COMMIT_S)
             self._offsets.forget(revoked)
         if cancelled:
             HANDED_OVER.inc(cancelled)
@@ -270,7 +270,7 @@ class Scheduler(TaskService):
             try:
                 await self._consume(stop, consumer, fetcher)
             finally:
-                self._consumer = None
+                self._consumer, self._watch = None, None
                 for task in side:
                     task.cancel()
                 await asyncio.gather(*side, return_exceptions=True)
@@ -322,6 +322,7 @@ class Scheduler(TaskService):
     async def _consume(self, stop: asyncio.Event, consumer: AIOKafkaConsumer, fetcher: Fetcher) -> None:
         offsets, running = self._offsets, self._running = Offsets(), InFlight(_MAX_IN_FLIGHT)
         tasks, watch = running.tasks, LostLogWatch(consumer, "scheduler")
+        self._watch = watch
         last_commit = time.monotonic()
         try:
             while not stop.is_set():
@@ -343,7 +344,7 @@ class Scheduler(TaskService):
                 self.progress.in_flight = len(tasks)
                 IN_FLIGHT.set(len(tasks))
                 if time.monotonic() - last_commit >= self.settings.kafka.commit_interval and offsets.partitions:
-                    await self._commit(consumer, offsets)
+                    await self._commit(offsets)
                     last_commit = time.monotonic()
         finally:  # stopping, or an error: the fetches in flight end their current call; none is left unawaited
             if tasks:
@@ -351,15 +352,20 @@ class Scheduler(TaskService):
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
         # after the cancelled tasks ended: their offsets are not finished, so this commits only what was
-        await self._commit(consumer, offsets)
+        await self._commit(offsets)
 
-    async def _commit(self, consumer: AIOKafkaConsumer, offsets: Offsets) -> None:
-        """Commit what finished (all of ``offsets`` is dropped if the group refused it)."""
+    async def _commit(self, offsets: Offsets) -> None:
+        """Commit what finished (all of ``offsets`` is dropped if the group refused it), through the
+        lost-log watch: never the offsets of a log the broker lost (``runtime/lost_logs.py``)."""
+        watch = self._watch
+        if watch is None:  # not consuming
+            return
+        consumer = watch.consumer
         committable = offsets.committable(consumer.assignment())
         if not committable:
             return
         try:
-            await consumer.commit(committable)
+            offsets.forget(await watch.commit(committable) or [])
         except CommitFailedError:
             # Fenced: Kafka was out of reach longer than the session timeout, or the group rebalanced
             # meanwhile. The partitions may be another member's now; whoever gets them re-runs

@@ -15,19 +15,32 @@ the consumer's position: Tansu reports a partition's end as its last record batc
 + 1, so a consumer that read a whole multi-record batch is legitimately past the reported end.
 A log lost and regrown past its old end between two looks (2 s) would go unnoticed.
 
+Commits go through the watch too (:meth:`LostLogWatch.commit`), because a commit can carry the
+lost log's offsets onto the new one. aiokafka retries a commit until the coordinator answers,
+and builds each try with the group generation of that moment: a commit begun as the broker went
+away waits out the outage, and once the member has rejoined it is accepted with the old offsets.
+A partition the watch rewound but that got no new record keeps that stale commit, and the next
+rebalance (the re-made topics' metadata brings one) seeks the member back past the new log's
+first records, where the watch, seeing ends only grow, no longer looks. So a commit is bounded
+in time (``_COMMIT_S``), follows a fresh look at the ends from the broker it goes to, and
+leaves out what that look found lost; and a rewind commits the partitions' start at once.
+
     watch = LostLogWatch(consumer, "sink")
     batches = await consumer.getmany(timeout_ms=500)
     rewound = await watch.check()    # the partitions sought back to their start, usually []
+    await watch.commit()             # what was consumed, unless the broker lost it meanwhile
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalOperation, KafkaError
 
 from runtime.metrics import counter
 
@@ -35,6 +48,7 @@ __all__ = ["REWOUND", "LostLogWatch"]
 
 logger = logging.getLogger(__name__)
 _ASK_S = 2.0
+_COMMIT_S = 5.0  # a commit that outlasts this is given up (its offsets are committed by a later one)
 
 REWOUND = counter("kafka_partitions_rewound_total",
                   "Partitions whose log end went backwards (the broker lost it, or the topic was "
@@ -55,10 +69,20 @@ class LostLogWatch:
         self._checked = 0.0
         REWOUND.labels(process)  # exported at 0 from the start
 
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        """The consumer watched (and committed through :meth:`commit`)."""
+        return self._consumer
+
     async def check(self) -> list[TopicPartition]:
         """Rewind what lost its log (at most once per ``interval``); the partitions rewound."""
         if time.monotonic() - self._checked < self._interval:
             return []
+        return await self.look() or []
+
+    async def look(self) -> list[TopicPartition] | None:
+        """Look at the log ends now and rewind what lost its log: the partitions rewound, or None
+        when the ends could not be read (the broker is away)."""
         self._checked = time.monotonic()
         assigned = self._consumer.assignment()
         if not assigned:
@@ -66,19 +90,49 @@ class LostLogWatch:
         try:  # bounded: with a partition's leader unknown the request would wait its 40 s timeout
             ends = await asyncio.wait_for(self._consumer.end_offsets(list(assigned)), _ASK_S)
         except (KafkaError, OSError, TimeoutError):  # the broker is away: look again next time
-            return []
+            return None
         lost = [tp for tp, end in ends.items() if end < self._ends.get(tp, 0)]
         self._ends.update(ends)
-        lost = [tp for tp in lost if tp in self._consumer.assignment()]  # a rebalance may have run meanwhile
-        if lost:
-            try:
-                await self._consumer.seek_to_beginning(*lost)
-            except KafkaError:  # IllegalStateError: moved to another member after all; its business now
-                return []
-            REWOUND.labels(self._process).inc(len(lost))
-            logger.warning("%s: %d partition(s) of %s now end before where they ended (the broker lost them, or "
-                           "the topic was re-created); reading them again from their start",
-                           self._process, len(lost), ", ".join(sorted({tp.topic for tp in lost})))
         for tp in set(self._ends) - assigned:
             del self._ends[tp]  # another member's now: what it saw of them is its business
+        lost = [tp for tp in lost if tp in self._consumer.assignment()]  # a rebalance may have run meanwhile
+        return await self._rewind(lost) if lost else []
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> list[TopicPartition] | None:
+        """Commit ``offsets`` (None: every position consumed), after a fresh look at the log ends
+        and within ``_COMMIT_S``: the partitions that look found lost (rewound, and left out of
+        the commit), or None when nothing was committed (the ends or the commit did not answer in
+        time; a later commit carries these offsets). ``CommitFailedError`` (the group refused it)
+        is the caller's to handle."""
+        lost = await self.look()
+        if lost is None:
+            return None
+        if offsets is not None:
+            offsets = {tp: offset for tp, offset in offsets.items() if tp not in lost}
+            if not offsets:
+                return lost
+        try:
+            await asyncio.wait_for(self._consumer.commit(offsets), _COMMIT_S)
+        except TimeoutError:  # the coordinator is away: its retries must not land after a restart
+            logger.warning("%s: a commit got no answer within %g s; it is given up, and the next one carries its "
+                           "offsets", self._process, _COMMIT_S)
+            return None
+        return lost
+
+    async def _rewind(self, lost: list[TopicPartition]) -> list[TopicPartition]:
+        """Seek ``lost`` to their start and, for a group member, commit that start: a stale commit
+        of the lost log's offsets must not outlive it (module docstring)."""
+        try:
+            starts = await asyncio.wait_for(self._consumer.beginning_offsets(lost), _ASK_S)
+            for tp, start in starts.items():
+                self._consumer.seek(tp, start)
+        except (KafkaError, OSError, TimeoutError):  # away again, or (IllegalStateError) another member's now
+            return []
+        REWOUND.labels(self._process).inc(len(lost))
+        logger.warning("%s: %d partition(s) of %s now end before where they ended (the broker lost them, or "
+                       "the topic was re-created); reading them again from their start",
+                       self._process, len(lost), ", ".join(sorted({tp.topic for tp in lost})))
+        # IllegalOperation: a consumer outside any group (assigned partitions) commits nothing
+        with contextlib.suppress(KafkaError, OSError, TimeoutError, IllegalOperation):
+            await asyncio.wait_for(self._consumer.commit(dict(starts)), _COMMIT_S)
         return lost

@@ -171,7 +171,7 @@ class SinkRunner(TaskService):
                         await self._flush(records, producer, consumer, stop)
                     except _Stopped:
                         break  # the storage still refuses: commit nothing, the records replay next time
-                    await self._commit(consumer)
+                    await self._commit(watch)
                     self.completeness.flushed()  # at most every 30 s, in a thread: the sink reads on
                     if self._on_flush:
                         self._on_flush(self.progress)
@@ -185,13 +185,14 @@ class SinkRunner(TaskService):
             await producer.stop()
 
     @staticmethod
-    async def _commit(consumer: AIOKafkaConsumer) -> None:
-        """Commit what was written. A commit the group refuses (this member was fenced: Kafka was out
-        of reach longer than the session timeout, or the group rebalanced meanwhile) is dropped: the
-        records replay from the last commit to whoever has their partitions, and writing them again
-        changes nothing (rows are upserted by key). aiokafka rejoins at the next poll."""
+    async def _commit(watch: LostLogWatch) -> None:
+        """Commit what was written, through the lost-log watch (never the offsets of a log the
+        broker lost: ``runtime/lost_logs.py``). A commit the group refuses (this member was fenced:
+        Kafka was out of reach longer than the session timeout, or the group rebalanced meanwhile)
+        is dropped: the records replay from the last commit to whoever has their partitions, and
+        writing them again changes nothing (rows are upserted by key). aiokafka rejoins at the next poll."""
         try:
-            await consumer.commit()
+            await watch.commit()
         except CommitFailedError:
             COMMITS_REFUSED.inc()
             logger.warning("the consumer group refused the sink's commit (fenced or rebalanced); the records "

@@ -110,3 +110,53 @@ async def test_a_consumer_past_the_reported_end_of_a_multi_record_batch_is_not_r
         await producer.stop()
     assert got == [b"v%d" % n for n in range(10)] + [b"after"]  # each once: never read again
     assert REWOUND.labels("test")._value.get() == before
+
+
+async def _group_member(settings: Settings, topic: str, group: str) -> AIOKafkaConsumer:
+    consumer = make_consumer(settings, topic, bootstrap=None, group_id=group)
+    await consumer.start()
+    for _ in range(50):  # joined: the group gave it its partition
+        if consumer.assignment():
+            break
+        await consumer.getmany(timeout_ms=200)
+    return consumer
+
+
+async def test_a_rewind_commits_the_new_logs_start_and_a_commit_leaves_out_what_was_lost(
+    settings_factory: Callable[..., Settings]
+) -> None:
+    """A commit of the lost log's offsets must not outlive it: the next rebalance would seek the
+    member back to them, past the new log's first records (the module docstring's story)."""
+    settings = settings_factory()
+    topic, group = settings.topic("committed"), settings.topic("committed-group")
+    plan, tp = TopicPlan(topic, 1), TopicPartition(topic, 0)
+    await ensure_topics(settings, [plan])
+    await _send(settings, topic, [b"old-%d" % i for i in range(5)])
+    consumer = await _group_member(settings, topic, group)
+    try:
+        watch = LostLogWatch(consumer, "test", interval=0)
+        old: list[bytes] = []
+        await _read(consumer, watch, old, 5)
+        assert await watch.commit() == []  # nothing lost: what was consumed is committed
+        assert await consumer.committed(tp) == 5
+
+        await delete_topics(settings, [topic])
+        await ensure_topics(settings, [plan])
+        await _send(settings, topic, [b"new-0"])
+        # the lost log's offset, as a commit begun before the loss would carry it: left out
+        assert await watch.commit({tp: 5}) == [tp]
+        assert await consumer.committed(tp) == 0  # the rewind committed the new log's start
+        new: list[bytes] = []
+        await _read(consumer, watch, new, 1)
+        assert new == [b"new-0"]
+    finally:
+        await consumer.stop()
+    # a member joining now starts where the new log starts, not at the lost log's offset 5
+    await _send(settings, topic, [b"new-1"])
+    later = await _group_member(settings, topic, group)
+    try:
+        got: list[bytes] = []
+        await _read(later, None, got, 2)
+    finally:
+        await later.stop()
+    assert got == [b"new-0", b"new-1"]
