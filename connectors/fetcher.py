@@ -19,6 +19,10 @@ A day's pages are followed by their ``nextPageToken`` until the vendor gives non
 a loop: a token the day already asked for, or a day past ``MAX_PAGES_PER_DAY`` pages, is the
 vendor's error (``VendorRejected``, not retried; ``connector_paging_stopped_total`` counts it).
 The pages so far stay published, the request fails, and the cursor stays before that day.
+
+A webhook's fetch moves no cursor (it is not part of the sweep of days) and its offset is
+committed whatever its outcome, so a day it failed on moves the cursor back before that day if
+it was past it: the next poll, which starts a little before the cursor, reads the day again.
 """
 
 from __future__ import annotations
@@ -162,9 +166,12 @@ class Fetcher:
         for day in days:
             try:
                 done, got = await self._day(research_id, client, data_type, day, timezone)
-            except BaseException:
+            except BaseException as error:
                 if not undated:
                     await self._advance(research_id, request, data_type, day - timedelta(days=1))
+                    if request.reason is FetchReason.WEBHOOK and isinstance(error, Exception):
+                        # its offset is committed whatever came of it: the next poll reads the day again
+                        await self._vault.hold_cursor(research_id, data_type, (day - timedelta(days=1)).isoformat())
                 raise
             tally.pages, tally.size = tally.pages + done, tally.size + got
         await self._advance(research_id, request, data_type, days[-1])

@@ -510,6 +510,17 @@ class TokenVault:
             self._flushing = asyncio.ensure_future(self._flush_cursors())
         await asyncio.shield(self._flushing)
 
+    async def hold_cursor(self, research_id: str, data_type: str, through_date: str) -> None:
+        """Move the cursor back to ``through_date`` if it is past it (never forward, never made):
+        a day a webhook's fetch failed on, behind a cursor that polls already passed, is read
+        again by the next poll, which starts a little before the cursor."""
+        if self._flushing is not None and not self._flushing.done():
+            await asyncio.shield(self._flushing)  # an advance already under way lands first
+        async with self._engine.begin() as conn:
+            await conn.execute(_cursors.update().where(
+                _cursors.c.research_id == research_id, _cursors.c.data_type == data_type,
+                _cursors.c.through_date > through_date).values(through_date=through_date, updated_at=time.time()))
+
     async def _flush_cursors(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, {}

@@ -78,12 +78,16 @@ class Vault:
     def __init__(self) -> None:
         self.link = Link("R1", P, ApiGeneration.GOOGLE_HEALTH_V4, LinkStatus.LINKED, "Europe/Berlin", 0.0, None)
         self.cursors: list[tuple[str, str]] = []
+        self.held: list[tuple[str, str]] = []  # hold_cursor's calls
 
     async def get(self, research_id: str) -> Link | None:
         return self.link
 
     async def advance_cursor(self, research_id: str, data_type: str, through_date: str) -> None:
         self.cursors.append((data_type, through_date))
+
+    async def hold_cursor(self, research_id: str, data_type: str, through_date: str) -> None:
+        self.held.append((data_type, through_date))
 
     async def deny_data_type(self, research_id: str, data_type: str) -> Link | None:
         if data_type not in self.link.denied_data_types:
@@ -271,7 +275,19 @@ async def test_webhook_fetches_leave_the_cursor_alone(tmp_path: Path) -> None:
     fetcher, _, vault, _, published = _fetcher(tmp_path, lambda *_: VendorPage(body=b"{}"))
     request = FetchRequest(P, "sleep", "2026-11-01", "2026-11-01", FetchReason.WEBHOOK, 0.0)
     assert (await fetcher.fetch("R1", request)).outcome == "done" and len(published) == 1
-    assert vault.cursors == []
+    assert vault.cursors == [] and vault.held == []
+
+
+async def test_a_webhook_fetch_that_failed_holds_the_cursor_before_the_day_it_failed_on(tmp_path: Path) -> None:
+    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+        if day == date(2026, 11, 2):
+            raise VendorUnavailable("503", provider=P, status=503)
+        return VendorPage(body=b"{}")
+
+    fetcher, _, vault, _, published = _fetcher(tmp_path, script, fetch_max_attempts=2)
+    request = FetchRequest(P, "steps", "2026-11-01", "2026-11-03", FetchReason.WEBHOOK, 0.0)
+    assert (await fetcher.fetch("R1", request)).outcome == "failed" and len(published) == 1
+    assert vault.cursors == [] and vault.held == [("steps", "2026-11-01")]
 
 
 async def test_pages_that_are_empty_but_carry_a_token_are_followed_to_the_last(tmp_path: Path) -> None:

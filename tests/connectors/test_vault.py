@@ -83,6 +83,17 @@ async def test_concurrent_cursor_advances_land_in_few_transactions_and_never_go_
     assert await vault.cursor(ids[0], "sleep") == "2026-11-02"
 
 
+async def test_a_held_cursor_moves_back_never_forward_and_none_is_made(vault: TokenVault) -> None:
+    rid, other = await _link(vault, 2)
+    await vault.advance_cursor(rid, "steps", "2026-11-20")
+    await vault.hold_cursor(rid, "steps", "2026-11-17")  # a webhook's fetch failed on 11-18
+    assert await vault.cursor(rid, "steps") == "2026-11-17"
+    await vault.hold_cursor(rid, "steps", "2026-11-19")  # not past it: stays
+    assert await vault.cursor(rid, "steps") == "2026-11-17"
+    await vault.hold_cursor(other, "steps", "2026-11-17")  # no cursor yet: its next poll is a backfill
+    assert await vault.cursor(other, "steps") is None
+
+
 async def test_concurrent_reads_are_batched_and_reads_after_writes_see_them(vault: TokenVault) -> None:
     ids = await _link(vault, 120)
     statements: list[str] = []
