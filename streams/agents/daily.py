@@ -188,6 +188,15 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
         update = await asyncio.to_thread(apply_batches, batches, stored, policy=policy,
                                          watermark=min(watermarks.values(), default=0))
         phase("apply")
+        # What the take made is delivered before the state that says it was made: a worker that
+        # dies between the two replays the take against the old state and sends the same again
+        # (the sink upserts). The other order lost it: the changelog already held the new state,
+        # so the replay found only duplicates and sent nothing.
+        for position in update.forwarded:
+            await sent.send(intraday, key=batches[position].research_id.encode(), value=raw[position])
+        await _send(update, status="updated")
+        await sent.confirm()
+        phase("send")
         for partition, group in groups.items():
             with as_current_event(group[-1]):
                 for key, blob in update.states.items():
@@ -195,10 +204,6 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
                         days[key.encode()] = blob
                         STATE_BYTES.set(len(blob))
         phase("write")
-        for position in update.forwarded:
-            await sent.send(intraday, key=batches[position].research_id.encode(), value=raw[position])
-        await _send(update, status="updated")
-        phase("send")
         DEDUP.labels(outcome="new").inc(update.new)
         DEDUP.labels(outcome="duplicate").inc(update.duplicates)
         DEDUP.labels(outcome="revision").inc(update.revisions)
@@ -228,12 +233,13 @@ def register_daily(app: faust.App, settings: Settings, progress: Progress, purge
         mine = {key.decode(): blob for key, blob in list(days.items())
                 if _partition_of(key, settings.kafka.partitions) == partition}
         update = finalize_due(mine, policy=policy, watermark=watermark)
+        await _send(update, status="final")
+        await sent.confirm()  # before the states that say so, as in _apply
         for key in update.deletes:
             del days[key.encode()]
             DAYS_EXPIRED.inc()
         for key, blob in update.states.items():
             days[key.encode()] = blob
-        await _send(update, status="final")
         progress.add("finalized", len(update.summaries))
 
     async def _send(update: DayUpdate, *, status: str) -> None:
