@@ -186,13 +186,15 @@ async def test_429s_and_expired_tokens_are_not_attempts_but_5xx_are(tmp_path: Pa
                                                            "unavailable": 2, "revoked": 0, "scope_missing": 0}
 
 
-async def test_it_gives_up_after_max_attempts_and_the_cursor_stays_behind_the_failed_day(tmp_path: Path) -> None:
-    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
-        if day == date(2026, 11, 2):
-            raise VendorUnavailable("503", provider=P, status=503)
-        return VendorPage(body=b"{}")
+def _down_on_november_2(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
+    """A vendor that answers 503 for 2026-11-02 and an empty page for any other day."""
+    if day == date(2026, 11, 2):
+        raise VendorUnavailable("503", provider=P, status=503)
+    return VendorPage(body=b"{}")
 
-    fetcher, client, vault, _, _ = _fetcher(tmp_path, script, fetch_max_attempts=4)
+
+async def test_it_gives_up_after_max_attempts_and_the_cursor_stays_behind_the_failed_day(tmp_path: Path) -> None:
+    fetcher, client, vault, _, _ = _fetcher(tmp_path, _down_on_november_2, fetch_max_attempts=4)
     outcome = await fetcher.fetch("R1", _request("2026-11-01", "2026-11-03", "steps"))
     assert outcome.outcome == "failed" and outcome.pages == 1
     assert [c[2] for c in client.calls] == [date(2026, 11, 1)] + [date(2026, 11, 2)] * 4
@@ -279,12 +281,7 @@ async def test_webhook_fetches_leave_the_cursor_alone(tmp_path: Path) -> None:
 
 
 async def test_a_webhook_fetch_that_failed_holds_the_cursor_before_the_day_it_failed_on(tmp_path: Path) -> None:
-    def script(access: str, data_type: str, day: date, token: str | None) -> VendorPage:
-        if day == date(2026, 11, 2):
-            raise VendorUnavailable("503", provider=P, status=503)
-        return VendorPage(body=b"{}")
-
-    fetcher, _, vault, _, published = _fetcher(tmp_path, script, fetch_max_attempts=2)
+    fetcher, _, vault, _, published = _fetcher(tmp_path, _down_on_november_2, fetch_max_attempts=2)
     request = FetchRequest(P, "steps", "2026-11-01", "2026-11-03", FetchReason.WEBHOOK, 0.0)
     assert (await fetcher.fetch("R1", request)).outcome == "failed" and len(published) == 1
     assert vault.cursors == [] and vault.held == [("steps", "2026-11-01")]
