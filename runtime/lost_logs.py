@@ -23,7 +23,9 @@ A partition the watch rewound but that got no new record keeps that stale commit
 rebalance (the re-made topics' metadata brings one) seeks the member back past the new log's
 first records, where the watch, seeing ends only grow, no longer looks. So a commit is bounded
 in time (``_COMMIT_S``), follows a fresh look at the ends from the broker it goes to, and
-leaves out what that look found lost; and a rewind commits the partitions' start at once.
+leaves out what that look found lost; a rewind commits the partitions' start at once; and a
+rewind that did not go through keeps the old ends, so the next look finds the loss again and no
+commit goes out meanwhile.
 
     watch = LostLogWatch(consumer, "sink")
     batches = await consumer.getmany(timeout_ms=500)
@@ -82,7 +84,8 @@ class LostLogWatch:
 
     async def look(self) -> list[TopicPartition] | None:
         """Look at the log ends now and rewind what lost its log: the partitions rewound, or None
-        when the ends could not be read (the broker is away)."""
+        when the ends could not be read or a rewind did not go through (the broker is away; the
+        next look tries again, as the old ends are kept until the rewind succeeded)."""
         self._checked = time.monotonic()
         assigned = self._consumer.assignment()
         if not assigned:
@@ -91,24 +94,32 @@ class LostLogWatch:
             ends = await asyncio.wait_for(self._consumer.end_offsets(list(assigned)), _ASK_S)
         except (KafkaError, OSError, TimeoutError):  # the broker is away: look again next time
             return None
-        lost = [tp for tp, end in ends.items() if end < self._ends.get(tp, 0)]
-        self._ends.update(ends)
-        for tp in set(self._ends) - assigned:
+        held = self._consumer.assignment()  # a rebalance may have run meanwhile
+        lost = [tp for tp, end in ends.items() if end < self._ends.get(tp, 0) and tp in held]
+        for tp in set(self._ends) - held:
             del self._ends[tp]  # another member's now: what it saw of them is its business
-        lost = [tp for tp in lost if tp in self._consumer.assignment()]  # a rebalance may have run meanwhile
-        return await self._rewind(lost) if lost else []
+        self._ends.update({tp: end for tp, end in ends.items() if tp in held and tp not in lost})
+        if not lost:
+            return []
+        if not await self._rewind(lost):
+            return None
+        self._ends.update({tp: ends[tp] for tp in lost})
+        return lost
 
     async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> list[TopicPartition] | None:
-        """Commit ``offsets`` (None: every position consumed), after a fresh look at the log ends
-        and within ``_COMMIT_S``: the partitions that look found lost (rewound, and left out of
-        the commit), or None when nothing was committed (the ends or the commit did not answer in
-        time; a later commit carries these offsets). ``CommitFailedError`` (the group refused it)
-        is the caller's to handle."""
+        """Commit ``offsets`` (None: every position consumed, a rewound partition's at its new
+        start), after a fresh look at the log ends: the partitions that look found lost (rewound,
+        and left out of ``offsets``), or None when the look or the commit did not go through in
+        time (a later commit carries these offsets). Offsets of partitions no longer assigned are
+        left out too. The commit's retries are given up after ``_COMMIT_S``; the one try already
+        on the wire may still land, with this member's generation of the time, so never on a
+        group it has rejoined since. ``CommitFailedError`` (the group refused it) is the caller's."""
         lost = await self.look()
         if lost is None:
             return None
         if offsets is not None:
-            offsets = {tp: offset for tp, offset in offsets.items() if tp not in lost}
+            held = self._consumer.assignment()
+            offsets = {tp: offset for tp, offset in offsets.items() if tp not in lost and tp in held}
             if not offsets:
                 return lost
         try:
@@ -119,15 +130,18 @@ class LostLogWatch:
             return None
         return lost
 
-    async def _rewind(self, lost: list[TopicPartition]) -> list[TopicPartition]:
-        """Seek ``lost`` to their start and, for a group member, commit that start: a stale commit
-        of the lost log's offsets must not outlive it (module docstring)."""
+    async def _rewind(self, lost: list[TopicPartition]) -> bool:
+        """Seek ``lost`` to their start and, for a group member, commit that start (a stale commit
+        of the lost log's offsets must not outlive it: module docstring); whether the seeks went
+        through (the start's commit is best effort: the next commit carries the new positions)."""
         try:
             starts = await asyncio.wait_for(self._consumer.beginning_offsets(lost), _ASK_S)
+            if set(starts) != set(lost):
+                return False
             for tp, start in starts.items():
                 self._consumer.seek(tp, start)
         except (KafkaError, OSError, TimeoutError):  # away again, or (IllegalStateError) another member's now
-            return []
+            return False
         REWOUND.labels(self._process).inc(len(lost))
         logger.warning("%s: %d partition(s) of %s now end before where they ended (the broker lost them, or "
                        "the topic was re-created); reading them again from their start",
@@ -135,4 +149,4 @@ class LostLogWatch:
         # IllegalOperation: a consumer outside any group (assigned partitions) commits nothing
         with contextlib.suppress(KafkaError, OSError, TimeoutError, IllegalOperation):
             await asyncio.wait_for(self._consumer.commit(dict(starts)), _COMMIT_S)
-        return lost
+        return True

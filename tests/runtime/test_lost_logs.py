@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from runtime.kafka import TopicPlan, delete_topics, ensure_topics, make_consumer, make_producer
 from runtime.lost_logs import REWOUND, LostLogWatch
@@ -160,3 +161,48 @@ async def test_a_rewind_commits_the_new_logs_start_and_a_commit_leaves_out_what_
     finally:
         await later.stop()
     assert got == [b"new-0", b"new-1"]
+
+
+class _Consumer:
+    """A group member of one partition whose log ends and starts the test sets; records seeks and commits."""
+
+    tp = TopicPartition("t", 0)
+
+    def __init__(self) -> None:
+        self.end, self.starts_fail = 10, 0
+        self.seeks: list[int] = []
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.tp}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, self.end)
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if self.starts_fail:
+            self.starts_fail -= 1
+            raise KafkaConnectionError("the broker is away again")
+        return dict.fromkeys(tps, 0)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append(offset)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+
+
+async def test_a_rewind_that_did_not_go_through_is_tried_again_and_no_commit_goes_out_meanwhile() -> None:
+    consumer = _Consumer()
+    watch = LostLogWatch(consumer, "test", interval=0)  # type: ignore[arg-type]
+    other = TopicPartition("t", 1)  # a partition this member no longer holds
+    assert await watch.commit({consumer.tp: 10, other: 3}) == []
+    assert consumer.commits == [{consumer.tp: 10}]  # what it does not hold is left out
+
+    consumer.end, consumer.starts_fail = 2, 1  # the log is lost, and the first rewind fails
+    assert await watch.commit({consumer.tp: 10}) is None  # nothing committed: not the lost log's 10
+    assert consumer.commits == [{consumer.tp: 10}] and consumer.seeks == []
+    assert await watch.commit({consumer.tp: 10}) == [consumer.tp]  # the next look finds the loss again
+    assert consumer.seeks == [0] and consumer.commits[1:] == [{consumer.tp: 0}]  # the new start, not 10
+    assert await watch.commit({consumer.tp: 2}) == []  # ends only grow from here: nothing lost
+    assert consumer.commits[-1] == {consumer.tp: 2}
