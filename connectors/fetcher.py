@@ -168,13 +168,20 @@ class Fetcher:
                 done, got = await self._day(research_id, client, data_type, day, timezone)
             except BaseException as error:
                 if not undated:
-                    await self._advance(research_id, request, data_type, day - timedelta(days=1))
-                    if request.reason is FetchReason.WEBHOOK and isinstance(error, Exception):
-                        # its offset is committed whatever came of it: the next poll reads the day again
-                        await self._vault.hold_cursor(research_id, data_type, (day - timedelta(days=1)).isoformat())
+                    await self._stopped_at(research_id, request, data_type, day, failed=isinstance(error, Exception))
                 raise
             tally.pages, tally.size = tally.pages + done, tally.size + got
         await self._advance(research_id, request, data_type, days[-1])
+
+    async def _stopped_at(self, research_id: str, request: FetchRequest, data_type: str, day: date, *,
+                          failed: bool) -> None:
+        """The request stopped at ``day`` (``failed``: an error, not a cancellation): the cursor
+        over the days before it, and for a webhook's failure, held before it (its offset is
+        committed whatever came of it, so the next poll must read the day again)."""
+        before = day - timedelta(days=1)
+        await self._advance(research_id, request, data_type, before)
+        if failed and request.reason is FetchReason.WEBHOOK:
+            await self._vault.hold_cursor(research_id, data_type, before.isoformat())
 
     async def _advance(self, research_id: str, request: FetchRequest, data_type: str, through: date) -> None:
         """Move the cursor over the days done, in order (webhook fetches are not part of the sweep)."""
