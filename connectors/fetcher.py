@@ -22,7 +22,9 @@ The pages so far stay published, the request fails, and the cursor stays before 
 
 A webhook's fetch moves no cursor (it is not part of the sweep of days) and its offset is
 committed whatever its outcome, so a day it failed on moves the cursor back before that day if
-it was past it: the next poll, which starts a little before the cursor, reads the day again.
+it was past it: the next poll, which starts a little before the cursor, reads the day again. A
+poll moves the cursor only over days that join on to it, so a poll already under way when the
+webhook's fetch failed does not jump the cursor back over that day.
 """
 
 from __future__ import annotations
@@ -184,9 +186,13 @@ class Fetcher:
             await self._vault.hold_cursor(research_id, data_type, before.isoformat())
 
     async def _advance(self, research_id: str, request: FetchRequest, data_type: str, through: date) -> None:
-        """Move the cursor over the days done, in order (webhook fetches are not part of the sweep)."""
-        if request.reason is not FetchReason.WEBHOOK and through >= date.fromisoformat(request.start_date):
-            await self._vault.advance_cursor(research_id, data_type, through.isoformat())
+        """Move the cursor over the days done, in order (webhook fetches are not part of the sweep).
+        A poll's days must join on to the cursor: one held back behind them meanwhile stays held."""
+        start = date.fromisoformat(request.start_date)
+        if request.reason is FetchReason.WEBHOOK or through < start:
+            return
+        after = (start - timedelta(days=1)).isoformat() if request.reason is FetchReason.POLL else None
+        await self._vault.advance_cursor(research_id, data_type, through.isoformat(), after=after)
 
     async def _deny(self, research_id: str, provider: Provider, data_type: str) -> None:
         """The vendor refused ``data_type`` for a missing scope: stop asking until a new consent."""

@@ -152,8 +152,13 @@ class TokenVault:
         self._lookup_key = _lookup_key(secret)
         self._legacy_lookup_key = secret  # row_format 1 hashed with the secret key itself (upgrade only)
         self._pending: dict[tuple[str, str], str] = {}  # cursor advances waiting for the next transaction
+        self._joining: list[dict[str, str]] = []  # advances that must join on to the cursor (``after``), in order
         self._flushing: asyncio.Future[None] | None = None
         self._upsert_cursor = self._cursor_upsert()
+        self._join_cursor = _cursors.update().where(
+            _cursors.c.research_id == sa.bindparam("rid"), _cursors.c.data_type == sa.bindparam("kind"),
+            _cursors.c.through_date < sa.bindparam("through"), _cursors.c.through_date >= sa.bindparam("after"),
+        ).values(through_date=sa.bindparam("through"), updated_at=sa.bindparam("now"))
         self._wanted: dict[str, asyncio.Future[sa.Row[Any] | None]] = {}  # link rows asked for, not yet read
         self._reading: asyncio.Future[None] | None = None
         self._denying = asyncio.Lock()  # denials are rare: one lock for all participants
@@ -497,14 +502,23 @@ class TokenVault:
                                                 _cursors.c.through_date))
             return {(row.research_id, row.data_type): row.through_date for row in rows}
 
-    async def advance_cursor(self, research_id: str, data_type: str, through_date: str) -> None:
+    async def advance_cursor(self, research_id: str, data_type: str, through_date: str, *,
+                             after: str | None = None) -> None:
         """Move the cursor forward (never back) to ``through_date``; on disk when this returns.
+
+        ``after``: the day before the first day the caller read. Then the cursor moves only if it
+        is there already at least as far as ``after`` (the days read join on to it), and none is
+        made: a poll computed from the cursor, finishing after a failed webhook fetch held the
+        cursor back behind the poll's first day (``hold_cursor``), leaves the hold in place
+        instead of jumping over the day the webhook could not read.
 
         Group commit: the advances that arrive while one transaction runs share the next one,
         so thousands of fetches finishing together cost a few transactions, not one each.
         """
         key = (research_id, data_type)
-        if through_date > self._pending.get(key, ""):
+        if after is not None:
+            self._joining.append({"rid": research_id, "kind": data_type, "through": through_date, "after": after})
+        elif through_date > self._pending.get(key, ""):
             self._pending[key] = through_date
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.ensure_future(self._flush_cursors())
@@ -522,12 +536,16 @@ class TokenVault:
                 _cursors.c.through_date > through_date).values(through_date=through_date, updated_at=time.time()))
 
     async def _flush_cursors(self) -> None:
-        while self._pending:
+        while self._pending or self._joining:
             batch, self._pending = self._pending, {}
+            joining, self._joining = self._joining, []
             rows = [{"research_id": rid, "data_type": kind, "through_date": through, "updated_at": time.time()}
                     for (rid, kind), through in batch.items()]
             async with self._engine.begin() as conn:
-                await conn.execute(self._upsert_cursor, rows)
+                if rows:
+                    await conn.execute(self._upsert_cursor, rows)
+                if joining:  # one conditional UPDATE per advance, in arrival order (executemany)
+                    await conn.execute(self._join_cursor, [{**row, "now": time.time()} for row in joining])
 
     def _cursor_upsert(self) -> sa.Insert:
         insert = (sqlite_insert if self._engine.dialect.name == "sqlite" else postgresql_insert)(_cursors)

@@ -79,12 +79,15 @@ class Vault:
         self.link = Link("R1", P, ApiGeneration.GOOGLE_HEALTH_V4, LinkStatus.LINKED, "Europe/Berlin", 0.0, None)
         self.cursors: list[tuple[str, str]] = []
         self.held: list[tuple[str, str]] = []  # hold_cursor's calls
+        self.after: list[str | None] = []  # advance_cursor's ``after`` of each advance
 
     async def get(self, research_id: str) -> Link | None:
         return self.link
 
-    async def advance_cursor(self, research_id: str, data_type: str, through_date: str) -> None:
+    async def advance_cursor(self, research_id: str, data_type: str, through_date: str, *,
+                             after: str | None = None) -> None:
         self.cursors.append((data_type, through_date))
+        self.after.append(after)
 
     async def hold_cursor(self, research_id: str, data_type: str, through_date: str) -> None:
         self.held.append((data_type, through_date))
@@ -285,6 +288,16 @@ async def test_a_webhook_fetch_that_failed_holds_the_cursor_before_the_day_it_fa
     request = FetchRequest(P, "steps", "2026-11-01", "2026-11-03", FetchReason.WEBHOOK, 0.0)
     assert (await fetcher.fetch("R1", request)).outcome == "failed" and len(published) == 1
     assert vault.cursors == [] and vault.held == [("steps", "2026-11-01")]
+
+
+async def test_a_poll_advances_the_cursor_only_if_its_days_join_on_and_a_backfill_regardless(
+        tmp_path: Path) -> None:
+    fetcher, _, vault, _, _ = _fetcher(tmp_path, lambda *_: VendorPage(body=b"{}"))
+    await fetcher.fetch("R1", _request("2026-11-03", "2026-11-05", "steps"))
+    await fetcher.fetch("R1", FetchRequest(P, "sleep", "2026-11-03", "2026-11-05", FetchReason.BACKFILL, 0.0))
+    # the poll's days must join on to the cursor (a hold meanwhile stays); the backfill makes one
+    assert list(zip(vault.cursors, vault.after, strict=True)) == [
+        (("steps", "2026-11-05"), "2026-11-02"), (("sleep", "2026-11-05"), None)]
 
 
 async def test_pages_that_are_empty_but_carry_a_token_are_followed_to_the_last(tmp_path: Path) -> None:

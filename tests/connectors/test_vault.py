@@ -94,6 +94,22 @@ async def test_a_held_cursor_moves_back_never_forward_and_none_is_made(vault: To
     assert await vault.cursor(other, "steps") is None
 
 
+async def test_a_poll_moves_the_cursor_only_over_days_that_join_on_to_it(vault: TokenVault) -> None:
+    rid, other = await _link(vault, 2)
+    await vault.advance_cursor(rid, "steps", "2026-11-20")
+    # a poll computed from that cursor reads 11-18..11-21; meanwhile a webhook's fetch failed on 11-15
+    await vault.hold_cursor(rid, "steps", "2026-11-14")
+    await vault.advance_cursor(rid, "steps", "2026-11-21", after="2026-11-17")
+    assert await vault.cursor(rid, "steps") == "2026-11-14"  # the hold stays: 11-15 is read again next poll
+    # the next poll starts before the hold: it reads the held day, and the cursor moves on
+    await vault.advance_cursor(rid, "steps", "2026-11-21", after="2026-11-11")
+    assert await vault.cursor(rid, "steps") == "2026-11-21"
+    # never back, and none is made by a poll (a backfill makes them)
+    await vault.advance_cursor(rid, "steps", "2026-11-19", after="2026-11-16")
+    await vault.advance_cursor(other, "steps", "2026-11-21", after="2026-11-17")
+    assert (await vault.cursor(rid, "steps"), await vault.cursor(other, "steps")) == ("2026-11-21", None)
+
+
 async def test_concurrent_reads_are_batched_and_reads_after_writes_see_them(vault: TokenVault) -> None:
     ids = await _link(vault, 120)
     statements: list[str] = []
