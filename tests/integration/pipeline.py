@@ -126,6 +126,7 @@ class Pipeline:
                                    webhook_base=f"http://127.0.0.1:{self.gateway_port}")
         self.children: dict[str, ChildProcess] = {}
         self.sim: RunningSimulator | None = None
+        self.fitbit_linked: set[str] = set()  # research IDs linked with Fitbit (whose days have its own summary)
 
     def child(self, name: str) -> ChildProcess:
         """``name`` is the command, or ``<command>-<n>`` for one of several (``worker-2``: a worker
@@ -204,6 +205,8 @@ class Pipeline:
                 for participant in participants:
                     provider = Provider.GOOGLE_HEALTH if place[participant] % 2 else Provider.FITBIT
                     await link_through_consent(self.settings, vault, producer, clients[provider], session, participant)
+                    if provider is Provider.FITBIT:
+                        self.fitbit_linked |= self.research_ids([participant])
                 for client in clients.values():
                     await client.aclose()
             await producer.flush()
@@ -226,13 +229,18 @@ class Pipeline:
 
     async def settled(self, timeout: float, *, check: Callable[[], bool] = lambda: True) -> None:
         """Wait until every simulated participant-day is summarized as the world says, the sink
-        has written every one of them, and ``check()`` holds; an AssertionError naming what is missing."""
+        has written every one of them (and, for a Fitbit participant, the day's own activity
+        summary too: a page of its own, fetched after the intraday ones and written from
+        ``intraday``, so it can land after the day's summary), and ``check()`` holds; an
+        AssertionError naming what is missing."""
         truth = self.truth()
         deadline = time.monotonic() + timeout
         missing: list[str] = list(truth)
         while time.monotonic() < deadline:
             got = await self.summaries()
             missing = [k for k, want in truth.items() if k not in got or _figures(got[k]) != want]
+            if not missing:
+                missing = sorted(self._fitbit_days(truth) - self._vendor_days_written())
             # the pipeline also summarizes days around the world's (the backfill asks for more): all are written
             if not missing and self.written() == len(got) and check():
                 await asyncio.sleep(3 * float(self.settings.sink.flush_interval))  # the last flush lands
@@ -270,6 +278,18 @@ class Pipeline:
         stats = dict(self.sim.world.stats) if self.sim is not None else {}
         logs = {name: _tail(c.log) for name, c in self.children.items()}
         return f"simulator: {stats}; metrics: {counters}; logs: {logs}"
+
+    def _fitbit_days(self, truth: Truth) -> set[str]:
+        return {key for key in truth if key.partition("|")[0] in self.fitbit_linked}
+
+    def _vendor_days_written(self) -> set[str]:
+        """``research_id|date`` of the ``activity_summary`` rows that hold the vendor's own figures."""
+        try:
+            frame = Dataset(self.settings.dataset_location).read_all(TABLES["activity_summary"])
+        except (OSError, pl.exceptions.ComputeError):
+            return set()
+        rows = frame.filter(pl.col("calories_out").is_not_null()).select("person_id", "date").iter_rows()
+        return {f"{person}|{day.isoformat()}" for person, day in rows}
 
     def written(self) -> int:
         """Rows of ``daily_summary`` in the dataset now."""

@@ -78,6 +78,7 @@ async def test_sigkill_then_restart_of_each_process_in_turn_loses_and_doubles_no
             await pipeline.kill(name)
             await pipeline.restart(name)
         await pipeline.settled(300)
+        await pipeline.settled_tables(clean, 120)  # and the sink wrote what came last
         got = await pipeline.outcome()
         stats = await _sim_stats(pipeline)
         leaked = await leaks(pipeline)
@@ -101,6 +102,7 @@ async def test_the_vendor_down_for_two_minutes_then_back_loses_no_day_and_unlink
         await asyncio.sleep(121)
         await pipeline.link(pipeline.participants[half:])
         await pipeline.settled(400)
+        await pipeline.settled_tables(clean, 120)  # and the sink wrote what came last
         got = await pipeline.outcome()
         stats = await _sim_stats(pipeline)
         secret = pipeline.settings.require_secret_key()
@@ -120,6 +122,7 @@ async def test_webhooks_delivered_ten_times_out_of_order_with_forgeries_summariz
                         options(webhook_copies=10, forged_share=0.01, late_share=1.0, duplicate_share=0.5))
     async with pipeline.running():
         await pipeline.settled(300)
+        await pipeline.settled_tables(clean, 120)  # and the sink wrote what came last
         got = await pipeline.outcome()
         stats = await _sim_stats(pipeline)
     assert got.differences(clean) == []
@@ -179,6 +182,7 @@ async def test_a_full_disk_stops_the_sink_committing_and_it_resumes_when_space_r
                 assert readyz.status == 503  # not ready while the storage refuses writes
             _resize_tmpfs(disk, "64m")  # space returns
             await pipeline.settled(300)
+            await pipeline.settled_tables(clean, 120)  # and the sink wrote what came last
             got = await pipeline.outcome()
         assert got.differences(clean) == []
     finally:
