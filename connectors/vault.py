@@ -159,6 +159,9 @@ class TokenVault:
             _cursors.c.research_id == sa.bindparam("rid"), _cursors.c.data_type == sa.bindparam("kind"),
             _cursors.c.through_date < sa.bindparam("through"), _cursors.c.through_date >= sa.bindparam("after"),
         ).values(through_date=sa.bindparam("through"), updated_at=sa.bindparam("now"))
+        first = (sqlite_insert if engine.dialect.name == "sqlite" else postgresql_insert)(_cursors)
+        self._first_cursor = first.on_conflict_do_nothing(index_elements=[_cursors.c.research_id,
+                                                                          _cursors.c.data_type])
         self._wanted: dict[str, asyncio.Future[sa.Row[Any] | None]] = {}  # link rows asked for, not yet read
         self._reading: asyncio.Future[None] | None = None
         self._denying = asyncio.Lock()  # denials are rare: one lock for all participants
@@ -507,8 +510,8 @@ class TokenVault:
         """Move the cursor forward (never back) to ``through_date``; on disk when this returns.
 
         ``after``: the day before the first day the caller read. Then the cursor moves only if it
-        is there already at least as far as ``after`` (the days read join on to it), and none is
-        made: a poll computed from the cursor, finishing after a failed webhook fetch held the
+        is there already at least as far as ``after`` (the days read join on to it), or there is
+        none yet (then it is made): a poll computed from the cursor, finishing after a failed webhook fetch held the
         cursor back behind the poll's first day (``hold_cursor``), leaves the hold in place
         instead of jumping over the day the webhook could not read.
 
@@ -545,7 +548,11 @@ class TokenVault:
                 if rows:
                     await conn.execute(self._upsert_cursor, rows)
                 if joining:  # one conditional UPDATE per advance, in arrival order (executemany)
-                    await conn.execute(self._join_cursor, [{**row, "now": time.time()} for row in joining])
+                    params = [{**row, "now": time.time()} for row in joining]
+                    await conn.execute(self._join_cursor, params)
+                    await conn.execute(self._first_cursor, [  # where there is none yet, one is made
+                        {"research_id": r["rid"], "data_type": r["kind"], "through_date": r["through"],
+                         "updated_at": r["now"]} for r in params])
 
     def _cursor_upsert(self) -> sa.Insert:
         insert = (sqlite_insert if self._engine.dialect.name == "sqlite" else postgresql_insert)(_cursors)

@@ -104,10 +104,10 @@ async def test_a_poll_moves_the_cursor_only_over_days_that_join_on_to_it(vault: 
     # the next poll starts before the hold: it reads the held day, and the cursor moves on
     await vault.advance_cursor(rid, "steps", "2026-11-21", after="2026-11-11")
     assert await vault.cursor(rid, "steps") == "2026-11-21"
-    # never back, and none is made by a poll (a backfill makes them)
+    # never back; where there is none yet, the poll makes it
     await vault.advance_cursor(rid, "steps", "2026-11-19", after="2026-11-16")
     await vault.advance_cursor(other, "steps", "2026-11-21", after="2026-11-17")
-    assert (await vault.cursor(rid, "steps"), await vault.cursor(other, "steps")) == ("2026-11-21", None)
+    assert (await vault.cursor(rid, "steps"), await vault.cursor(other, "steps")) == ("2026-11-21", "2026-11-21")
 
 
 async def test_concurrent_reads_are_batched_and_reads_after_writes_see_them(vault: TokenVault) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -30,6 +31,7 @@ from connectors.simulator.service import RunningSimulator, SimulatorOptions, Sim
 from connectors.simulator.world import World
 from connectors.vault import open_vault
 from models.daily import DailySummary
+from models.dead_letter import DeadLetter
 from models.ids import research_id
 from models.providers import Provider
 from runtime.broker import free_port
@@ -277,7 +279,16 @@ class Pipeline:
                                       if k.startswith(wanted) and v and not k.endswith(("_created{", "_bucket{"))}
         stats = dict(self.sim.world.stats) if self.sim is not None else {}
         logs = {name: _tail(c.log) for name, c in self.children.items()}
-        return f"simulator: {stats}; metrics: {counters}; logs: {logs}"
+        return f"simulator: {stats}; dead letters: {await self.dead_letters()}; metrics: {counters}; logs: {logs}"
+
+    async def dead_letters(self) -> dict[str, int]:
+        """``stage/reason/topic`` → records on ``dlq`` (a page dead-lettered is a day that never comes)."""
+        found: Counter[str] = Counter()
+        with contextlib.suppress(Exception):  # Kafka away: the rest of the diagnosis still helps
+            for value in await topic_values(self.settings, "dlq"):
+                letter = DeadLetter.from_bytes(value)
+                found[f"{letter.stage}/{letter.reason.value}/{letter.topic.rpartition('.')[2]}"] += letter.count
+        return dict(found)
 
     def _fitbit_days(self, truth: Truth) -> set[str]:
         return {key for key in truth if key.partition("|")[0] in self.fitbit_linked}
