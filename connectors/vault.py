@@ -47,6 +47,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from cryptography.fernet import InvalidToken, MultiFernet
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -159,9 +160,11 @@ class TokenVault:
             _cursors.c.research_id == sa.bindparam("rid"), _cursors.c.data_type == sa.bindparam("kind"),
             _cursors.c.through_date < sa.bindparam("through"), _cursors.c.through_date >= sa.bindparam("after"),
         ).values(through_date=sa.bindparam("through"), updated_at=sa.bindparam("now"))
-        first = (sqlite_insert if engine.dialect.name == "sqlite" else postgresql_insert)(_cursors)
-        self._first_cursor = first.on_conflict_do_nothing(index_elements=[_cursors.c.research_id,
-                                                                          _cursors.c.data_type])
+        # the same parameters as ``_join_cursor``: where that found no cursor, this makes one
+        self._first_cursor = self._cursor_insert().values(
+            research_id=sa.bindparam("rid"), data_type=sa.bindparam("kind"), through_date=sa.bindparam("through"),
+            updated_at=sa.bindparam("now")).on_conflict_do_nothing(
+            index_elements=[_cursors.c.research_id, _cursors.c.data_type])
         self._wanted: dict[str, asyncio.Future[sa.Row[Any] | None]] = {}  # link rows asked for, not yet read
         self._reading: asyncio.Future[None] | None = None
         self._denying = asyncio.Lock()  # denials are rare: one lock for all participants
@@ -511,9 +514,9 @@ class TokenVault:
 
         ``after``: the day before the first day the caller read. Then the cursor moves only if it
         is there already at least as far as ``after`` (the days read join on to it), or there is
-        none yet (then it is made): a poll computed from the cursor, finishing after a failed webhook fetch held the
-        cursor back behind the poll's first day (``hold_cursor``), leaves the hold in place
-        instead of jumping over the day the webhook could not read.
+        none yet (then it is made): a poll computed from the cursor, finishing after a failed
+        webhook fetch held the cursor back behind the poll's first day (``hold_cursor``), leaves
+        the hold in place instead of jumping over the day the webhook could not read.
 
         Group commit: the advances that arrive while one transaction runs share the next one,
         so thousands of fetches finishing together cost a few transactions, not one each.
@@ -550,12 +553,14 @@ class TokenVault:
                 if joining:  # one conditional UPDATE per advance, in arrival order (executemany)
                     params = [{**row, "now": time.time()} for row in joining]
                     await conn.execute(self._join_cursor, params)
-                    await conn.execute(self._first_cursor, [  # where there is none yet, one is made
-                        {"research_id": r["rid"], "data_type": r["kind"], "through_date": r["through"],
-                         "updated_at": r["now"]} for r in params])
+                    await conn.execute(self._first_cursor, params)
+
+    def _cursor_insert(self) -> sqlite.Insert | postgresql.Insert:
+        """An INSERT into ``cursors`` in the engine's dialect (both have ON CONFLICT)."""
+        return (sqlite_insert if self._engine.dialect.name == "sqlite" else postgresql_insert)(_cursors)
 
     def _cursor_upsert(self) -> sa.Insert:
-        insert = (sqlite_insert if self._engine.dialect.name == "sqlite" else postgresql_insert)(_cursors)
+        insert = self._cursor_insert()
         return insert.on_conflict_do_update(
             index_elements=[_cursors.c.research_id, _cursors.c.data_type],
             set_={"through_date": insert.excluded.through_date, "updated_at": insert.excluded.updated_at},

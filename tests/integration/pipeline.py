@@ -229,11 +229,13 @@ class Pipeline:
         """The latest summary per key on ``daily`` (highest revision), read to the end offsets."""
         return await latest_summaries(self.settings)
 
-    async def settled(self, timeout: float, *, check: Callable[[], bool] = lambda: True) -> None:
+    async def settled(self, timeout: float, *, check: Callable[[], bool] = lambda: True,
+                      clean: Outcome | None = None) -> None:
         """Wait until every simulated participant-day is summarized as the world says, the sink
         has written every one of them (and, for a Fitbit participant, the day's own activity
         summary too: a page of its own, fetched after the intraday ones and written from
-        ``intraday``, so it can land after the day's summary), and ``check()`` holds; an
+        ``intraday``, so it can land after the day's summary), and ``check()`` holds; then, given
+        ``clean``, until every table equals its (within 120 s more: what the sink wrote last). An
         AssertionError naming what is missing."""
         truth = self.truth()
         deadline = time.monotonic() + timeout
@@ -246,6 +248,8 @@ class Pipeline:
             # the pipeline also summarizes days around the world's (the backfill asks for more): all are written
             if not missing and self.written() == len(got) and check():
                 await asyncio.sleep(3 * float(self.settings.sink.flush_interval))  # the last flush lands
+                if clean is not None:
+                    await self.settled_tables(clean, 120)
                 return
             await asyncio.sleep(1)
         raise AssertionError(f"not settled after {timeout:g}s: {len(missing)} of {len(truth)} days missing "
@@ -295,19 +299,20 @@ class Pipeline:
 
     def _vendor_days_written(self) -> set[str]:
         """``research_id|date`` of the ``activity_summary`` rows that hold the vendor's own figures."""
-        try:
-            frame = Dataset(self.settings.dataset_location).read_all(TABLES["activity_summary"])
-        except (OSError, pl.exceptions.ComputeError):
-            return set()
+        frame = self._table_now("activity_summary")
         rows = frame.filter(pl.col("calories_out").is_not_null()).select("person_id", "date").iter_rows()
         return {f"{person}|{day.isoformat()}" for person, day in rows}
 
     def written(self) -> int:
         """Rows of ``daily_summary`` in the dataset now."""
+        return self._table_now("daily_summary").height
+
+    def _table_now(self, name: str) -> pl.DataFrame:
+        """The table as the dataset holds it now (empty while none of it is readable yet)."""
         try:
-            return Dataset(self.settings.dataset_location).read_all(TABLES["daily_summary"]).height
+            return Dataset(self.settings.dataset_location).read_all(TABLES[name])
         except (OSError, pl.exceptions.ComputeError):
-            return 0
+            return TABLES[name].empty()
 
     async def outcome(self) -> Outcome:
         """The days the simulated cohort has data for, from ``daily`` and from every table (the

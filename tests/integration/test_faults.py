@@ -77,8 +77,7 @@ async def test_sigkill_then_restart_of_each_process_in_turn_loses_and_doubles_no
             await asyncio.sleep(1.5)
             await pipeline.kill(name)
             await pipeline.restart(name)
-        await pipeline.settled(300)
-        await pipeline.settled_tables(clean, 120)  # and the sink wrote what came last
+        await pipeline.settled(300, clean=clean)
         got = await pipeline.outcome()
         stats = await _sim_stats(pipeline)
         leaked = await leaks(pipeline)
@@ -101,8 +100,7 @@ async def test_the_vendor_down_for_two_minutes_then_back_loses_no_day_and_unlink
                 assert answer.status == 200
         await asyncio.sleep(121)
         await pipeline.link(pipeline.participants[half:])
-        await pipeline.settled(400)
-        await pipeline.settled_tables(clean, 120)  # and the sink wrote what came last
+        await pipeline.settled(400, clean=clean)
         got = await pipeline.outcome()
         stats = await _sim_stats(pipeline)
         secret = pipeline.settings.require_secret_key()
@@ -121,8 +119,7 @@ async def test_webhooks_delivered_ten_times_out_of_order_with_forgeries_summariz
     pipeline = Pipeline(broker.bootstrap, tmp_path / "webhooks",
                         options(webhook_copies=10, forged_share=0.01, late_share=1.0, duplicate_share=0.5))
     async with pipeline.running():
-        await pipeline.settled(300)
-        await pipeline.settled_tables(clean, 120)  # and the sink wrote what came last
+        await pipeline.settled(300, clean=clean)
         got = await pipeline.outcome()
         stats = await _sim_stats(pipeline)
     assert got.differences(clean) == []
@@ -181,8 +178,7 @@ async def test_a_full_disk_stops_the_sink_committing_and_it_resumes_when_space_r
             async with session.get(f"http://127.0.0.1:{sink.port}/readyz") as readyz:
                 assert readyz.status == 503  # not ready while the storage refuses writes
             _resize_tmpfs(disk, "64m")  # space returns
-            await pipeline.settled(300)
-            await pipeline.settled_tables(clean, 120)  # and the sink wrote what came last
+            await pipeline.settled(300, clean=clean)
             got = await pipeline.outcome()
         assert got.differences(clean) == []
     finally:
