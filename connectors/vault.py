@@ -47,7 +47,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from cryptography.fernet import InvalidToken, MultiFernet
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -555,7 +556,7 @@ class TokenVault:
                     await conn.execute(self._join_cursor, params)
                     await conn.execute(self._first_cursor, params)
 
-    def _cursor_insert(self) -> sqlite.Insert | postgresql.Insert:
+    def _cursor_insert(self) -> sqlite_dialect.Insert | postgresql_dialect.Insert:
         """An INSERT into ``cursors`` in the engine's dialect (both have ON CONFLICT)."""
         return (sqlite_insert if self._engine.dialect.name == "sqlite" else postgresql_insert)(_cursors)
 
